@@ -1,0 +1,29 @@
+//! Sluice's shared pieces, used by every stage and by the local runner.
+//!
+//! - [`config`]: one typed configuration for local runs (`sluice.toml`) and Lambda (environment).
+//! - [`error`]: stable Step Functions error names and the Lambda error conversion.
+//! - [`item`]: DynamoDB-shaped items, shared by both table backends.
+//! - [`objects`], [`tables`], [`secrets`]: the backend ports, each with an AWS and an embedded
+//!   implementation, bundled in [`Backends`].
+//! - [`retry`]: exponential backoff with full jitter.
+//! - [`telemetry`]: tracing setup (JSON on Lambda) and the process-wide TLS crypto provider.
+
+pub mod backends;
+pub mod config;
+pub mod error;
+pub mod item;
+pub mod objects;
+pub mod retry;
+pub mod secrets;
+pub mod tables;
+pub mod telemetry;
+
+pub mod aws;
+
+pub use backends::Backends;
+pub use config::{BackendKind, Config, ConfigError};
+pub use error::{BackendError, StepError, StepFailure};
+pub use item::{AttrValue, Item, ItemKey};
+pub use objects::{ObjectInfo, ObjectKey, ObjectStore, PutOptions};
+pub use secrets::{SecretStore, SecretValue};
+pub use tables::{DeleteCondition, Page, PageRequest, PutCondition, Table};

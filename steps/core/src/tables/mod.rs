@@ -1,0 +1,102 @@
+//! The tables port: DynamoDB on AWS, SQLite locally. Both Sluice tables (`records` and
+//! `control`) have a string partition key `pk` and a string sort key `sk`; the control table's
+//! items may carry a TTL in `expires_at` (epoch seconds), and expired items are never returned.
+
+mod dynamodb;
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::BackendError;
+use crate::item::{Item, ItemKey};
+
+pub use dynamodb::DynamoTable;
+pub use sqlite::{SqliteDatabase, SqliteTable};
+
+/// DynamoDB's BatchWriteItem limit.
+pub const MAX_BATCH_WRITE: usize = 25;
+/// DynamoDB's BatchGetItem limit.
+pub const MAX_BATCH_GET: usize = 100;
+
+/// When a put may replace what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutCondition {
+    Always,
+    /// Only when no item has this key (a claim: exactly one concurrent writer wins).
+    IfAbsent,
+    /// Only when no item has this key or the stored one expired at or before `now` (a lease).
+    IfAbsentOrExpired {
+        now: i64,
+    },
+}
+
+/// When a delete may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteCondition {
+    Always,
+    /// Only when the item exists (and has not expired at `now`): claims it exactly once.
+    IfExists {
+        now: i64,
+    },
+}
+
+/// Which part of a partition to read.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// Only sort keys that start with this.
+    pub sk_prefix: Option<String>,
+    /// Resume after this sort key (exclusive).
+    pub start_after: Option<String>,
+    pub limit: usize,
+}
+
+/// One page of a partition, in sort-key order.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// The last sort key read when more may follow.
+    pub last_sk: Option<String>,
+}
+
+/// What a batch read returned and what it could not read this time.
+#[derive(Debug, Clone, Default)]
+pub struct BatchGet {
+    pub items: Vec<Item>,
+    pub unprocessed: Vec<ItemKey>,
+}
+
+#[async_trait]
+pub trait Table: Send + Sync {
+    /// The table's name, for messages.
+    fn name(&self) -> &str;
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, BackendError>;
+
+    /// Writes `item` (which must hold `pk` and `sk`); [`BackendError::ConditionFailed`] when
+    /// `condition` does not hold.
+    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError>;
+
+    /// Deletes the item at `key`, returning what was stored.
+    async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError>;
+
+    /// Writes up to [`MAX_BATCH_WRITE`] items with distinct keys; returns the items the backend
+    /// did not process this time (DynamoDB's `UnprocessedItems`), for the caller to retry.
+    async fn batch_put(&self, items: Vec<Item>) -> Result<Vec<Item>, BackendError>;
+
+    /// Reads up to [`MAX_BATCH_GET`] distinct keys; missing items are simply absent.
+    async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError>;
+
+    /// Reads one page of the partition `pk`.
+    async fn query(&self, pk: &str, request: &PageRequest) -> Result<Page, BackendError>;
+}
+
+pub(crate) fn now_epoch_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn key_of(table: &str, item: &Item) -> Result<ItemKey, BackendError> {
+    ItemKey::of(item).ok_or_else(|| BackendError::InvalidItem {
+        table: table.to_string(),
+        reason: "item has no string pk and sk".into(),
+    })
+}

@@ -1,0 +1,243 @@
+//! The SQLite backend: one file (`.sluice/sluice.db`), one `items` table holding every logical
+//! table, items stored as DynamoDB JSON. WAL mode, so readers (the API) and a writer (ingest)
+//! work at once.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    BatchGet, DeleteCondition, MAX_BATCH_GET, MAX_BATCH_WRITE, Page, PageRequest, PutCondition, Table, key_of,
+    now_epoch_seconds,
+};
+use crate::BackendError;
+use crate::item::{Item, ItemKey, expires_at, is_expired};
+
+/// The shared SQLite connection behind every local table.
+#[derive(Clone)]
+pub struct SqliteDatabase {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteDatabase {
+    pub fn open(path: &Path) -> Result<SqliteDatabase, BackendError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
+        }
+        let connection = Connection::open(path).map_err(BackendError::sqlite("open"))?;
+        Self::prepare(connection)
+    }
+
+    pub fn open_in_memory() -> Result<SqliteDatabase, BackendError> {
+        Self::prepare(Connection::open_in_memory().map_err(BackendError::sqlite("open"))?)
+    }
+
+    fn prepare(connection: Connection) -> Result<SqliteDatabase, BackendError> {
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 5000;
+                 CREATE TABLE IF NOT EXISTS items (
+                     tbl TEXT NOT NULL,
+                     pk TEXT NOT NULL,
+                     sk TEXT NOT NULL,
+                     item TEXT NOT NULL,
+                     expires_at INTEGER,
+                     PRIMARY KEY (tbl, pk, sk)
+                 ) WITHOUT ROWID;",
+            )
+            .map_err(BackendError::sqlite("create schema"))?;
+        Ok(SqliteDatabase {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// The logical table `name` inside this file.
+    pub fn table(&self, name: &str) -> SqliteTable {
+        SqliteTable {
+            database: self.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned lock is still usable.
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct SqliteTable {
+    database: SqliteDatabase,
+    name: String,
+}
+
+impl SqliteTable {
+    fn decode(&self, text: &str) -> Result<Item, BackendError> {
+        serde_json::from_str(text).map_err(|e| BackendError::Corrupt {
+            location: format!("SQLite table {}", self.name),
+            reason: e.to_string(),
+        })
+    }
+
+    fn encode(&self, item: &Item) -> Result<String, BackendError> {
+        serde_json::to_string(item).map_err(|e| BackendError::InvalidItem {
+            table: self.name.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn read(&self, connection: &Connection, key: &ItemKey) -> Result<Option<Item>, BackendError> {
+        let text: Option<String> = connection
+            .prepare_cached("SELECT item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![self.name, key.pk, key.sk], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(BackendError::sqlite("get"))?;
+        text.map(|text| self.decode(&text)).transpose()
+    }
+
+    fn write(&self, connection: &Connection, key: &ItemKey, item: &Item) -> Result<(), BackendError> {
+        let text = self.encode(item)?;
+        connection
+            .prepare_cached("INSERT OR REPLACE INTO items (tbl, pk, sk, item, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut statement| statement.execute(params![self.name, key.pk, key.sk, text, expires_at(item)]))
+            .map_err(BackendError::sqlite("put"))?;
+        Ok(())
+    }
+
+    fn condition_failed(&self, condition: &'static str) -> BackendError {
+        BackendError::ConditionFailed {
+            table: self.name.clone(),
+            condition,
+        }
+    }
+}
+
+#[async_trait]
+impl Table for SqliteTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, BackendError> {
+        let connection = self.database.lock();
+        let now = now_epoch_seconds();
+        Ok(self.read(&connection, key)?.filter(|item| !is_expired(item, now)))
+    }
+
+    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError> {
+        let key = key_of(&self.name, &item)?;
+        let mut connection = self.database.lock();
+        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        let allowed = match condition {
+            PutCondition::Always => true,
+            PutCondition::IfAbsent => self.read(&transaction, &key)?.is_none(),
+            PutCondition::IfAbsentOrExpired { now } => {
+                self.read(&transaction, &key)?.is_none_or(|old| is_expired(&old, now))
+            }
+        };
+        if !allowed {
+            return Err(self.condition_failed("item must not exist"));
+        }
+        self.write(&transaction, &key, &item)?;
+        transaction.commit().map_err(BackendError::sqlite("commit"))
+    }
+
+    async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError> {
+        let mut connection = self.database.lock();
+        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        let old = self.read(&transaction, key)?;
+        if let DeleteCondition::IfExists { now } = condition
+            && old.as_ref().is_none_or(|item| is_expired(item, now))
+        {
+            return Err(self.condition_failed("item must exist"));
+        }
+        transaction
+            .execute(
+                "DELETE FROM items WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                params![self.name, key.pk, key.sk],
+            )
+            .map_err(BackendError::sqlite("delete"))?;
+        transaction.commit().map_err(BackendError::sqlite("commit"))?;
+        Ok(old)
+    }
+
+    async fn batch_put(&self, items: Vec<Item>) -> Result<Vec<Item>, BackendError> {
+        if items.len() > MAX_BATCH_WRITE {
+            return Err(BackendError::InvalidItem {
+                table: self.name.clone(),
+                reason: format!("a batch holds at most {MAX_BATCH_WRITE} items, got {}", items.len()),
+            });
+        }
+        let keyed = items
+            .iter()
+            .map(|item| key_of(&self.name, item).map(|key| (key, item)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut connection = self.database.lock();
+        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        for (key, item) in keyed {
+            self.write(&transaction, &key, item)?;
+        }
+        transaction.commit().map_err(BackendError::sqlite("commit"))?;
+        Ok(Vec::new())
+    }
+
+    async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError> {
+        if keys.len() > MAX_BATCH_GET {
+            return Err(BackendError::InvalidItem {
+                table: self.name.clone(),
+                reason: format!("a batch read holds at most {MAX_BATCH_GET} keys, got {}", keys.len()),
+            });
+        }
+        let connection = self.database.lock();
+        let now = now_epoch_seconds();
+        let mut items = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Some(item) = self.read(&connection, key)?.filter(|item| !is_expired(item, now)) {
+                items.push(item);
+            }
+        }
+        Ok(BatchGet {
+            items,
+            unprocessed: Vec::new(),
+        })
+    }
+
+    async fn query(&self, pk: &str, request: &PageRequest) -> Result<Page, BackendError> {
+        let connection = self.database.lock();
+        let now = now_epoch_seconds();
+        let limit = request.limit.max(1);
+        let prefix = request.sk_prefix.clone().unwrap_or_default();
+        let after = request.start_after.clone().unwrap_or_default();
+        let rows: Vec<(String, String)> = connection
+            .prepare_cached(
+                "SELECT sk, item FROM items WHERE tbl = ?1 AND pk = ?2 AND sk > ?3 AND substr(sk, 1, length(?4)) = ?4
+                 AND (expires_at IS NULL OR expires_at > ?5) ORDER BY sk LIMIT ?6",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![self.name, pk, after, prefix, now, (limit + 1) as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
+            })
+            .map_err(BackendError::sqlite("query"))?;
+        let more = rows.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        let mut last_sk = None;
+        for (sk, text) in rows.into_iter().take(limit) {
+            items.push(self.decode(&text)?);
+            last_sk = Some(sk);
+        }
+        Ok(Page {
+            items,
+            last_sk: if more { last_sk } else { None },
+        })
+    }
+}
