@@ -5,6 +5,7 @@
 //! - [`item`]: DynamoDB-shaped items, shared by both table backends.
 //! - [`objects`], [`tables`], [`secrets`]: the backend ports, each with an AWS and an embedded
 //!   implementation, bundled in [`Backends`].
+//! - [`task_tokens`]: answering a paused `.waitForTaskToken` task (Step Functions or the local engine).
 //! - [`retry`]: exponential backoff with full jitter.
 //! - [`telemetry`]: tracing setup (JSON on Lambda) and the process-wide TLS crypto provider.
 
@@ -16,6 +17,7 @@ pub mod objects;
 pub mod retry;
 pub mod secrets;
 pub mod tables;
+pub mod task_tokens;
 pub mod telemetry;
 
 pub mod aws;
@@ -27,3 +29,4 @@ pub use item::{AttrValue, Item, ItemKey};
 pub use objects::{ObjectInfo, ObjectKey, ObjectStore, PutOptions};
 pub use secrets::{SecretStore, SecretValue};
 pub use tables::{DeleteCondition, Page, PageRequest, PutCondition, Table};
+pub use task_tokens::TaskTokens;
