@@ -7,6 +7,7 @@
 //!   implementation, bundled in [`Backends`].
 //! - [`task_tokens`]: answering a paused `.waitForTaskToken` task (Step Functions or the local engine).
 //! - [`retry`]: exponential backoff with full jitter.
+//! - [`testing`]: test support (the moto endpoint or a loud skip, fresh backends).
 //! - [`telemetry`]: tracing setup (JSON on Lambda) and the process-wide TLS crypto provider.
 
 pub mod backends;
@@ -19,6 +20,7 @@ pub mod secrets;
 pub mod tables;
 pub mod task_tokens;
 pub mod telemetry;
+pub mod testing;
 
 pub mod aws;
 
