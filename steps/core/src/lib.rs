@@ -6,6 +6,7 @@
 //! - [`objects`], [`tables`], [`secrets`]: the backend ports, each with an AWS and an embedded
 //!   implementation, bundled in [`Backends`].
 //! - [`task_tokens`]: answering a paused `.waitForTaskToken` task (Step Functions or the local engine).
+//! - [`quarantine`]: moving refused files aside with a machine-readable reason.
 //! - [`retry`]: exponential backoff with full jitter.
 //! - [`testing`]: test support (the moto endpoint or a loud skip, fresh backends).
 //! - [`telemetry`]: tracing setup (JSON on Lambda) and the process-wide TLS crypto provider.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod item;
 pub mod objects;
+pub mod quarantine;
 pub mod retry;
 pub mod secrets;
 pub mod tables;

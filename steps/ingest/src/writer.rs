@@ -1,0 +1,67 @@
+//! Writing batches: bounded concurrency, `UnprocessedItems` retried with exponential backoff
+//! and full jitter.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use sluice_core::retry::Backoff;
+use sluice_core::{BackendError, Item, Table};
+use tokio::sync::mpsc;
+
+use crate::IngestError;
+
+/// Writes every batch from `batches`, at most `concurrency` at once. Returns the number of
+/// items written. Stops at the first failure (dropping the receiver stops the reader too).
+pub async fn write_batches(
+    table: Arc<dyn Table>,
+    mut batches: mpsc::Receiver<Vec<Item>>,
+    concurrency: usize,
+    backoff: Backoff,
+) -> Result<u64, IngestError> {
+    let mut in_flight = FuturesUnordered::new();
+    let mut written = 0u64;
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            batch = batches.recv(), if open && in_flight.len() < concurrency => match batch {
+                Some(batch) => in_flight.push(write_one(table.clone(), batch, backoff)),
+                None => open = false,
+            },
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                written += done?;
+            }
+        }
+    }
+    Ok(written)
+}
+
+async fn write_one(table: Arc<dyn Table>, batch: Vec<Item>, backoff: Backoff) -> Result<u64, IngestError> {
+    let total = batch.len() as u64;
+    let mut pending = batch;
+    let mut attempt = 0u32;
+    loop {
+        let unprocessed = match table.batch_put(pending.clone()).await {
+            Ok(unprocessed) => unprocessed,
+            Err(err) if err.is_retryable() && attempt < backoff.max_attempts => pending,
+            Err(err) => return Err(IngestError::Backend(err)),
+        };
+        if unprocessed.is_empty() {
+            return Ok(total);
+        }
+        if attempt >= backoff.max_attempts {
+            return Err(IngestError::Backend(BackendError::Throttled {
+                service: "DynamoDB",
+                operation: "BatchWriteItem",
+                message: format!(
+                    "{} items still unprocessed after {} retries",
+                    unprocessed.len(),
+                    backoff.max_attempts
+                ),
+            }));
+        }
+        tokio::time::sleep(backoff.delay(attempt)).await;
+        attempt += 1;
+        pending = unprocessed;
+    }
+}

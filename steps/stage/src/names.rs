@@ -1,0 +1,110 @@
+//! Object keys from untrusted attachment names and source ids.
+
+use sha2::{Digest, Sha256};
+
+const MAX_NAME_CHARS: usize = 100;
+
+/// A file name safe inside an object key: the last path component only, no control or
+/// separator characters, no leading dots, at most 100 characters; `attachment` when nothing
+/// usable is left. Letters of every script are kept.
+pub fn safe_file_name(untrusted: &str) -> String {
+    let last = untrusted.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control()
+                || matches!(
+                    c,
+                    ':' | '*' | '?' | '"' | '<' | '>' | '|' | '#' | '%' | '{' | '}' | '^' | '~' | '[' | ']' | '`'
+                )
+            {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    let limited: String = trimmed.chars().take(MAX_NAME_CHARS).collect();
+    if limited.is_empty() || limited.chars().all(|c| c == '_') {
+        "attachment".to_string()
+    } else {
+        limited
+    }
+}
+
+/// The id of one attachment: derived from its content hash and where it came from, so the same
+/// attachment staged twice lands on the same keys, and the same bytes from two messages do not
+/// overwrite each other's provenance.
+pub fn attachment_id(content_sha256: &str, message_id: &str, part_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [content_sha256, message_id, part_id] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// The file name with its extension replaced by `.csv` (staged files are always CSV).
+pub fn csv_name(file_name: &str) -> String {
+    let stem = match file_name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => file_name,
+    };
+    format!("{stem}.csv")
+}
+
+/// Metadata values travel as HTTP headers on S3: keep printable ASCII, percent-encode the rest.
+pub fn metadata_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_and_control_characters_never_reach_a_key() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("..\\..\\windows\\system.ini"), "system.ini");
+        assert_eq!(safe_file_name("report\r\n.csv"), "report__.csv");
+        assert_eq!(safe_file_name("..."), "attachment");
+        assert_eq!(safe_file_name(""), "attachment");
+        assert_eq!(safe_file_name("/"), "attachment");
+        assert_eq!(safe_file_name(".hidden.csv"), "hidden.csv");
+        assert_eq!(safe_file_name("données été.csv"), "données été.csv");
+        assert_eq!(safe_file_name(&"a".repeat(500)).chars().count(), 100);
+        assert!(sluice_core::ObjectKey::new(format!("raw/x/{}", safe_file_name("a\u{0}b/../c\u{7f}"))).is_ok());
+    }
+
+    #[test]
+    fn attachment_ids_depend_on_content_and_source() {
+        let a = attachment_id("hash", "msg-1", "1");
+        assert_eq!(a, attachment_id("hash", "msg-1", "1"));
+        assert_ne!(a, attachment_id("hash", "msg-2", "1"));
+        assert_ne!(a, attachment_id("other", "msg-1", "1"));
+        // Length-prefixing keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(attachment_id("h", "ab", "c"), attachment_id("h", "a", "bc"));
+    }
+
+    #[test]
+    fn staged_names_end_in_csv() {
+        assert_eq!(csv_name("orders.txt"), "orders.csv");
+        assert_eq!(csv_name("orders"), "orders.csv");
+        assert_eq!(csv_name("orders.csv"), "orders.csv");
+    }
+
+    #[test]
+    fn metadata_values_are_header_safe() {
+        assert_eq!(metadata_value("<abc@example.test>"), "<abc@example.test>");
+        assert_eq!(metadata_value("é\n%"), "%C3%A9%0A%25");
+    }
+}
