@@ -72,7 +72,7 @@ impl Refusal {
                 line,
                 byte_offset,
             } => format!(
-                "{file} line {line}: invalid {encoding} at byte {byte_offset}; declare the file's encoding \
+                "{file} line {line}: invalid {encoding} at byte offset {byte_offset}; declare the file's encoding \
                  (datasets.<name>.encoding) if it is not UTF-8"
             ),
             Refusal::NoDataRows => format!("{file} line 1: only a header, no data rows"),
@@ -308,7 +308,7 @@ mod tests {
             Refusal::InvalidEncoding {
                 encoding: "UTF-8",
                 line: 3,
-                byte_offset: 18
+                byte_offset: 17
             }
         );
         assert!(refusal.describe("people.csv").contains("people.csv line 3"));
