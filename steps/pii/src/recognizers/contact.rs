@@ -1,0 +1,309 @@
+//! EMAIL, PHONE (international and national formats) and URL.
+
+use regex::Regex;
+
+use super::{Candidate, TextShape, char_before, pattern};
+use crate::entity::EntityType;
+
+pub(super) struct ContactRecognizers {
+    email: Regex,
+    phone: Regex,
+    url: Regex,
+}
+
+impl ContactRecognizers {
+    pub fn new() -> Self {
+        ContactRecognizers {
+            email: pattern(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)"),
+            // Country code (+CC or 00CC), an optional area code in parentheses, then up to six
+            // digit groups joined by one space, dot or dash; an optional extension.
+            phone: pattern(
+                r"(?x)
+                (?: \+ [0-9]{1,3} [\ .-]? | (?-u:\b) 00 [1-9][0-9]{0,2} [\ .-]? )?
+                (?: \( [0-9]{1,5} \) [\ .-]? )?
+                [0-9]{1,12} (?: [\ .-] [0-9]{1,12} ){0,6}
+                (?: \ ? (?: ext\.? | x | \# ) \ ? [0-9]{1,5} )?",
+            ),
+            url: pattern(r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'`]+"),
+        }
+    }
+
+    pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
+        if shape.has_at {
+            self.find_emails(text, out);
+        }
+        if shape.digits >= 7 {
+            self.find_phones(text, out);
+        }
+        if has_url_marker(text, shape) {
+            self.find_urls(text, out);
+        }
+    }
+
+    fn find_emails(&self, text: &str, out: &mut Vec<Candidate>) {
+        for found in self.email.find_iter(text) {
+            let (mut start, end) = (found.start(), found.end());
+            // A quote or dot cannot start an address; they belong to the surrounding text.
+            while start < end && matches!(text.as_bytes()[start], b'\'' | b'.' | b'-') {
+                start += 1;
+            }
+            let address = &text[start..end];
+            let Some((local, _domain)) = address.split_once('@') else {
+                continue;
+            };
+            if local.is_empty() || local.ends_with('.') || local.contains("..") {
+                continue;
+            }
+            out.push(Candidate {
+                kind: EntityType::Email,
+                start,
+                end,
+                score: 0.99,
+            });
+        }
+    }
+
+    fn find_phones(&self, text: &str, out: &mut Vec<Candidate>) {
+        for found in self.phone.find_iter(text) {
+            let (start, end) = (found.start(), found.end());
+            // The number must stand alone: no letter, digit or joiner glued to either side.
+            let glued_before = char_before(text, start)
+                .is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '/' | '+' | '_'));
+            let after = &text[end..];
+            let glued_after = after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                || ((after.starts_with('.') || after.starts_with('-'))
+                    && after[1..].starts_with(|c: char| c.is_ascii_digit()));
+            if glued_before || glued_after {
+                continue;
+            }
+            if let Some(score) = phone_score(&text[start..end]) {
+                out.push(Candidate {
+                    kind: EntityType::Phone,
+                    start,
+                    end,
+                    score,
+                });
+                continue;
+            }
+            // A run like "2024-01-15 555-123-4567" joins a date and a phone; try the
+            // space-separated windows of the run, longest first, left to right.
+            let chunks: Vec<(usize, usize)> = space_chunks(&text[start..end], start);
+            let mut first = 0;
+            while first < chunks.len() {
+                let accepted = (first + 1..=chunks.len()).rev().find_map(|last| {
+                    let (from, to) = (chunks[first].0, chunks[last - 1].1);
+                    let window = &text[from..to];
+                    let whole = first == 0 && last == chunks.len();
+                    (!whole)
+                        .then(|| phone_score(window))
+                        .flatten()
+                        .map(|score| (last, from, to, score))
+                });
+                match accepted {
+                    Some((last, from, to, score)) => {
+                        out.push(Candidate {
+                            kind: EntityType::Phone,
+                            start: from,
+                            end: to,
+                            score,
+                        });
+                        first = last;
+                    }
+                    None => first += 1,
+                }
+            }
+        }
+    }
+
+    fn find_urls(&self, text: &str, out: &mut Vec<Candidate>) {
+        for found in self.url.find_iter(text) {
+            let start = found.start();
+            let end = start + trim_url_tail(found.as_str());
+            let url = &text[start..end];
+            // "www." alone or a scheme with nothing after it is not an address.
+            let rest = url.split_once("://").map_or(&url[4.min(url.len())..], |(_, rest)| rest);
+            if rest.len() < 3 || !rest.contains(|c: char| c.is_alphanumeric()) {
+                continue;
+            }
+            out.push(Candidate {
+                kind: EntityType::Url,
+                start,
+                end,
+                score: 0.95,
+            });
+        }
+    }
+}
+
+fn has_url_marker(text: &str, shape: &TextShape) -> bool {
+    (shape.colons > 0 && text.contains("://")) || text.contains("www.") || text.contains("WWW.")
+}
+
+/// Drops trailing punctuation that ends the sentence rather than the URL; a closing bracket stays
+/// when the URL opened it. Returns the kept length in bytes.
+fn trim_url_tail(url: &str) -> usize {
+    let mut end = url.len();
+    while let Some(last) = url[..end].chars().next_back() {
+        let unbalanced = |open: char, close: char| {
+            last == close && url[..end].matches(open).count() < url[..end].matches(close).count()
+        };
+        if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '*')
+            || unbalanced('(', ')')
+            || unbalanced('[', ']')
+            || unbalanced('{', '}')
+        {
+            end -= last.len_utf8();
+        } else {
+            break;
+        }
+    }
+    end
+}
+
+/// The score of a phone candidate, or `None` when its shape says it is something else (a date,
+/// an SSN, an IP address, a plain count) or has too few or too many digits.
+fn phone_score(candidate: &str) -> Option<f32> {
+    let (number, extension) = split_extension(candidate);
+    let number = number.trim_end();
+    let international = number.starts_with('+') || number.starts_with("00");
+    let groups: Vec<&str> = number
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    let digits: usize = groups.iter().map(|g| g.len()).sum();
+    let significant = if number.starts_with("00") { digits - 2 } else { digits };
+    if !(7..=15).contains(&significant) {
+        return None;
+    }
+    let separators: Vec<char> = number
+        .trim_start_matches(['+', '('])
+        .chars()
+        .filter(|c| matches!(c, ' ' | '.' | '-'))
+        .collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let has_parens = number.contains('(');
+    if !international && !has_parens && looks_like_other_number(number, &lengths, &separators) {
+        return None;
+    }
+    if international {
+        return Some(if significant >= 8 { 0.9 } else { 0.6 });
+    }
+    if has_parens {
+        return Some(if digits >= 10 { 0.9 } else { 0.7 });
+    }
+    // National numbers: NANP 3-3-4 or 3-4, or a trunk-prefixed 0... number in groups.
+    let nanp = matches!(lengths.as_slice(), [3, 3, 4] | [1, 3, 3, 4]) && digits <= 11;
+    let trunk = number.starts_with('0') && groups.len() >= 2 && (9..=12).contains(&digits);
+    let grouped = groups.len() >= 2 && lengths.iter().all(|&l| l >= 2) && (8..=12).contains(&digits);
+    let bare = groups.len() == 1 && digits == 10 && !number.starts_with(['0', '1']);
+    match () {
+        _ if nanp => Some(0.85 + if extension { 0.05 } else { 0.0 }),
+        _ if trunk => Some(0.8),
+        _ if grouped => Some(0.65),
+        _ if bare => Some(0.55),
+        _ => None,
+    }
+}
+
+/// The byte ranges (offset by `base`) of the space-separated pieces of `run`.
+fn space_chunks(run: &str, base: usize) -> Vec<(usize, usize)> {
+    let mut chunks = Vec::new();
+    let mut from = 0;
+    for (at, _) in run.match_indices(' ').chain(std::iter::once((run.len(), ""))) {
+        if at > from {
+            chunks.push((base + from, base + at));
+        }
+        from = at + 1;
+    }
+    chunks
+}
+
+fn split_extension(candidate: &str) -> (&str, bool) {
+    for marker in ["ext", "x", "#"] {
+        if let Some(at) = candidate.rfind(marker) {
+            return (&candidate[..at], true);
+        }
+    }
+    (candidate, false)
+}
+
+/// Dates (4-2-2, 2-2-4), SSNs (3-2-4), dotted IPv4 addresses and version numbers share the
+/// digit-group shape of phone numbers; their own recognizers claim them.
+fn looks_like_other_number(number: &str, lengths: &[usize], separators: &[char]) -> bool {
+    let same_separator = separators.windows(2).all(|pair| pair[0] == pair[1]);
+    let dots = separators.iter().all(|&c| c == '.');
+    matches!(lengths, [4, 2, 2] | [2, 2, 4] | [1, 2, 4] | [2, 1, 4] | [1, 1, 4])
+        || (lengths == [3, 2, 4] && same_separator)
+        || (dots && !separators.is_empty() && lengths.iter().all(|&l| l <= 3) && lengths.len() == 4)
+        || (number.len() > 40)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recognizers::test_support::found_of;
+
+    #[test]
+    fn emails_are_found_with_plus_tags_subdomains_and_trailing_punctuation() {
+        assert_eq!(
+            found_of("mail jane.doe+x@mail.example.co.uk.", "EMAIL"),
+            ["jane.doe+x@mail.example.co.uk"]
+        );
+        assert_eq!(found_of("<o'brien@example.org>", "EMAIL"), ["o'brien@example.org"]);
+        assert!(found_of("not an email: a@b, x@@y.com, user@localhost", "EMAIL").is_empty());
+    }
+
+    #[test]
+    fn phones_in_international_and_national_formats_are_found() {
+        for phone in [
+            "+1 (555) 123-4567",
+            "+44 20 7946 0958",
+            "+49 30 901820",
+            "+33 1 23 45 67 89",
+            "0044 20 7946 0958",
+            "(555) 123-4567",
+            "555-123-4567",
+            "555.123.4567",
+            "+81-3-1234-5678",
+            "020 7946 0958",
+            "+91 98765 43210",
+            "+861012345678",
+            "555-123-4567 ext. 89",
+        ] {
+            let text = format!("call {phone} today");
+            assert_eq!(found_of(&text, "PHONE"), [phone], "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_ssns_ips_and_small_numbers_are_not_phones() {
+        for text in [
+            "on 2024-01-15 we",
+            "SSN 123-45-6789",
+            "host 192.168.10.20",
+            "paid 1234 of 5678",
+            "version 1.2.3",
+            "order 12345",
+            "card 4111 1111 1111 1111",
+        ] {
+            assert!(
+                found_of(text, "PHONE").is_empty(),
+                "{text}: {:?}",
+                found_of(text, "PHONE")
+            );
+        }
+    }
+
+    #[test]
+    fn urls_keep_their_path_and_drop_sentence_punctuation() {
+        assert_eq!(
+            found_of("see https://example.com/a?b=1.", "URL"),
+            ["https://example.com/a?b=1"]
+        );
+        assert_eq!(found_of("(www.example.org/x)", "URL"), ["www.example.org/x"]);
+        assert_eq!(
+            found_of("wiki https://en.wikipedia.org/wiki/Foo_(bar), ok", "URL"),
+            ["https://en.wikipedia.org/wiki/Foo_(bar)"]
+        );
+        assert!(found_of("the www. prefix", "URL").is_empty());
+    }
+}

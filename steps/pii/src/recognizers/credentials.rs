@@ -1,0 +1,82 @@
+//! AWS_ACCESS_KEY (the documented key-id prefixes) and AWS_SECRET_KEY (40 base64 characters,
+//! scored higher next to a telling word).
+
+use regex::Regex;
+
+use super::{Candidate, TextShape, char_after, char_before, context_before, pattern};
+use crate::entity::EntityType;
+
+pub(super) struct CredentialRecognizers {
+    access_key: Regex,
+    secret_key: Regex,
+}
+
+impl CredentialRecognizers {
+    pub fn new() -> Self {
+        CredentialRecognizers {
+            access_key: pattern(
+                r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|APKA)[A-Z0-9]{16}(?-u:\b)",
+            ),
+            secret_key: pattern(r"[A-Za-z0-9/+]{40}"),
+        }
+    }
+
+    pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
+        if !shape.has_upper || shape.longest_key_run < 16 {
+            return;
+        }
+        for found in self.access_key.find_iter(text) {
+            out.push(Candidate {
+                kind: EntityType::AwsAccessKey,
+                start: found.start(),
+                end: found.end(),
+                score: 0.95,
+            });
+        }
+        if shape.longest_key_run < 40 {
+            return;
+        }
+        for found in self.secret_key.find_iter(text) {
+            let (start, end) = (found.start(), found.end());
+            let key_char = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '+'));
+            // Base64 padding may follow a longer token; an assignment's '=' may precede a key.
+            if key_char(char_before(text, start))
+                || key_char(char_after(text, end))
+                || char_after(text, end) == Some('=')
+            {
+                continue;
+            }
+            let key = found.as_str();
+            let mixed = key.bytes().any(|b| b.is_ascii_uppercase())
+                && key.bytes().any(|b| b.is_ascii_lowercase())
+                && key.bytes().any(|b| b.is_ascii_digit());
+            if !mixed {
+                continue;
+            }
+            let named = context_before(text, start, 60, &["secret", "aws_secret", "secretaccesskey"]);
+            out.push(Candidate {
+                kind: EntityType::AwsSecretKey,
+                start,
+                end,
+                score: if named { 0.95 } else { 0.7 },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recognizers::test_support::found_of;
+
+    #[test]
+    fn access_key_ids_and_secret_keys_are_found() {
+        let text =
+            "aws_access_key_id=AKIAIOSFODNN7EXAMPLE aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert_eq!(found_of(text, "AWS_ACCESS_KEY"), ["AKIAIOSFODNN7EXAMPLE"]);
+        assert_eq!(
+            found_of(text, "AWS_SECRET_KEY"),
+            ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
+        );
+        assert!(found_of("sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709", "AWS_SECRET_KEY").is_empty());
+    }
+}

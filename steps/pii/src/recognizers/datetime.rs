@@ -1,0 +1,167 @@
+//! DATE_TIME: ISO 8601, numeric dates (day-first and month-first), dates with month names, and
+//! clock times.
+
+use regex::Regex;
+
+use super::{Candidate, TextShape, char_after, char_before, pattern};
+use crate::entity::EntityType;
+
+pub(super) struct DateTimeRecognizer {
+    date: Regex,
+}
+
+const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
+const TIME: &str = r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:\ ?[ap]\.?m\.?)?(?:\ ?(?:z|utc|gmt|[+-][0-9]{2}:?[0-9]{2}))?|[0-9]{1,2}\ ?[ap]\.?m\.?)";
+
+impl DateTimeRecognizer {
+    pub fn new() -> Self {
+        let iso = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[t\ ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:z|[+-][0-9]{2}:?[0-9]{2})?)?";
+        let numeric = format!(r"[0-9]{{1,4}}[/.-][0-9]{{1,2}}[/.-][0-9]{{2,4}}(?:,?\ (?:at\ )?{TIME})?");
+        let month_first =
+            format!(r"{MONTH}\.?\ [0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?");
+        let day_first =
+            format!(r"[0-9]{{1,2}}(?:st|nd|rd|th)?\ (?:of\ )?{MONTH}\.?,?(?:\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?");
+        let month_year = format!(r"{MONTH}\ [0-9]{{4}}");
+        let source = format!(r"(?xi)(?-u:\b)(?:{iso}|{numeric}|{month_first}|{day_first}|{month_year}|{TIME})(?-u:\b)");
+        DateTimeRecognizer { date: pattern(&source) }
+    }
+
+    pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
+        if shape.digits == 0 {
+            return;
+        }
+        for found in self.date.find_iter(text) {
+            let (start, mut end) = (found.start(), found.end());
+            let candidate = found.as_str();
+            if !candidate.bytes().any(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            // "3.5.2024.1" or "10:30:45:12" belong to longer identifiers.
+            if char_before(text, start).is_some_and(|c| matches!(c, '.' | '/' | ':' | '-' | '+') || c.is_alphanumeric())
+                || char_after(text, end).is_some_and(|c| matches!(c, '/' | ':') || c.is_alphanumeric())
+            {
+                continue;
+            }
+            if text[..end].ends_with('.') && !candidate.to_ascii_lowercase().ends_with("m.") {
+                end -= 1;
+            }
+            let Some(score) = date_score(&text[start..end]) else {
+                continue;
+            };
+            out.push(Candidate {
+                kind: EntityType::DateTime,
+                start,
+                end,
+                score,
+            });
+        }
+    }
+}
+
+/// The score of a date/time candidate, or `None` when its numbers cannot be a date or time.
+fn date_score(candidate: &str) -> Option<f32> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let lower = candidate.to_ascii_lowercase();
+    let numbers: Vec<u32> = lower
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    if MONTHS.iter().any(|month| lower.contains(month)) {
+        // The first number is the day, unless it is the year of "March 2024".
+        let valid = match numbers.first() {
+            Some(&year) if numbers.len() == 1 && year >= 1000 => true,
+            Some(day) => (1..=31).contains(day),
+            None => false,
+        };
+        return valid.then_some(0.9);
+    }
+    let date_part = lower.split([' ', 't', ',']).next().unwrap_or("");
+    let separators: Vec<char> = date_part.chars().filter(|c| matches!(c, '/' | '.' | '-')).collect();
+    if separators.is_empty() {
+        return time_is_valid(&lower).then_some(0.8);
+    }
+    if separators.len() != 2 || separators[0] != separators[1] {
+        return None;
+    }
+    let [a, b, c] = numbers.get(..3)? else {
+        return None;
+    };
+    let (a, b, c) = (*a, *b, *c);
+    let year_len = date_part.rsplit(['/', '.', '-']).next().map_or(0, str::len);
+    let valid = if a >= 1000 {
+        (1..=12).contains(&b) && (1..=31).contains(&c)
+    } else {
+        (year_len == 2 || year_len == 4)
+            && ((1..=12).contains(&a) && (1..=31).contains(&b) || (1..=31).contains(&a) && (1..=12).contains(&b))
+    };
+    valid.then_some(0.85)
+}
+
+fn time_is_valid(lower: &str) -> bool {
+    let meridiem = lower.contains('m');
+    let numbers: Vec<u32> = lower
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .take(3)
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    match numbers[..] {
+        [hour] => meridiem && (1..=12).contains(&hour),
+        [hour, minute, ..] => {
+            let hours = if meridiem { 1..=12 } else { 0..=23 };
+            hours.contains(&hour) && minute < 60 && lower.contains(':')
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::recognizers::test_support::found_of;
+
+    #[test]
+    fn dates_in_common_formats_are_found() {
+        for date in [
+            "2024-01-15",
+            "2024-01-15T10:30:00Z",
+            "2024-01-15 10:30",
+            "01/15/2024",
+            "15/01/2024",
+            "15.01.2024",
+            "1/5/24",
+            "January 15, 2024",
+            "Jan 15, 2024",
+            "15 January 2024",
+            "3rd of March 2023",
+            "March 2024",
+            "10:30",
+            "10:30 AM",
+            "3pm",
+            "23:59:59",
+        ] {
+            let text = format!("due {date} ok");
+            assert_eq!(found_of(&text, "DATE_TIME"), [date], "{text}");
+        }
+    }
+
+    #[test]
+    fn impossible_dates_and_plain_numbers_are_not_dates() {
+        for text in [
+            "2024-13-45",
+            "99/99/2024",
+            "page 12 of 30",
+            "ratio 3:2",
+            "25:61",
+            "v1.2.3",
+        ] {
+            assert!(
+                found_of(text, "DATE_TIME").is_empty(),
+                "{text}: {:?}",
+                found_of(text, "DATE_TIME")
+            );
+        }
+    }
+}
