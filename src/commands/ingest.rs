@@ -1,0 +1,175 @@
+//! `sluice ingest FILE`: the S3 stage and the DynamoDB ingest over one local file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use sluice_core::Backends;
+use sluice_core::quarantine::LineProblem;
+use sluice_stage::{AttachmentBody, AttachmentSource, StageStatus};
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// The CSV file to load.
+    file: PathBuf,
+    /// The dataset it belongs to (default: ingest.default_dataset).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `--json` prints.
+#[derive(Serialize)]
+struct IngestReport {
+    file: String,
+    dataset: String,
+    rows_read: u64,
+    rows_written: u64,
+    rows_rejected: u64,
+    rows_collapsed: u64,
+    quarantined: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quarantine_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quarantine_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staged_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejects_key: Option<String>,
+    reasons: Vec<String>,
+}
+
+/// Exit code when the file was quarantined (loaded nothing) rather than failing outright.
+const EXIT_QUARANTINED: u8 = 2;
+
+pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    super::init_cli_tracing();
+    let config = super::load_config(config_path)?;
+    let backends = Backends::from_config(&config).await.context("opening the backends")?;
+    let dataset = args
+        .dataset
+        .clone()
+        .unwrap_or_else(|| config.ingest.default_dataset.clone());
+    let file_name = args
+        .file
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("attachment.csv")
+        .to_string();
+    let metadata = std::fs::metadata(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    anyhow::ensure!(metadata.is_file(), "{} is not a file", args.file.display());
+    let source = AttachmentSource {
+        message_id: "local-file".into(),
+        part_id: file_name.clone(),
+        file_name: file_name.clone(),
+        received_at: metadata
+            .modified()
+            .map(Into::into)
+            .unwrap_or_else(|_| chrono::Utc::now()),
+        declared_charset: None,
+    };
+    let staged = sluice_stage::stage_attachment(
+        backends.objects.as_ref(),
+        &config,
+        &dataset,
+        &source,
+        AttachmentBody::File(args.file.clone()),
+    )
+    .await
+    .with_context(|| format!("staging {}", args.file.display()))?;
+
+    let mut report = IngestReport {
+        file: args.file.display().to_string(),
+        dataset: dataset.clone(),
+        rows_read: 0,
+        rows_written: 0,
+        rows_rejected: 0,
+        rows_collapsed: 0,
+        quarantined: false,
+        quarantine_key: staged.quarantine_key.clone(),
+        quarantine_reason: staged.reason.clone(),
+        staged_key: staged.staged_key.clone(),
+        rejects_key: None,
+        reasons: Vec::new(),
+    };
+    match (staged.status, &staged.staged_key) {
+        (StageStatus::Staged, Some(staged_key)) => {
+            let ingested = sluice_ingest::run(
+                sluice_ingest::IngestInput {
+                    dataset: dataset.clone(),
+                    source_key: staged_key.clone(),
+                },
+                &backends,
+                &config,
+            )
+            .await
+            .with_context(|| format!("ingesting {}", args.file.display()))?;
+            report.rows_read = ingested.rows_read;
+            report.rows_written = ingested.rows_written;
+            report.rows_rejected = ingested.rows_rejected;
+            report.rows_collapsed = ingested.rows_collapsed;
+            report.quarantined = ingested.quarantined;
+            report.quarantine_key = ingested.quarantine_key.clone();
+            report.rejects_key = ingested.rejects_key.clone();
+            report.reasons = ingested.reasons.iter().map(LineProblem::to_string).collect();
+            if ingested.quarantined {
+                report.quarantine_reason = Some("bad_rows".into());
+                report.staged_key = None;
+            }
+        }
+        _ => {
+            report.quarantined = true;
+            let reason = match &staged.quarantine_key {
+                Some(key) => {
+                    let key = sluice_core::ObjectKey::new(key.clone())?;
+                    sluice_core::quarantine::read_reason(backends.objects.as_ref(), &key).await?
+                }
+                None => None,
+            };
+            report.reasons = reason.map(|r| vec![r.message]).unwrap_or_default();
+        }
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_sentence(&report);
+    }
+    Ok(if report.quarantined {
+        ExitCode::from(EXIT_QUARANTINED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_sentence(report: &IngestReport) {
+    if report.quarantined {
+        println!(
+            "{}: quarantined ({}) at {}",
+            report.file,
+            report.quarantine_reason.as_deref().unwrap_or("refused"),
+            report.quarantine_key.as_deref().unwrap_or("?")
+        );
+    } else {
+        println!(
+            "{} -> dataset {}: {} rows read, {} written, {} rejected{}",
+            report.file,
+            report.dataset,
+            report.rows_read,
+            report.rows_written,
+            report.rows_rejected,
+            report
+                .rejects_key
+                .as_deref()
+                .map(|key| format!(" (rejected rows in {key})"))
+                .unwrap_or_default()
+        );
+    }
+    for reason in &report.reasons {
+        println!("  {reason}");
+    }
+}

@@ -1,0 +1,32 @@
+//! One module per subcommand, plus what they share.
+
+pub mod ingest;
+pub mod records;
+
+use std::path::Path;
+
+use anyhow::Context;
+use sluice_core::Config;
+
+/// The configuration: `--config`, else `./sluice.toml` when present, else defaults (with the
+/// embedded backends under `./.sluice/`). The environment overlays either.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let default = Path::new("sluice.toml");
+    match path {
+        Some(path) => Config::load(path).with_context(|| format!("loading {}", path.display())),
+        None if default.is_file() => Config::load(default).context("loading ./sluice.toml"),
+        None => Config::from_toml_with_env("", "built-in defaults", Path::new("."), std::env::vars())
+            .context("reading SLUICE_* environment variables"),
+    }
+}
+
+/// Logs for interactive commands: warnings and errors only unless RUST_LOG says otherwise.
+pub fn init_cli_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
+}

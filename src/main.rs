@@ -1,0 +1,58 @@
+//! `sluice`: run the pipeline's stages locally, inspect what they stored, and drive the ASL
+//! engine. Each subcommand lives in `commands/`.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Gmail attachments to a PII-safe, token-guarded dataset"
+)]
+struct Cli {
+    /// The configuration file (default: ./sluice.toml when it exists, else built-in defaults).
+    #[arg(long, global = true, env = "SLUICE_CONFIG_FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stage and ingest one local CSV file and print the counts.
+    Ingest(commands::ingest::IngestArgs),
+    /// Read stored records.
+    #[command(subcommand)]
+    Records(commands::records::RecordsCommand),
+}
+
+fn main() -> ExitCode {
+    sluice_core::telemetry::install_crypto_provider();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
+            Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
