@@ -1,0 +1,140 @@
+//! The logic behind `sluice validate`, `sluice exec` and `sluice conformance`, as plain
+//! functions the `sluice` binary wires to its arguments. Each returns the exit code (or the
+//! counts) and writes what the user sees to `out`.
+
+mod conformance;
+
+pub use conformance::{ConformanceCase, conformance, run_case};
+
+use crate::executor::{Engine, ExecutionOutcome, StartExecution};
+use crate::mock::MockConfig;
+use crate::model::{ParseError, StateMachine};
+use crate::task::TaskRegistry;
+use crate::validate::validate;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+
+/// Exit code for a definition, input or file that cannot be used at all.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code when `exec` ends parked on task tokens (nothing can answer them in-process).
+pub const EXIT_WAITING: i32 = 3;
+
+/// `sluice validate FILE...`: prints `FILE: ok` or one line per problem; exit 0 only if all
+/// files are valid.
+pub fn validate_files(paths: &[&Path], out: &mut dyn Write) -> i32 {
+    let mut code = 0;
+    for path in paths {
+        let shown = path.display();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(out, "{shown}: cannot read the file: {e}");
+                code = 1;
+                continue;
+            }
+        };
+        let problems = validate(&text);
+        if problems.is_empty() {
+            let _ = writeln!(out, "{shown}: ok");
+        } else {
+            code = 1;
+            for problem in problems {
+                let _ = writeln!(out, "{shown}: {problem}");
+            }
+        }
+    }
+    code
+}
+
+/// `sluice exec --definition FILE --input JSON [--mock-config FILE --test-case NAME]`:
+/// prints the output JSON (exit 0) or `{"Error":..,"Cause":..}` (exit 1). Without a mock
+/// config no task handlers are bound, so Task states fail with `States.Runtime`.
+pub async fn exec(
+    definition: &Path,
+    input: &str,
+    mock_config: Option<&Path>,
+    test_case: Option<&str>,
+    out: &mut dyn Write,
+) -> i32 {
+    match prepare_exec(definition, input, mock_config, test_case) {
+        Ok((machine, request)) => {
+            let engine = Engine::new(TaskRegistry::new());
+            match engine.start_execution(&machine, request).await {
+                Ok(report) => print_outcome(&report.outcome, out),
+                Err(e) => {
+                    let _ = writeln!(out, "error: {e}");
+                    EXIT_USAGE
+                }
+            }
+        }
+        Err(message) => {
+            let _ = writeln!(out, "error: {message}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn prepare_exec(
+    definition: &Path,
+    input: &str,
+    mock_config: Option<&Path>,
+    test_case: Option<&str>,
+) -> Result<(StateMachine, StartExecution), String> {
+    let text = std::fs::read_to_string(definition).map_err(|e| format!("cannot read {}: {e}", definition.display()))?;
+    let machine = StateMachine::from_json(&text).map_err(|e| match e {
+        ParseError::Invalid(problems) => format!(
+            "{} is not a valid state machine:\n  {}",
+            definition.display(),
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+        other => format!("{}: {other}", definition.display()),
+    })?;
+    let input: Value = serde_json::from_str(input).map_err(|e| format!("--input is not valid JSON: {e}"))?;
+    let machine_name = definition
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(|s| s.trim_end_matches(".asl").to_string())
+        .unwrap_or_else(|| "StateMachine".to_string());
+    let mocks = match (mock_config, test_case) {
+        (Some(path), Some(case)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let config = MockConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let wanted = config
+                .state_machine_names()
+                .contains(&machine_name.as_str())
+                .then_some(machine_name.as_str());
+            Some(
+                config
+                    .test_case(wanted, case)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            )
+        }
+        (None, None) => None,
+        _ => return Err("--mock-config and --test-case go together".into()),
+    };
+    let mut request = StartExecution::new(machine_name, input);
+    request.mocks = mocks;
+    Ok((machine, request))
+}
+
+fn print_outcome(outcome: &ExecutionOutcome, out: &mut dyn Write) -> i32 {
+    match outcome {
+        ExecutionOutcome::Succeeded { output } => {
+            let _ = writeln!(out, "{}", crate::json::to_compact(output));
+            0
+        }
+        ExecutionOutcome::Failed { error, cause } => {
+            let _ = writeln!(out, "{}", json!({"Error": error, "Cause": cause}));
+            1
+        }
+        ExecutionOutcome::Waiting { task_tokens } => {
+            let _ = writeln!(out, "{}", json!({"Status": "WAITING", "TaskTokens": task_tokens}));
+            EXIT_WAITING
+        }
+    }
+}

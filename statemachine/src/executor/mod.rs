@@ -1,0 +1,563 @@
+//! The engine: starts executions, parks them on task tokens, resumes them when a token is
+//! answered (in this process or another one sharing the store), and fires task timeouts.
+
+pub(crate) mod replay;
+pub(crate) mod run;
+
+use crate::clock::{Clock, SystemClock};
+use crate::errors::{StateFailure, names};
+use crate::history::{DEFAULT_HISTORY_LIMIT, EventDetails, EventType, History, HistoryEvent};
+use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
+use crate::mock::MockedTestCase;
+use crate::model::{ParseError, StateMachine};
+use crate::store::{
+    ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, MemoryExecutionStore, StoreError,
+};
+use crate::task::TaskRegistry;
+use chrono::{DateTime, Utc};
+use replay::Recorded;
+use run::{Run, ScopeEnd, Thread, lock};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Region and account used in the ARNs the local engine makes up.
+const LOCAL_ARN_PREFIX: &str = "arn:aws:states:local:000000000000";
+
+/// How a run ended (so far).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionOutcome {
+    Succeeded {
+        output: Value,
+    },
+    /// A Fail state without `Error` fails with no error name, as on AWS.
+    Failed {
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    /// Parked: these task tokens wait for `send_task_success` / `send_task_failure`.
+    Waiting {
+        task_tokens: Vec<String>,
+    },
+}
+
+/// The answer to a start or a resume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionReport {
+    pub execution_arn: String,
+    pub outcome: ExecutionOutcome,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the task token is not valid: it is unknown, already answered, or its execution has ended")]
+    InvalidToken,
+    #[error("the task timed out before the token was answered")]
+    TaskTimedOut,
+    #[error("an execution named '{0}' already exists")]
+    ExecutionAlreadyExists(String),
+    #[error("no execution '{0}'")]
+    ExecutionDoesNotExist(String),
+    #[error("the execution input is {0} bytes; the limit is {PAYLOAD_LIMIT_BYTES} bytes")]
+    InputTooLarge(usize),
+    #[error("the stored definition no longer parses: {0}")]
+    InvalidDefinition(#[from] ParseError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists(name) => EngineError::ExecutionAlreadyExists(name),
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// A task parked on its token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingTask {
+    pub token: String,
+    pub(crate) answer_key: String,
+    pub state_name: String,
+    pub resource: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    pub heartbeat_seconds: Option<u64>,
+    pub timeout_seconds: Option<u64>,
+    pub(crate) answer: Option<Recorded>,
+}
+
+impl PendingTask {
+    /// The reason the task has timed out at `now`, if it has.
+    fn timed_out(&self, now: DateTime<Utc>) -> Option<StateFailure> {
+        if let Some(h) = self.heartbeat_seconds
+            && now > self.last_heartbeat + chrono::Duration::seconds(h as i64)
+        {
+            return Some(StateFailure::new(
+                names::TIMEOUT,
+                format!("The task '{}' sent no heartbeat for {h} seconds.", self.state_name),
+            ));
+        }
+        if let Some(t) = self.timeout_seconds
+            && now > self.scheduled_at + chrono::Duration::seconds(t.min(i64::MAX as u64 / 1000) as i64)
+        {
+            return Some(StateFailure::new(
+                names::TIMEOUT,
+                format!("The task '{}' timed out after {t} seconds.", self.state_name),
+            ));
+        }
+        None
+    }
+}
+
+/// Facts about an execution that every state can read through `$$`.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutionInfo {
+    pub execution_arn: String,
+    pub name: String,
+    pub state_machine_arn: String,
+    pub state_machine_name: String,
+    pub role_arn: String,
+    pub input: Value,
+    pub start_time: DateTime<Utc>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `Some(25_000)` (AWS's limit) by default; `None` lifts it (benchmarks).
+    pub history_limit: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            history_limit: Some(DEFAULT_HISTORY_LIMIT),
+        }
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StartExecution {
+    pub state_machine_name: String,
+    /// Defaults to a UUID.
+    pub name: Option<String>,
+    pub input: Value,
+    /// Answers Task states from a mock-config test case instead of handlers.
+    pub mocks: Option<MockedTestCase>,
+}
+
+impl StartExecution {
+    pub fn new(state_machine_name: impl Into<String>, input: Value) -> Self {
+        Self {
+            state_machine_name: state_machine_name.into(),
+            name: None,
+            input,
+            mocks: None,
+        }
+    }
+}
+
+/// The local Step Functions.
+#[derive(Clone)]
+pub struct Engine {
+    registry: Arc<TaskRegistry>,
+    store: Arc<dyn ExecutionStore>,
+    clock: Arc<dyn Clock>,
+    options: EngineOptions,
+}
+
+impl Engine {
+    /// An engine with the given handlers, an in-memory store and the system clock.
+    pub fn new(registry: TaskRegistry) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            store: Arc::new(MemoryExecutionStore::new()),
+            clock: Arc::new(SystemClock),
+            options: EngineOptions::default(),
+        }
+    }
+
+    pub fn with_store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn ExecutionStore> {
+        &self.store
+    }
+
+    /// Starts an execution and runs it until it succeeds, fails or parks on task tokens.
+    pub async fn start_execution(
+        &self,
+        machine: &StateMachine,
+        request: StartExecution,
+    ) -> Result<ExecutionReport, EngineError> {
+        let size = serialized_len(&request.input);
+        if size > PAYLOAD_LIMIT_BYTES {
+            return Err(EngineError::InputTooLarge(size));
+        }
+        let name = request.name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let sm = &request.state_machine_name;
+        let mut record = ExecutionRecord {
+            execution_arn: format!("{LOCAL_ARN_PREFIX}:execution:{sm}:{name}"),
+            name,
+            state_machine_name: sm.clone(),
+            state_machine_arn: format!("{LOCAL_ARN_PREFIX}:stateMachine:{sm}"),
+            definition: machine.definition().to_string(),
+            input: request.input,
+            status: ExecutionStatus::Running,
+            start_date: self.clock.now(),
+            stop_date: None,
+            output: None,
+            error: None,
+            cause: None,
+            pending_tasks: Vec::new(),
+            replay: HashMap::new(),
+            mocks: request.mocks,
+            seed: rand::random(),
+            history_limit: self.options.history_limit,
+            version: 0,
+            history: Vec::new(),
+        };
+        self.store.create(&record)?;
+        let outcome = self.run(machine, &mut record).await;
+        record.version += 1;
+        self.store.save(&record)?;
+        Ok(ExecutionReport {
+            execution_arn: record.execution_arn,
+            outcome,
+        })
+    }
+
+    /// Runs (or re-runs, replaying what is recorded) an execution and updates its record.
+    async fn run(&self, machine: &StateMachine, record: &mut ExecutionRecord) -> ExecutionOutcome {
+        let info = Arc::new(ExecutionInfo {
+            execution_arn: record.execution_arn.clone(),
+            name: record.name.clone(),
+            state_machine_arn: record.state_machine_arn.clone(),
+            state_machine_name: record.state_machine_name.clone(),
+            role_arn: format!("arn:aws:iam::000000000000:role/{}", record.state_machine_name),
+            input: record.input.clone(),
+            start_time: record.start_date,
+            seed: record.seed,
+        });
+        let run = Run {
+            machine: machine.clone(),
+            info,
+            registry: self.registry.clone(),
+            clock: self.clock.clone(),
+            mocks: record.mocks.clone().map(Arc::new),
+            history: Mutex::new(History::new(record.history_limit, &record.history)),
+            replay: Mutex::new(std::mem::take(&mut record.replay)),
+            parked: Mutex::new(Vec::new()),
+            mock_invocations: Mutex::new(HashMap::new()),
+        };
+        let started = run.record(
+            EventType::ExecutionStarted,
+            EventDetails {
+                input: Some(record.input.clone()),
+                ..Default::default()
+            },
+        );
+        let mut thread = Thread::new(String::new(), Arc::new(Map::new()));
+        let result = match started {
+            Ok(_) => {
+                run.run_scope(&run.machine.root, record.input.clone(), &mut thread)
+                    .await
+            }
+            Err(f) => Err(f),
+        };
+        let now = self.clock.now();
+        let timed_out = machine
+            .timeout_seconds()
+            .is_some_and(|t| now > record.start_date + chrono::Duration::seconds(t as i64));
+        let outcome = match result {
+            _ if timed_out => {
+                record.status = ExecutionStatus::TimedOut;
+                record.error = Some(names::TIMEOUT.to_string());
+                record.cause = Some("The execution ran longer than its TimeoutSeconds.".into());
+                lock(&run.history).push_final(
+                    EventType::ExecutionTimedOut,
+                    EventDetails {
+                        error: record.error.clone(),
+                        cause: record.cause.clone(),
+                        ..Default::default()
+                    },
+                    now,
+                );
+                ExecutionOutcome::Failed {
+                    error: record.error.clone(),
+                    cause: record.cause.clone(),
+                }
+            }
+            Ok(ScopeEnd::Succeeded(output)) => {
+                lock(&run.history).push_final(
+                    EventType::ExecutionSucceeded,
+                    EventDetails {
+                        output: Some(output.clone()),
+                        ..Default::default()
+                    },
+                    now,
+                );
+                record.status = ExecutionStatus::Succeeded;
+                record.output = Some(output.clone());
+                ExecutionOutcome::Succeeded { output }
+            }
+            Ok(ScopeEnd::Parked) => {
+                let parked = std::mem::take(&mut *lock(&run.parked));
+                // A token that was parked before keeps its heartbeat bookkeeping.
+                let previous: HashMap<&str, &PendingTask> =
+                    record.pending_tasks.iter().map(|p| (p.token.as_str(), p)).collect();
+                let merged: Vec<PendingTask> = parked
+                    .into_iter()
+                    .map(|p| match previous.get(p.token.as_str()) {
+                        Some(old) => PendingTask {
+                            answer: None,
+                            ..(*old).clone()
+                        },
+                        None => p,
+                    })
+                    .collect();
+                record.pending_tasks = merged;
+                ExecutionOutcome::Waiting {
+                    task_tokens: record.pending_tasks.iter().map(|p| p.token.clone()).collect(),
+                }
+            }
+            Err(failure) => {
+                lock(&run.history).push_final(
+                    EventType::ExecutionFailed,
+                    EventDetails {
+                        error: failure.error.clone(),
+                        cause: failure.cause.clone(),
+                        ..Default::default()
+                    },
+                    now,
+                );
+                record.status = ExecutionStatus::Failed;
+                record.error = failure.error.clone();
+                record.cause = failure.cause.clone();
+                ExecutionOutcome::Failed {
+                    error: failure.error,
+                    cause: failure.cause,
+                }
+            }
+        };
+        if record.status != ExecutionStatus::Running {
+            record.stop_date = Some(now);
+            record.pending_tasks.clear();
+        }
+        record.replay = std::mem::take(&mut *lock(&run.replay));
+        record.history = std::mem::take(&mut lock(&run.history).events);
+        outcome
+    }
+
+    /// Answers a task token with the task's output and resumes the execution.
+    pub async fn send_task_success(&self, token: &str, output: Value) -> Result<ExecutionReport, EngineError> {
+        let size = serialized_len(&output);
+        if size > PAYLOAD_LIMIT_BYTES {
+            return Err(EngineError::InputTooLarge(size));
+        }
+        self.answer(token, Recorded::Succeeded(output)).await
+    }
+
+    /// Answers a task token with a failure and resumes the execution.
+    pub async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<ExecutionReport, EngineError> {
+        self.answer(token, Recorded::Failed(StateFailure::new(error, cause)))
+            .await
+    }
+
+    /// Records that the task behind `token` is still alive.
+    pub async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
+        loop {
+            let mut record = self.record_for_token(token)?;
+            let now = self.clock.now();
+            let Some(task) = record
+                .pending_tasks
+                .iter_mut()
+                .find(|p| p.token == token && p.answer.is_none())
+            else {
+                return Err(EngineError::InvalidToken);
+            };
+            if let Some(timeout) = task.timed_out(now) {
+                task.answer = Some(Recorded::Failed(timeout));
+                let arn = record.execution_arn.clone();
+                if self.save_answer(record)? {
+                    self.resume(&arn).await?;
+                    return Err(EngineError::TaskTimedOut);
+                }
+                continue;
+            }
+            task.last_heartbeat = now;
+            record.version += 1;
+            match self.store.save(&record) {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Fails every parked task whose TimeoutSeconds or HeartbeatSeconds has passed (with
+    /// `States.Timeout`) and resumes those executions.
+    pub async fn check_timeouts(&self) -> Result<Vec<ExecutionReport>, EngineError> {
+        let mut reports = Vec::new();
+        for summary in self.store.list()? {
+            if summary.status != ExecutionStatus::Running {
+                continue;
+            }
+            let Some(mut record) = self.store.load(&summary.execution_arn)? else {
+                continue;
+            };
+            let now = self.clock.now();
+            let mut fired = false;
+            for task in record.pending_tasks.iter_mut().filter(|p| p.answer.is_none()) {
+                if let Some(timeout) = task.timed_out(now) {
+                    task.answer = Some(Recorded::Failed(timeout));
+                    fired = true;
+                }
+            }
+            if fired && self.save_answer(record)? {
+                reports.push(self.resume(&summary.execution_arn).await?);
+            }
+        }
+        Ok(reports)
+    }
+
+    fn record_for_token(&self, token: &str) -> Result<ExecutionRecord, EngineError> {
+        let arn = self
+            .store
+            .execution_for_token(token)?
+            .ok_or(EngineError::InvalidToken)?;
+        let record = self.store.load(&arn)?.ok_or(EngineError::InvalidToken)?;
+        if record.status != ExecutionStatus::Running {
+            return Err(EngineError::InvalidToken);
+        }
+        Ok(record)
+    }
+
+    /// Saves a record with a new answer; false when someone else saved first.
+    fn save_answer(&self, mut record: ExecutionRecord) -> Result<bool, EngineError> {
+        record.version += 1;
+        match self.store.save(&record) {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn answer(&self, token: &str, answer: Recorded) -> Result<ExecutionReport, EngineError> {
+        loop {
+            let mut record = self.record_for_token(token)?;
+            let now = self.clock.now();
+            let Some(task) = record
+                .pending_tasks
+                .iter_mut()
+                .find(|p| p.token == token && p.answer.is_none())
+            else {
+                return Err(EngineError::InvalidToken);
+            };
+            let timed_out = task.timed_out(now);
+            task.answer = Some(match &timed_out {
+                Some(timeout) => Recorded::Failed(timeout.clone()),
+                None => answer.clone(),
+            });
+            let arn = record.execution_arn.clone();
+            if self.save_answer(record)? {
+                let report = self.resume(&arn).await?;
+                return match timed_out {
+                    Some(_) => Err(EngineError::TaskTimedOut),
+                    None => Ok(report),
+                };
+            }
+        }
+    }
+
+    /// Replays an execution with its answered tokens until it ends or parks again.
+    pub async fn resume(&self, execution_arn: &str) -> Result<ExecutionReport, EngineError> {
+        loop {
+            let mut record = self
+                .store
+                .load(execution_arn)?
+                .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_string()))?;
+            if record.status != ExecutionStatus::Running || record.pending_tasks.iter().all(|p| p.answer.is_none()) {
+                return Ok(ExecutionReport {
+                    execution_arn: record.execution_arn.clone(),
+                    outcome: outcome_of(&record),
+                });
+            }
+            for task in &record.pending_tasks {
+                if let Some(answer) = &task.answer {
+                    record.replay.insert(task.answer_key.clone(), answer.clone());
+                }
+            }
+            let machine = StateMachine::from_json(&record.definition)?;
+            let outcome = self.run(&machine, &mut record).await;
+            record.version += 1;
+            match self.store.save(&record) {
+                Ok(()) => {
+                    return Ok(ExecutionReport {
+                        execution_arn: record.execution_arn,
+                        outcome,
+                    });
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub fn describe_execution(&self, execution_arn: &str) -> Result<ExecutionRecord, EngineError> {
+        self.store
+            .load(execution_arn)?
+            .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_string()))
+    }
+
+    pub fn list_executions(&self) -> Result<Vec<ExecutionSummary>, EngineError> {
+        Ok(self.store.list()?)
+    }
+
+    pub fn execution_history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, EngineError> {
+        Ok(self.store.history(execution_arn)?)
+    }
+}
+
+/// The outcome a stored record shows.
+pub fn outcome_of(record: &ExecutionRecord) -> ExecutionOutcome {
+    match record.status {
+        ExecutionStatus::Succeeded => ExecutionOutcome::Succeeded {
+            output: record.output.clone().unwrap_or(Value::Null),
+        },
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut => ExecutionOutcome::Failed {
+            error: record.error.clone(),
+            cause: record.cause.clone(),
+        },
+        ExecutionStatus::Running => ExecutionOutcome::Waiting {
+            task_tokens: record
+                .pending_tasks
+                .iter()
+                .filter(|p| p.answer.is_none())
+                .map(|p| p.token.clone())
+                .collect(),
+        },
+    }
+}

@@ -1,0 +1,191 @@
+//! Execution history, with events named as AWS names them, and AWS's event limit.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// AWS stops an execution whose history reaches 25,000 events.
+pub const DEFAULT_HISTORY_LIMIT: usize = 25_000;
+
+/// Event types, spelled exactly as in `GetExecutionHistory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    ExecutionStarted,
+    ExecutionSucceeded,
+    ExecutionFailed,
+    ExecutionTimedOut,
+    PassStateEntered,
+    PassStateExited,
+    TaskStateEntered,
+    TaskStateExited,
+    ChoiceStateEntered,
+    ChoiceStateExited,
+    WaitStateEntered,
+    WaitStateExited,
+    SucceedStateEntered,
+    SucceedStateExited,
+    FailStateEntered,
+    ParallelStateEntered,
+    ParallelStateStarted,
+    ParallelStateSucceeded,
+    ParallelStateFailed,
+    ParallelStateExited,
+    MapStateEntered,
+    MapStateStarted,
+    MapIterationStarted,
+    MapIterationSucceeded,
+    MapIterationFailed,
+    MapStateSucceeded,
+    MapStateFailed,
+    MapStateExited,
+    TaskScheduled,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+    TaskFailed,
+    TaskTimedOut,
+    LambdaFunctionScheduled,
+    LambdaFunctionStarted,
+    LambdaFunctionSucceeded,
+    LambdaFunctionFailed,
+    LambdaFunctionTimedOut,
+}
+
+impl EventType {
+    pub fn entered(state_type: &str) -> Self {
+        match state_type {
+            "Pass" => Self::PassStateEntered,
+            "Task" => Self::TaskStateEntered,
+            "Choice" => Self::ChoiceStateEntered,
+            "Wait" => Self::WaitStateEntered,
+            "Succeed" => Self::SucceedStateEntered,
+            "Fail" => Self::FailStateEntered,
+            "Parallel" => Self::ParallelStateEntered,
+            _ => Self::MapStateEntered,
+        }
+    }
+
+    /// Fail states have no exit event.
+    pub fn exited(state_type: &str) -> Option<Self> {
+        Some(match state_type {
+            "Pass" => Self::PassStateExited,
+            "Task" => Self::TaskStateExited,
+            "Choice" => Self::ChoiceStateExited,
+            "Wait" => Self::WaitStateExited,
+            "Succeed" => Self::SucceedStateExited,
+            "Parallel" => Self::ParallelStateExited,
+            "Map" => Self::MapStateExited,
+            _ => return None,
+        })
+    }
+}
+
+/// The details AWS attaches to an event; only the fields that apply are set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    pub id: u64,
+    pub previous_event_id: u64,
+    pub timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(flatten)]
+    pub details: EventDetails,
+}
+
+/// The events of one execution as they are recorded.
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    pub events: Vec<HistoryEvent>,
+    limit: Option<usize>,
+    /// Timestamps of a previous run of the same execution, reused while a resume replays it.
+    earlier: Vec<(EventType, DateTime<Utc>)>,
+}
+
+impl History {
+    pub fn new(limit: Option<usize>, earlier: &[HistoryEvent]) -> Self {
+        Self {
+            events: Vec::new(),
+            limit,
+            earlier: earlier.iter().map(|e| (e.event_type, e.timestamp)).collect(),
+        }
+    }
+
+    /// Appends an event; `Err` when the limit is reached (the caller fails the execution).
+    pub fn push(&mut self, event_type: EventType, details: EventDetails, now: DateTime<Utc>) -> Result<u64, usize> {
+        if let Some(limit) = self.limit
+            && self.events.len() >= limit
+        {
+            return Err(limit);
+        }
+        let id = self.events.len() as u64 + 1;
+        let timestamp = match self.earlier.get(self.events.len()) {
+            Some((t, at)) if *t == event_type => *at,
+            _ => now,
+        };
+        self.events.push(HistoryEvent {
+            id,
+            previous_event_id: id - 1,
+            timestamp,
+            event_type,
+            details,
+        });
+        Ok(id)
+    }
+
+    /// Appends the final event even past the limit, so every history ends with its outcome.
+    pub fn push_final(&mut self, event_type: EventType, details: EventDetails, now: DateTime<Utc>) {
+        let limit = self.limit.take();
+        let _ = self.push(event_type, details, now);
+        self.limit = limit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_refuses_events_past_its_limit_but_keeps_the_final_one() {
+        let mut h = History::new(Some(2), &[]);
+        let now = Utc::now();
+        assert_eq!(h.push(EventType::ExecutionStarted, EventDetails::default(), now), Ok(1));
+        assert_eq!(h.push(EventType::PassStateEntered, EventDetails::default(), now), Ok(2));
+        assert_eq!(h.push(EventType::PassStateExited, EventDetails::default(), now), Err(2));
+        h.push_final(EventType::ExecutionFailed, EventDetails::default(), now);
+        assert_eq!(h.events.len(), 3);
+    }
+
+    #[test]
+    fn event_types_serialize_with_aws_names() {
+        assert_eq!(
+            serde_json::to_string(&EventType::TaskSubmitted).unwrap(),
+            "\"TaskSubmitted\""
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The intrinsic functions themselves, each checking its argument types as AWS does.
+
+use super::{Arg, Function, IntrinsicCall};
+use crate::json::{java_string, numbers_equal, to_compact};
+use crate::payload::{Env, EvalError};
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+/// AWS caps ArrayRange results and Base64 inputs.
+const ARRAY_RANGE_LIMIT: usize = 1000;
+const BASE64_INPUT_LIMIT: usize = 10_000;
+
+fn fail(function: &str, reason: impl std::fmt::Display) -> EvalError {
+    EvalError(format!("The intrinsic function States.{function} failed: {reason}"))
+}
+
+fn string_arg<'v>(f: &str, v: &'v Value, position: usize) -> Result<&'v str, EvalError> {
+    v.as_str().ok_or_else(|| {
+        fail(
+            f,
+            format!("argument {position} must be a string, got {}", to_compact(v)),
+        )
+    })
+}
+
+fn array_arg<'v>(f: &str, v: &'v Value, position: usize) -> Result<&'v Vec<Value>, EvalError> {
+    v.as_array().ok_or_else(|| {
+        fail(
+            f,
+            format!("argument {position} must be an array, got {}", to_compact(v)),
+        )
+    })
+}
+
+fn integer_arg(f: &str, v: &Value, position: usize) -> Result<i64, EvalError> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|x| x.fract() == 0.0).map(|x| x as i64))
+            .ok_or_else(|| fail(f, format!("argument {position} must be an integer, got {n}"))),
+        other => Err(fail(
+            f,
+            format!("argument {position} must be an integer, got {}", to_compact(other)),
+        )),
+    }
+}
+
+pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Result<Value, EvalError> {
+    match call.function {
+        Function::Format => format(call, &args),
+        Function::StringToJson => {
+            let s = string_arg("StringToJson", &args[0], 1)?;
+            if s.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_str(s).map_err(|e| fail("StringToJson", format!("invalid JSON: {e}")))
+        }
+        Function::JsonToString => Ok(Value::String(to_compact(&args[0]))),
+        Function::Array => Ok(Value::Array(args)),
+        Function::ArrayPartition => {
+            let items = array_arg("ArrayPartition", &args[0], 1)?;
+            let size = integer_arg("ArrayPartition", &args[1], 2)?;
+            if size <= 0 {
+                return Err(fail("ArrayPartition", "the chunk size must be greater than 0"));
+            }
+            Ok(Value::Array(
+                items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect(),
+            ))
+        }
+        Function::ArrayContains => {
+            let items = array_arg("ArrayContains", &args[0], 1)?;
+            Ok(Value::Bool(items.iter().any(|v| numbers_equal(v, &args[1]))))
+        }
+        Function::ArrayRange => {
+            let start = integer_arg("ArrayRange", &args[0], 1)?;
+            let end = integer_arg("ArrayRange", &args[1], 2)?;
+            let step = integer_arg("ArrayRange", &args[2], 3)?;
+            if step == 0 {
+                return Err(fail("ArrayRange", "the step must not be 0"));
+            }
+            let mut out = Vec::new();
+            let mut i = start;
+            while (step > 0 && i <= end) || (step < 0 && i >= end) {
+                if out.len() == ARRAY_RANGE_LIMIT {
+                    return Err(fail("ArrayRange", "the result would exceed 1000 items"));
+                }
+                out.push(Value::from(i));
+                i = match i.checked_add(step) {
+                    Some(next) => next,
+                    None => break,
+                };
+            }
+            Ok(Value::Array(out))
+        }
+        Function::ArrayGetItem => {
+            let items = array_arg("ArrayGetItem", &args[0], 1)?;
+            let index = integer_arg("ArrayGetItem", &args[1], 2)?;
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| items.get(i))
+                .cloned()
+                .ok_or_else(|| fail("ArrayGetItem", format!("index {index} is out of bounds")))
+        }
+        Function::ArrayLength => Ok(Value::from(array_arg("ArrayLength", &args[0], 1)?.len())),
+        Function::ArrayUnique => {
+            let items = array_arg("ArrayUnique", &args[0], 1)?;
+            let mut out: Vec<Value> = Vec::new();
+            for item in items {
+                if !out.iter().any(|seen| numbers_equal(seen, item)) {
+                    out.push(item.clone());
+                }
+            }
+            Ok(Value::Array(out))
+        }
+        Function::Base64Encode => {
+            let s = string_arg("Base64Encode", &args[0], 1)?;
+            if s.len() > BASE64_INPUT_LIMIT {
+                return Err(fail("Base64Encode", "the input exceeds 10,000 characters"));
+            }
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
+            ))
+        }
+        Function::Base64Decode => {
+            let s = string_arg("Base64Decode", &args[0], 1)?;
+            if s.len() > BASE64_INPUT_LIMIT {
+                return Err(fail("Base64Decode", "the input exceeds 10,000 characters"));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .map_err(|e| fail("Base64Decode", format!("invalid base64: {e}")))?;
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| fail("Base64Decode", "the decoded bytes are not UTF-8"))
+        }
+        Function::Hash => {
+            let data = match &args[0] {
+                Value::String(s) => s.clone(),
+                other => to_compact(other),
+            };
+            let algorithm = string_arg("Hash", &args[1], 2)?;
+            hash(data.as_bytes(), algorithm).map(Value::String)
+        }
+        Function::JsonMerge => {
+            let (Value::Object(a), Value::Object(b)) = (&args[0], &args[1]) else {
+                return Err(fail("JsonMerge", "both arguments must be JSON objects"));
+            };
+            let deep = match &args[2] {
+                Value::Bool(b) => *b,
+                other => {
+                    return Err(fail(
+                        "JsonMerge",
+                        format!("the third argument must be a boolean, got {}", to_compact(other)),
+                    ));
+                }
+            };
+            let mut merged = a.clone();
+            merge(&mut merged, b, deep);
+            Ok(Value::Object(merged))
+        }
+        Function::MathRandom => {
+            let start = integer_arg("MathRandom", &args[0], 1)?;
+            let end = integer_arg("MathRandom", &args[1], 2)?;
+            if end <= start {
+                return Err(fail("MathRandom", "the end must be greater than the start"));
+            }
+            let span = (end - start) as u64;
+            let draw = match args.get(2) {
+                Some(seed) => {
+                    let seed = integer_arg("MathRandom", seed, 3)?;
+                    crate::payload::RandomSource::new(seed as u64).next_u64()
+                }
+                None => env.random.next_u64(),
+            };
+            Ok(Value::from(start + (draw % span) as i64))
+        }
+        Function::MathAdd => {
+            if let (Ok(a), Ok(b)) = (integer_arg("MathAdd", &args[0], 1), integer_arg("MathAdd", &args[1], 2)) {
+                return a
+                    .checked_add(b)
+                    .map(Value::from)
+                    .ok_or_else(|| fail("MathAdd", "the sum overflows"));
+            }
+            // AWS also accepts decimals (e.g. a bias of 4.3), adding them as numbers.
+            let number = |v: &Value, position: usize| {
+                v.as_f64().ok_or_else(|| {
+                    fail(
+                        "MathAdd",
+                        format!("argument {position} must be a number, got {}", to_compact(v)),
+                    )
+                })
+            };
+            let sum = number(&args[0], 1)? + number(&args[1], 2)?;
+            serde_json::Number::from_f64(sum)
+                .map(Value::Number)
+                .ok_or_else(|| fail("MathAdd", "the sum is not a finite number"))
+        }
+        Function::StringSplit => {
+            let s = string_arg("StringSplit", &args[0], 1)?;
+            let delimiters = string_arg("StringSplit", &args[1], 2)?;
+            Ok(Value::Array(
+                s.split(|c| delimiters.contains(c))
+                    .filter(|part| !part.is_empty())
+                    .map(|part| Value::String(part.to_string()))
+                    .collect(),
+            ))
+        }
+        Function::Uuid => {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&env.random.next_u64().to_le_bytes());
+            bytes[8..].copy_from_slice(&env.random.next_u64().to_le_bytes());
+            Ok(Value::String(
+                uuid::Builder::from_random_bytes(bytes).into_uuid().to_string(),
+            ))
+        }
+    }
+}
+
+fn format(call: &IntrinsicCall, args: &[Value]) -> Result<Value, EvalError> {
+    // A literal template keeps its escapes so `\{` stays a brace, not a placeholder.
+    let template: String = match &call.args[0] {
+        Arg::Str { raw, .. } => raw.clone(),
+        _ => string_arg("Format", &args[0], 1)?.replace('\\', "\\\\"),
+    };
+    let mut out = String::new();
+    let mut next_arg = 1;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(escaped) = chars.next() {
+                    out.push(escaped);
+                }
+            }
+            '{' if chars.peek() == Some(&'}') => {
+                chars.next();
+                let value = args
+                    .get(next_arg)
+                    .ok_or_else(|| fail("Format", "the template has more placeholders than arguments"))?;
+                out.push_str(&java_string(value));
+                next_arg += 1;
+            }
+            c => out.push(c),
+        }
+    }
+    if next_arg != args.len() {
+        return Err(fail("Format", "the template has fewer placeholders than arguments"));
+    }
+    Ok(Value::String(out))
+}
+
+fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>, deep: bool) {
+    for (key, value) in from {
+        match (into.get_mut(key), value) {
+            (Some(Value::Object(existing)), Value::Object(incoming)) if deep => merge(existing, incoming, true),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash(data: &[u8], algorithm: &str) -> Result<String, EvalError> {
+    use sha2::Digest as _;
+    Ok(match algorithm {
+        "MD5" => hex(&<md5::Md5 as md5::Digest>::digest(data)),
+        "SHA-1" => hex(&<sha1::Sha1 as sha1::Digest>::digest(data)),
+        "SHA-256" => hex(&sha2::Sha256::digest(data)),
+        "SHA-384" => hex(&sha2::Sha384::digest(data)),
+        "SHA-512" => hex(&sha2::Sha512::digest(data)),
+        other => {
+            return Err(fail(
+                "Hash",
+                format!("unsupported algorithm '{other}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"),
+            ));
+        }
+    })
+}

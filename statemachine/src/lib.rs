@@ -1,0 +1,44 @@
+//! Sluice's Amazon States Language engine: a local Step Functions.
+//!
+//! The modules follow the language's chapters:
+//! - [`model`]: the state machine and its states, parsed from JSON;
+//! - [`validate`]: every problem of a definition at once, with its location;
+//! - [`path`], [`payload`], [`intrinsics`]: JSONPath, payload templates and intrinsic functions;
+//! - `states`: what each state type does (Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map);
+//! - [`errors`]: error names, Retry and Catch;
+//! - [`executor`]: the [`Engine`] that runs executions, parks them on task tokens and resumes them;
+//! - [`history`]: execution history events as AWS names them;
+//! - [`store`]: where executions wait (in memory or SQLite);
+//! - [`task`]: task handlers by resource ARN; [`mock`]: AWS mock-config files;
+//! - [`clock`]: injectable time; [`cli`]: the `sluice validate | exec | conformance` commands.
+
+pub mod cli;
+pub mod clock;
+pub mod errors;
+pub mod executor;
+pub mod history;
+pub mod intrinsics;
+pub mod json;
+pub mod mock;
+pub mod model;
+pub mod path;
+pub mod payload;
+mod states;
+pub mod store;
+pub mod task;
+pub mod validate;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use errors::StateFailure;
+pub use executor::{
+    Engine, EngineError, EngineOptions, ExecutionOutcome, ExecutionReport, PendingTask, StartExecution,
+};
+pub use history::{EventType, HistoryEvent};
+pub use mock::{MockConfig, MockConfigError, MockedTestCase};
+pub use model::{ParseError, StateMachine};
+pub use store::{
+    ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, MemoryExecutionStore, SqliteExecutionStore,
+    StoreError,
+};
+pub use task::{FnHandler, TaskContext, TaskFailure, TaskHandler, TaskRegistry};
+pub use validate::{ValidationProblem, validate};

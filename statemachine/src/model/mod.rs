@@ -1,0 +1,347 @@
+//! The Amazon States Language model: a state machine, its scopes (the top level, each
+//! Parallel branch and each Map processor) and its eight state types.
+//!
+//! Parsing happens in two steps: [`crate::validate`] checks the raw JSON and reports every
+//! problem at once; only a definition without problems is then deserialized into this model,
+//! whose paths, templates and choice rules arrive already compiled.
+
+mod choice;
+mod fields;
+
+pub use choice::{ChoiceBranch, ChoiceRule, Comparison, Operand, Operator};
+pub use fields::{PathField, Seconds, whole_seconds as whole_seconds_of};
+
+use crate::errors::{Catcher, Retrier};
+use crate::path::JsonPath;
+use crate::payload::{Expr, Template};
+use crate::validate::{ValidationProblem, validate_value};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// AWS rejects definitions over 1 MiB; the same bound keeps hostile input cheap to refuse.
+pub const MAX_DEFINITION_BYTES: usize = 1_048_576;
+
+/// Why a definition could not become a [`StateMachine`].
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the definition is not valid JSON (line {line}, column {column}): {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("the definition is {bytes} bytes; the limit is {MAX_DEFINITION_BYTES} bytes")]
+    TooLarge { bytes: usize },
+    #[error("the definition has {} problem(s): {}", .0.len(), join_problems(.0))]
+    Invalid(Vec<ValidationProblem>),
+}
+
+fn join_problems(problems: &[ValidationProblem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A validated, executable state machine.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    pub(crate) root: Arc<Scope>,
+    pub(crate) comment: Option<String>,
+    pub(crate) timeout_seconds: Option<u64>,
+    source: Arc<str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TopLevel {
+    comment: Option<String>,
+    timeout_seconds: Option<u64>,
+    #[serde(flatten)]
+    scope: Scope,
+}
+
+impl StateMachine {
+    /// Parses and validates a definition; every validation problem is reported together.
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        if text.len() > MAX_DEFINITION_BYTES {
+            return Err(ParseError::TooLarge { bytes: text.len() });
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let problems = validate_value(&value);
+        if !problems.is_empty() {
+            return Err(ParseError::Invalid(problems));
+        }
+        let top: TopLevel = serde_json::from_value(value)
+            .map_err(|e| ParseError::Invalid(vec![ValidationProblem::new(None, "", e.to_string())]))?;
+        Ok(Self {
+            root: Arc::new(top.scope),
+            comment: top.comment,
+            timeout_seconds: top.timeout_seconds,
+            source: Arc::from(text),
+        })
+    }
+
+    /// The definition text this machine was parsed from.
+    pub fn definition(&self) -> &str {
+        &self.source
+    }
+
+    pub fn comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+
+    /// The machine's top-level `TimeoutSeconds`, if any.
+    pub fn timeout_seconds(&self) -> Option<u64> {
+        self.timeout_seconds
+    }
+
+    /// The names of the top-level states.
+    pub fn state_names(&self) -> Vec<&str> {
+        self.root.states.keys().map(String::as_str).collect()
+    }
+}
+
+/// A set of states with a start: the machine itself, a Parallel branch or a Map processor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Scope {
+    pub start_at: String,
+    pub states: HashMap<String, State>,
+}
+
+/// Where a state goes when it finishes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transition<'a> {
+    Next(&'a str),
+    End,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "Type")]
+pub enum State {
+    Pass(PassState),
+    Task(Box<TaskState>),
+    Choice(ChoiceState),
+    Wait(WaitState),
+    Succeed(SucceedState),
+    Fail(FailState),
+    Parallel(Box<ParallelState>),
+    Map(Box<MapState>),
+}
+
+impl State {
+    /// The history name of the type (`Pass`, `Task`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            State::Pass(_) => "Pass",
+            State::Task(_) => "Task",
+            State::Choice(_) => "Choice",
+            State::Wait(_) => "Wait",
+            State::Succeed(_) => "Succeed",
+            State::Fail(_) => "Fail",
+            State::Parallel(_) => "Parallel",
+            State::Map(_) => "Map",
+        }
+    }
+}
+
+/// `Next` / `End`, shared by the states that have them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Flow {
+    pub next: Option<String>,
+    #[serde(default)]
+    pub end: bool,
+}
+
+impl Flow {
+    pub fn transition(&self) -> Transition<'_> {
+        match &self.next {
+            Some(next) => Transition::Next(next),
+            None => Transition::End,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PassState {
+    #[serde(flatten)]
+    pub flow: Flow,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    #[serde(default)]
+    pub result_path: PathField,
+    pub parameters: Option<Template>,
+    pub result: Option<Value>,
+    pub assign: Option<Template>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskState {
+    #[serde(flatten)]
+    pub flow: Flow,
+    pub resource: String,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    #[serde(default)]
+    pub result_path: PathField,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
+    #[serde(default)]
+    pub retry: Vec<Retrier>,
+    #[serde(default)]
+    pub catch: Vec<Catcher>,
+    pub timeout_seconds: Option<Seconds>,
+    pub timeout_seconds_path: Option<JsonPath>,
+    pub heartbeat_seconds: Option<Seconds>,
+    pub heartbeat_seconds_path: Option<JsonPath>,
+    pub assign: Option<Template>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChoiceState {
+    pub choices: Vec<ChoiceBranch>,
+    pub default: Option<String>,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    pub assign: Option<Template>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitState {
+    #[serde(flatten)]
+    pub flow: Flow,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    pub seconds: Option<Seconds>,
+    pub timestamp: Option<String>,
+    pub seconds_path: Option<JsonPath>,
+    pub timestamp_path: Option<JsonPath>,
+    pub assign: Option<Template>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SucceedState {
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailState {
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub error_path: Option<Expr>,
+    pub cause_path: Option<Expr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParallelState {
+    #[serde(flatten)]
+    pub flow: Flow,
+    pub branches: Vec<Scope>,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    #[serde(default)]
+    pub result_path: PathField,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
+    #[serde(default)]
+    pub retry: Vec<Retrier>,
+    #[serde(default)]
+    pub catch: Vec<Catcher>,
+    pub assign: Option<Template>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MapState {
+    #[serde(flatten)]
+    pub flow: Flow,
+    pub item_processor: Option<Scope>,
+    pub iterator: Option<Scope>,
+    pub items_path: Option<JsonPath>,
+    pub item_selector: Option<Template>,
+    pub parameters: Option<Template>,
+    pub item_reader: Option<Value>,
+    pub max_concurrency: Option<u64>,
+    pub max_concurrency_path: Option<JsonPath>,
+    pub tolerated_failure_count: Option<u64>,
+    pub tolerated_failure_count_path: Option<JsonPath>,
+    pub tolerated_failure_percentage: Option<f64>,
+    pub tolerated_failure_percentage_path: Option<JsonPath>,
+    #[serde(default)]
+    pub input_path: PathField,
+    #[serde(default)]
+    pub output_path: PathField,
+    #[serde(default)]
+    pub result_path: PathField,
+    pub result_selector: Option<Template>,
+    #[serde(default)]
+    pub retry: Vec<Retrier>,
+    #[serde(default)]
+    pub catch: Vec<Catcher>,
+    pub assign: Option<Template>,
+}
+
+impl MapState {
+    /// `ItemProcessor`, or the legacy `Iterator`.
+    pub fn processor(&self) -> Option<&Scope> {
+        self.item_processor.as_ref().or(self.iterator.as_ref())
+    }
+
+    /// `ItemSelector`, or the legacy `Parameters`.
+    pub fn selector(&self) -> Option<&Template> {
+        self.item_selector.as_ref().or(self.parameters.as_ref())
+    }
+}
+
+impl TryFrom<Value> for Template {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Self, String> {
+        Template::compile(&value).map_err(|(pointer, message)| format!("{pointer}: {message}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        Template::try_from(value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Expr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        JsonPath::parse(&text).map_err(serde::de::Error::custom)
+    }
+}

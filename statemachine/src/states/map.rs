@@ -1,0 +1,289 @@
+//! The Map state (inline processing; Distributed maps run the same way locally): items from
+//! ItemsPath, each shaped by ItemSelector, run through the processor with MaxConcurrency;
+//! the output keeps input order. Tolerated failures apply when configured.
+
+use super::{Finish, keep_raw, select};
+use crate::errors::{StateFailure, names};
+use crate::executor::run::{ContextObject, Run, ScopeEnd, Step, Thread, Visit};
+use crate::history::{EventDetails, EventType};
+use crate::json::to_compact;
+use crate::model::MapState;
+use crate::path::JsonPath;
+use crate::payload::{Env, EvalError};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// How many failed iterations the state tolerates; `None` when no tolerance is configured.
+struct Tolerance {
+    count: Option<u64>,
+    percentage: Option<f64>,
+}
+
+impl Tolerance {
+    fn configured(&self) -> bool {
+        self.count.is_some() || self.percentage.is_some()
+    }
+
+    fn exceeded(&self, failed: u64, total: usize) -> bool {
+        let by_count = self.count.is_some_and(|c| failed > c);
+        let by_share = self
+            .percentage
+            .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) > p);
+        match (self.count, self.percentage) {
+            (None, None) => failed > 0,
+            _ => by_count || by_share,
+        }
+    }
+}
+
+/// A number read through a `...Path` field; strings holding numbers count, as on AWS.
+fn path_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => to_compact(other),
+    }
+}
+
+fn read_path(
+    run: &Run,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    input: &Value,
+    path: &JsonPath,
+) -> Result<Value, StateFailure> {
+    run.with_env(visit, thread, input, None, |env| {
+        env.require(path).map(|v| v.into_owned())
+    })
+    .map_err(|e| visit.runtime(e))
+}
+
+fn integer_from_path(
+    run: &Run,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    input: &Value,
+    path: &JsonPath,
+    field: &str,
+) -> Result<i64, StateFailure> {
+    let value = read_path(run, visit, thread, input, path)?;
+    path_number(&value)
+        .filter(|n| n.fract() == 0.0)
+        .map(|n| n as i64)
+        .ok_or_else(|| {
+            visit.runtime(EvalError(format!(
+                "The {field} field refers to value \"{}\" which is not a valid integer: {}",
+                shown(&value),
+                path.text()
+            )))
+        })
+}
+
+fn limits(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    input: &Value,
+) -> Result<(usize, Tolerance), StateFailure> {
+    let max_concurrency = match (&state.max_concurrency, &state.max_concurrency_path) {
+        (Some(n), _) => *n as i64,
+        (None, Some(path)) => integer_from_path(run, visit, thread, input, path, "MaxConcurrencyPath")?,
+        (None, None) => 0,
+    };
+    if max_concurrency < 0 {
+        return Err(visit.runtime(EvalError("MaxConcurrency cannot be negative.".into())));
+    }
+    let count = match (&state.tolerated_failure_count, &state.tolerated_failure_count_path) {
+        (Some(n), _) => Some(*n as i64),
+        (None, Some(path)) => Some(integer_from_path(
+            run,
+            visit,
+            thread,
+            input,
+            path,
+            "ToleratedFailureCountPath",
+        )?),
+        (None, None) => None,
+    };
+    if count.is_some_and(|c| c < 0) {
+        return Err(visit.runtime(EvalError("ToleratedFailureCount cannot be negative.".into())));
+    }
+    let percentage = match (
+        &state.tolerated_failure_percentage,
+        &state.tolerated_failure_percentage_path,
+    ) {
+        (Some(p), _) => Some(*p),
+        (None, Some(path)) => {
+            let value = read_path(run, visit, thread, input, path)?;
+            Some(path_number(&value).ok_or_else(|| {
+                visit.runtime(EvalError(format!(
+                    "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
+                    shown(&value),
+                    path.text()
+                )))
+            })?)
+        }
+        (None, None) => None,
+    };
+    if percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+        return Err(visit.runtime(EvalError(
+            "ToleratedFailurePercentage must be between 0 and 100.".into(),
+        )));
+    }
+    Ok((
+        max_concurrency as usize,
+        Tolerance {
+            count: count.map(|c| c as u64),
+            percentage,
+        },
+    ))
+}
+
+pub(super) async fn attempt<'a>(
+    run: &Run,
+    state: &'a MapState,
+    visit: &Visit<'_>,
+    input: Value,
+    thread: &mut Thread,
+) -> Result<Step<'a>, StateFailure> {
+    if state.item_reader.is_some() {
+        return Err(visit.runtime(EvalError(
+            "ItemReader (reading items from S3) is not supported by the local engine".into(),
+        )));
+    }
+    let processor = state
+        .processor()
+        .ok_or_else(|| visit.runtime(EvalError("the Map state has no ItemProcessor".into())))?;
+    let raw = keep_raw(&state.result_path, &input);
+    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let items = match &state.items_path {
+        Some(path) => read_path(run, visit, thread, &effective, path)?,
+        None => effective.clone(),
+    };
+    let Value::Array(items) = items else {
+        return Err(visit.runtime(EvalError(format!(
+            "Invalid path '{}': the items to iterate over must be a JSON array, got {}",
+            state.items_path.as_ref().map_or("$", |p| p.text()),
+            to_compact(&items)
+        ))));
+    };
+    let (max_concurrency, tolerance) = limits(run, state, visit, thread, &effective)?;
+    let total = items.len();
+    let mut iteration_inputs = Vec::with_capacity(total);
+    for (index, item) in items.into_iter().enumerate() {
+        let selected = match state.selector() {
+            Some(selector) => {
+                let ctx = ContextObject {
+                    run,
+                    visit,
+                    task_token: None,
+                    map_item: Some((index, &item)),
+                };
+                let env = Env {
+                    input: &effective,
+                    vars: &thread.vars,
+                    context: &ctx,
+                    random: &visit.random,
+                };
+                selector.eval(&env).map_err(|e| visit.runtime(e))?
+            }
+            None => item,
+        };
+        iteration_inputs.push(selected);
+    }
+    run.record(
+        EventType::MapStateStarted,
+        EventDetails {
+            length: Some(total as u64),
+            ..Default::default()
+        },
+    )?;
+    let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
+    let vars = thread.vars.clone();
+    let name = visit.name;
+    let iterations = iteration_inputs.into_iter().enumerate().map(|(index, item_input)| {
+        let mut iteration_thread = Thread::new(format!("{prefix}/i{index}"), vars.clone());
+        async move {
+            let details = EventDetails {
+                name: Some(name.to_string()),
+                index: Some(index as u64),
+                ..Default::default()
+            };
+            run.record(EventType::MapIterationStarted, details.clone())?;
+            let end = run.run_scope(processor, item_input, &mut iteration_thread).await;
+            match &end {
+                Ok(ScopeEnd::Succeeded(_)) => {
+                    run.record(EventType::MapIterationSucceeded, details)?;
+                }
+                Err(_) => {
+                    run.record(EventType::MapIterationFailed, details)?;
+                }
+                Ok(ScopeEnd::Parked) => {}
+            }
+            end
+        }
+    });
+    let width = if max_concurrency == 0 {
+        total.max(1)
+    } else {
+        max_concurrency
+    };
+    let mut stream = futures::stream::iter(iterations).buffered(width);
+    let mut outputs = Vec::with_capacity(total);
+    let mut failed = 0u64;
+    let mut parked = false;
+    while let Some(end) = stream.next().await {
+        match end {
+            Ok(ScopeEnd::Succeeded(output)) => outputs.push(output),
+            Ok(ScopeEnd::Parked) => {
+                parked = true;
+                outputs.push(Value::Null);
+            }
+            Err(failure) => {
+                failed += 1;
+                let fatal = failure.is_terminal() || !tolerance.configured();
+                if fatal || tolerance.exceeded(failed, total) {
+                    drop(stream);
+                    let failure = if fatal {
+                        failure
+                    } else {
+                        StateFailure::new(
+                            names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                            "The specified tolerated failure threshold was exceeded",
+                        )
+                    };
+                    run.record(
+                        EventType::MapStateFailed,
+                        EventDetails {
+                            error: failure.error.clone(),
+                            cause: failure.cause.clone(),
+                            ..Default::default()
+                        },
+                    )?;
+                    return Err(failure);
+                }
+                outputs.push(failure.to_output());
+            }
+        }
+    }
+    if parked {
+        return Ok(Step::Parked);
+    }
+    run.record(EventType::MapStateSucceeded, EventDetails::default())?;
+    Finish {
+        flow: &state.flow,
+        result_selector: state.result_selector.as_ref(),
+        result_path: &state.result_path,
+        output_path: &state.output_path,
+        assign: state.assign.as_ref(),
+    }
+    .apply(run, visit, thread, raw, Value::Array(outputs))
+}

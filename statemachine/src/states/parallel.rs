@@ -1,0 +1,63 @@
+//! The Parallel state: every branch gets the same input; the output is the array of branch
+//! outputs in branch order. The first branch to fail fails the state (the others stop).
+
+use super::{Finish, keep_raw, select};
+use crate::errors::StateFailure;
+use crate::executor::run::{Run, ScopeEnd, Step, Thread, Visit};
+use crate::history::{EventDetails, EventType};
+use crate::model::ParallelState;
+use serde_json::Value;
+
+pub(super) async fn attempt<'a>(
+    run: &Run,
+    state: &'a ParallelState,
+    visit: &Visit<'_>,
+    input: Value,
+    thread: &mut Thread,
+) -> Result<Step<'a>, StateFailure> {
+    let raw = keep_raw(&state.result_path, &input);
+    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let branch_input = match &state.parameters {
+        Some(p) => run
+            .with_env(visit, thread, &effective, None, |env| p.eval(env))
+            .map_err(|e| visit.runtime(e))?,
+        None => effective,
+    };
+    run.record(EventType::ParallelStateStarted, EventDetails::default())?;
+    let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
+    let branches = state.branches.iter().enumerate().map(|(i, branch)| {
+        let mut branch_thread = Thread::new(format!("{prefix}/b{i}"), thread.vars.clone());
+        let branch_input = branch_input.clone();
+        async move { run.run_scope(branch, branch_input, &mut branch_thread).await }
+    });
+    let ends = match futures::future::try_join_all(branches).await {
+        Ok(ends) => ends,
+        Err(failure) => {
+            run.record(
+                EventType::ParallelStateFailed,
+                EventDetails {
+                    error: failure.error.clone(),
+                    cause: failure.cause.clone(),
+                    ..Default::default()
+                },
+            )?;
+            return Err(failure);
+        }
+    };
+    let mut outputs = Vec::with_capacity(ends.len());
+    for end in ends {
+        match end {
+            ScopeEnd::Succeeded(output) => outputs.push(output),
+            ScopeEnd::Parked => return Ok(Step::Parked),
+        }
+    }
+    run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
+    Finish {
+        flow: &state.flow,
+        result_selector: state.result_selector.as_ref(),
+        result_path: &state.result_path,
+        output_path: &state.output_path,
+        assign: state.assign.as_ref(),
+    }
+    .apply(run, visit, thread, raw, Value::Array(outputs))
+}
