@@ -222,6 +222,16 @@ async fn invoke(
             }
         }
     }
+    if handler_already_ran {
+        // The replayed run shows the same events as the first one.
+        run.record(
+            EventType::TaskStarted,
+            EventDetails {
+                resource: Some(state.resource.clone()),
+                ..Default::default()
+            },
+        )?;
+    }
     let Some(token) = token else {
         return Err(visit.runtime(EvalError(
             "internal: a task without a token reached the callback wait".into(),
