@@ -110,6 +110,14 @@ impl EntityType {
     }
 }
 
+impl EntityType {
+    /// A type name as Comprehend sent it; a type newer than this list is kept by name, so an
+    /// answer with it still gets masked by the policy's default.
+    pub fn from_comprehend(name: &str) -> EntityType {
+        EntityType::from_name(name).unwrap_or_else(|_| EntityType::Other(name.to_string()))
+    }
+}
+
 impl fmt::Display for EntityType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

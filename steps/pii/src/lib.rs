@@ -3,11 +3,13 @@
 //!
 //! - [`entity`]: what a detector reports (Comprehend type names, code-point offsets, a score).
 //! - [`detector`]: the [`Detector`] port and the [`BuiltinDetector`] (regex + checksums).
+//! - [`comprehend`]: Amazon Comprehend as a detector: request packing and the adapter.
 //! - [`overlap`]: the one overlap-resolution rule both detectors share.
 //! - [`policy`]: the per-dataset [`PiiPolicy`] (keep / mask / redact / tokenize) and its loader.
 //! - [`transform`]: applying a policy to a cell ([`CellCleaner`]).
 //! - [`tokenize`]: keyed HMAC-SHA-256 tokens; [`vault`]: AES-256-GCM originals for re-identification.
 
+pub mod comprehend;
 pub mod detector;
 pub mod entity;
 pub mod overlap;
@@ -17,6 +19,7 @@ pub mod tokenize;
 pub mod transform;
 pub mod vault;
 
+pub use comprehend::{ComprehendDetector, ComprehendSettings, ComprehendUsage};
 pub use detector::{BuiltinDetector, Cell, DetectError, Detector};
 pub use entity::{EntityType, PiiEntity};
 pub use policy::{Action, PiiPolicy, PolicyError};

@@ -14,7 +14,7 @@ pub(super) struct ContactRecognizers {
 impl ContactRecognizers {
     pub fn new() -> Self {
         ContactRecognizers {
-            email: pattern(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)"),
+            email: pattern(r"[\p{L}\p{N}._%+'-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}\b"),
             // Country code (+CC or 00CC), an optional area code in parentheses, then up to six
             // digit groups joined by one space, dot or dash; an optional extension.
             phone: pattern(
