@@ -1,0 +1,394 @@
+//! Gmail fetch: lists the messages matching the query, walks their parts, and hands every wanted
+//! attachment to the sink in the same step (Gmail's attachment ids change between calls).
+//!
+//! Idempotence lives in the control table, partition `gmail#message#<account>#<message id>`:
+//! - `part#<part id>`: claimed with a conditional write (a 15-minute lease, so a crashed run's
+//!   claim can be taken over) before download, then marked done with the resulting key. Two
+//!   concurrent runs never both process a part.
+//! - `done`: written once every part of the message is handled; later runs skip the message
+//!   without calling `messages.get`, so a rerun spends only `messages.list` quota.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutCondition, Table};
+
+use crate::error::GmailError;
+use crate::http::HttpClient;
+use crate::mail::{MailPart, MailSource, Mailbox, WantedTypes};
+use crate::oauth::{Authorizer, now_epoch};
+use crate::settings::GmailSettings;
+use crate::sink::{AttachmentSink, FetchedAttachment};
+
+/// Longer than a Lambda can run, so a live claim is never taken over.
+const CLAIM_LEASE_SECS: i64 = 15 * 60;
+const DONE_SK: &str = "done";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FetchInput {
+    pub account: Option<String>,
+    /// Overrides `[gmail] query`.
+    pub query: Option<String>,
+    /// Lowers `[gmail] max_messages_per_run` for this run.
+    pub max_messages: Option<u32>,
+}
+
+/// Keys and counts only: never file contents, names or addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchOutput {
+    /// What the sink produced, one key per attachment handled in this run.
+    pub keys: Vec<String>,
+    pub messages_listed: u64,
+    /// Listed, but fully handled by an earlier run.
+    pub messages_already_done: u64,
+    pub messages_read: u64,
+    /// Listed, then gone before they could be read.
+    pub messages_vanished: u64,
+    /// Unreadable messages, recorded as done so they are not read again.
+    pub messages_malformed: u64,
+    pub attachments_fetched: u64,
+    pub attachments_quarantined: u64,
+    /// Already handled (by an earlier or a concurrent run).
+    pub attachments_duplicate: u64,
+    /// Claimed by a run still in progress; this message will be looked at again.
+    pub attachments_in_progress: u64,
+    pub attachments_unwanted: u64,
+    pub attachments_too_large: u64,
+    /// Links to Drive files in message bodies: not fetched (gmail.readonly cannot read Drive).
+    pub drive_links: u64,
+    pub bytes_fetched: u64,
+    /// Gmail quota units spent (5 per list, get and attachments.get call).
+    pub quota_units: u64,
+    /// More matching messages remain than this run examined: run again.
+    pub has_more: bool,
+}
+
+impl FetchOutput {
+    fn absorb(&mut self, other: MessageTally) {
+        self.keys.extend(other.keys);
+        self.messages_read += other.read;
+        self.messages_vanished += other.vanished;
+        self.messages_malformed += other.malformed;
+        self.attachments_fetched += other.fetched;
+        self.attachments_quarantined += other.quarantined;
+        self.attachments_duplicate += other.duplicate;
+        self.attachments_in_progress += other.in_progress;
+        self.attachments_unwanted += other.unwanted;
+        self.attachments_too_large += other.too_large;
+        self.drive_links += other.drive_links;
+        self.bytes_fetched += other.bytes;
+    }
+}
+
+#[derive(Default)]
+struct MessageTally {
+    keys: Vec<String>,
+    read: u64,
+    vanished: u64,
+    malformed: u64,
+    fetched: u64,
+    quarantined: u64,
+    duplicate: u64,
+    in_progress: u64,
+    unwanted: u64,
+    too_large: u64,
+    drive_links: u64,
+    bytes: u64,
+}
+
+/// What the fetch step needs.
+#[derive(Clone)]
+pub struct FetchDeps {
+    pub settings: GmailSettings,
+    pub control: Arc<dyn Table>,
+    pub source: Arc<dyn MailSource>,
+    pub sink: Arc<dyn AttachmentSink>,
+}
+
+impl FetchDeps {
+    /// The source `[gmail] source` names, over the authorizer's settings.
+    pub fn new(
+        authorizer: &Arc<Authorizer>,
+        control: Arc<dyn Table>,
+        sink: Arc<dyn AttachmentSink>,
+        http: &HttpClient,
+    ) -> FetchDeps {
+        FetchDeps {
+            settings: authorizer.settings().clone(),
+            control,
+            source: super::mail_source(authorizer, http),
+            sink,
+        }
+    }
+}
+
+pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, GmailError> {
+    let settings = &deps.settings;
+    let account = settings.account_or_default(input.account.as_deref())?;
+    let query = input.query.unwrap_or_else(|| settings.query.clone());
+    if query.len() > 2048 {
+        return Err(GmailError::input("query", "is longer than 2048 characters"));
+    }
+    let budget = input
+        .max_messages
+        .unwrap_or(settings.max_messages_per_run)
+        .clamp(1, settings.max_messages_per_run) as u64;
+    let mailbox = deps.source.open(&account).await?;
+    let run = FetchRun {
+        account: &account,
+        mailbox: mailbox.as_ref(),
+        control: deps.control.as_ref(),
+        sink: deps.sink.as_ref(),
+        wanted: WantedTypes::new(&settings.wanted_types),
+        max_bytes: settings.max_attachment_bytes,
+    };
+
+    let mut output = FetchOutput::default();
+    let mut seen = HashSet::new();
+    let mut page_token: Option<String> = None;
+    let mut examined = 0u64;
+    loop {
+        let page = mailbox.list(&query, page_token.as_deref(), settings.page_size).await?;
+        // Gmail may list a message twice when mail arrives during paging.
+        let fresh: Vec<String> = page.ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        output.messages_listed += fresh.len() as u64;
+        let pending = run.not_done(fresh).await?;
+        output.messages_already_done += pending.already_done;
+        let room = usize::try_from(budget - examined).unwrap_or(usize::MAX);
+        let (now, later) = pending.ids.split_at(pending.ids.len().min(room));
+        examined += now.len() as u64;
+        let mut tallies =
+            futures::stream::iter(now.iter().map(|id| run.message(id))).buffer_unordered(settings.concurrency);
+        while let Some(tally) = tallies.next().await {
+            output.absorb(tally?);
+        }
+        page_token = page.next_page_token;
+        if !later.is_empty() || (examined >= budget && page_token.is_some()) {
+            output.has_more = true;
+            break;
+        }
+        if page_token.is_none() {
+            break;
+        }
+    }
+    output.quota_units = mailbox.quota_units();
+    tracing::info!(
+        account,
+        messages_listed = output.messages_listed,
+        messages_read = output.messages_read,
+        attachments_fetched = output.attachments_fetched,
+        attachments_duplicate = output.attachments_duplicate,
+        quota_units = output.quota_units,
+        has_more = output.has_more,
+        "fetch finished"
+    );
+    Ok(output)
+}
+
+struct Pending {
+    ids: Vec<String>,
+    already_done: u64,
+}
+
+struct FetchRun<'a> {
+    account: &'a str,
+    mailbox: &'a dyn Mailbox,
+    control: &'a dyn Table,
+    sink: &'a dyn AttachmentSink,
+    wanted: WantedTypes,
+    max_bytes: u64,
+}
+
+impl FetchRun<'_> {
+    fn partition(&self, message_id: &str) -> String {
+        format!("gmail#message#{}#{message_id}", self.account)
+    }
+
+    fn part_key(&self, message_id: &str, part_id: &str) -> ItemKey {
+        ItemKey::new(self.partition(message_id), format!("part#{part_id}"))
+    }
+
+    /// Drops the ids of messages an earlier run finished, in batches of 100.
+    async fn not_done(&self, ids: Vec<String>) -> Result<Pending, GmailError> {
+        let mut done = HashSet::new();
+        for chunk in ids.chunks(sluice_core::tables::MAX_BATCH_GET) {
+            let mut keys: Vec<ItemKey> = chunk
+                .iter()
+                .map(|id| ItemKey::new(self.partition(id), DONE_SK))
+                .collect();
+            for _ in 0..8 {
+                let batch = self.control.batch_get(keys).await?;
+                done.extend(batch.items.iter().filter_map(ItemKey::of).map(|k| k.pk));
+                if batch.unprocessed.is_empty() {
+                    break;
+                }
+                keys = batch.unprocessed;
+            }
+        }
+        let before = ids.len();
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !done.contains(&self.partition(id)))
+            .collect();
+        Ok(Pending {
+            already_done: (before - ids.len()) as u64,
+            ids,
+        })
+    }
+
+    async fn message(&self, id: &str) -> Result<MessageTally, GmailError> {
+        let mut tally = MessageTally::default();
+        let message = match self.mailbox.message(id).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                tally.vanished += 1;
+                return Ok(tally);
+            }
+            Err(err @ GmailError::GmailResponse { .. }) => {
+                tracing::warn!(message_id = id, error = %err, "unreadable message skipped");
+                tally.malformed += 1;
+                self.mark_done(id, "malformed").await?;
+                return Ok(tally);
+            }
+            Err(err) => return Err(err),
+        };
+        tally.read += 1;
+        tally.drive_links += message.drive_links as u64;
+        if message.drive_links > 0 {
+            tracing::warn!(
+                message_id = id,
+                links = message.drive_links,
+                "message links Drive files; they are not fetched"
+            );
+        }
+        for part in &message.attachments {
+            self.part(part, &mut tally).await?;
+        }
+        if tally.in_progress == 0 {
+            self.mark_done(id, "done").await?;
+        }
+        Ok(tally)
+    }
+
+    async fn part(&self, part: &MailPart, tally: &mut MessageTally) -> Result<(), GmailError> {
+        let descriptor = &part.descriptor;
+        if !self.wanted.wants(&descriptor.mime_type, &descriptor.file_name) {
+            tally.unwanted += 1;
+            return Ok(());
+        }
+        if descriptor.size > self.max_bytes {
+            tracing::warn!(message_id = %descriptor.message_id, part_id = %descriptor.part_id, size = descriptor.size, "attachment over the size limit skipped");
+            tally.too_large += 1;
+            return Ok(());
+        }
+        let key = self.part_key(&descriptor.message_id, &descriptor.part_id);
+        match self.claim(&key).await? {
+            Claim::Won => {}
+            Claim::Done => {
+                tally.duplicate += 1;
+                return Ok(());
+            }
+            Claim::Held => {
+                tally.in_progress += 1;
+                return Ok(());
+            }
+        }
+        match self.deliver(part, tally).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // Let the next run try again rather than wait out the lease.
+                if let Err(release) = self.control.delete(&key, DeleteCondition::Always).await {
+                    tracing::warn!(error = %release, "could not release an attachment claim");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn deliver(&self, part: &MailPart, tally: &mut MessageTally) -> Result<(), GmailError> {
+        let descriptor = &part.descriptor;
+        let key = self.part_key(&descriptor.message_id, &descriptor.part_id);
+        let content = self.mailbox.content(part).await?;
+        if content.len() as u64 > self.max_bytes {
+            tally.too_large += 1;
+            return self.finish_part(&key, "too_large", None).await;
+        }
+        let sha256 = hex::encode(Sha256::digest(&content));
+        let size = content.len() as u64;
+        let stored = self
+            .sink
+            .accept(FetchedAttachment {
+                descriptor: descriptor.clone(),
+                content,
+                sha256,
+            })
+            .await
+            .map_err(|source| GmailError::Sink {
+                message_id: descriptor.message_id.clone(),
+                part_id: descriptor.part_id.clone(),
+                source,
+            })?;
+        tally.fetched += 1;
+        tally.bytes += size;
+        if stored.quarantined {
+            tally.quarantined += 1;
+        }
+        self.finish_part(&key, "done", Some(&stored.key)).await?;
+        tally.keys.push(stored.key);
+        Ok(())
+    }
+
+    async fn claim(&self, key: &ItemKey) -> Result<Claim, GmailError> {
+        let now = now_epoch();
+        let mut item = key.to_item();
+        item.insert("status".into(), AttrValue::S("claimed".into()));
+        item.insert("claimed_at".into(), AttrValue::N(now.to_string()));
+        item.insert("expires_at".into(), AttrValue::N((now + CLAIM_LEASE_SECS).to_string()));
+        match self.control.put(item, PutCondition::IfAbsentOrExpired { now }).await {
+            Ok(()) => Ok(Claim::Won),
+            Err(BackendError::ConditionFailed { .. }) => {
+                let existing = self.control.get(key).await?;
+                let status = existing
+                    .as_ref()
+                    .and_then(|i| i.get("status"))
+                    .and_then(AttrValue::as_str);
+                // Gone again (released by a failing run): leave it for the next run.
+                Ok(match status {
+                    Some("claimed") | None => Claim::Held,
+                    Some(_) => Claim::Done,
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Replaces the claim with a permanent record (no TTL).
+    async fn finish_part(&self, key: &ItemKey, status: &str, object_key: Option<&str>) -> Result<(), GmailError> {
+        let mut item = key.to_item();
+        item.insert("status".into(), AttrValue::S(status.into()));
+        item.insert("finished_at".into(), AttrValue::N(now_epoch().to_string()));
+        if let Some(object_key) = object_key {
+            item.insert("object_key".into(), AttrValue::S(object_key.into()));
+        }
+        self.control.put(item, PutCondition::Always).await?;
+        Ok(())
+    }
+
+    async fn mark_done(&self, message_id: &str, status: &str) -> Result<(), GmailError> {
+        let mut item = ItemKey::new(self.partition(message_id), DONE_SK).to_item();
+        item.insert("status".into(), AttrValue::S(status.into()));
+        item.insert("finished_at".into(), AttrValue::N(now_epoch().to_string()));
+        self.control.put(item, PutCondition::Always).await?;
+        Ok(())
+    }
+}
+
+enum Claim {
+    Won,
+    Done,
+    Held,
+}
