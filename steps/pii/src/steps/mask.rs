@@ -1,0 +1,148 @@
+//! The mask step: rewrites a staged CSV by its dataset's policy (keep, mask, redact, tokenize)
+//! into the cleaned CSV that ingest loads. Tokenized originals go to the vault, sealed, before
+//! the cleaned file is published. The header row is kept as it is.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::{ObjectKey, PutOptions, secrets};
+
+use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows, io_error};
+use crate::error::PiiError;
+use crate::policy::Action;
+use crate::tokenize::{Tokenizer, tokenization_key_name};
+use crate::transform::CellCleaner;
+use crate::vault::Vault;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskInput {
+    pub dataset: String,
+    pub staged_key: String,
+    /// Where to write the cleaned CSV; by default `clean/<the path after staged/>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskOutput {
+    pub dataset: String,
+    pub staged_key: String,
+    pub clean_key: String,
+    pub engine: String,
+    pub rows: u64,
+    /// Entities acted on, by action name (`keep`, `mask`, `redact`, `tokenize`).
+    pub by_action: BTreeMap<String, u64>,
+    /// Column -> entity type -> count.
+    pub by_column: CountsByColumn,
+    /// New originals sealed in the vault by this run.
+    pub vaulted: u64,
+}
+
+/// `staged/a/b.csv` -> `clean/a/b.csv`; a key outside `staged/` gets `.clean` before its extension.
+pub fn default_clean_key(staged: &ObjectKey) -> Result<ObjectKey, PiiError> {
+    if let Some(rest) = staged.as_str().strip_prefix("staged/") {
+        return Ok(ObjectKey::new(format!("clean/{rest}"))?);
+    }
+    let name = staged.file_name();
+    let cleaned = match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.clean.{ext}"),
+        None => format!("{name}.clean"),
+    };
+    Ok(staged.with_file_name(&cleaned)?)
+}
+
+pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiError> {
+    let staged = check_input(&input.dataset, &input.staged_key)?;
+    let clean_key = match &input.clean_key {
+        Some(key) => ObjectKey::new(key.as_str()).map_err(|err| PiiError::InvalidInput {
+            field: "clean_key",
+            reason: err.to_string(),
+        })?,
+        None => default_clean_key(&staged)?,
+    };
+    if clean_key == staged {
+        return Err(PiiError::InvalidInput {
+            field: "clean_key",
+            reason: "must differ from staged_key".into(),
+        });
+    }
+    let policy = deps.policies.for_dataset(&input.dataset);
+    let (tokenizer, mut vault) = if policy.tokenizes() {
+        let secrets = deps.backends.secrets.as_ref();
+        let key = secrets::key_or_create(secrets, &tokenization_key_name(&input.dataset)).await?;
+        let vault = Vault::open(deps.backends.control.clone(), secrets, &input.dataset).await?;
+        (Some(Tokenizer::new(&key)), Some(vault))
+    } else {
+        (None, None)
+    };
+    let cleaner = CellCleaner::new(policy, tokenizer)?;
+
+    let local = deps.backends.objects.download(&staged).await?;
+    let mut batches = CsvBatches::open(&staged, local.open()?, deps.batch_bytes)?;
+    let header = batches.header().clone();
+    let output = tempfile::NamedTempFile::new().map_err(io_error("create the cleaned CSV"))?;
+    let mut writer = csv::WriterBuilder::new().from_writer(std::io::BufWriter::new(output.as_file()));
+    writer
+        .write_record(&header)
+        .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;
+
+    let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_column = CountsByColumn::new();
+    let (mut rows, mut vaulted) = (0u64, 0u64);
+    let mut cleaned_row: Vec<String> = Vec::new();
+    while let Some(batch) = batches.next_batch()? {
+        let grid = detect_rows(deps.detector.as_ref(), cleaner.policy(), &header, &batch, &staged).await?;
+        let mut sealed = Vec::new();
+        let mut cleaned_rows = Vec::with_capacity(batch.len());
+        for (record, entities) in batch.iter().zip(&grid) {
+            cleaned_row.clear();
+            for (column, text) in record.iter().enumerate() {
+                let name = header.get(column).unwrap_or("");
+                let found = entities.get(column).map_or(&[][..], Vec::as_slice);
+                let cleaned = cleaner.clean(name, text, found, &mut sealed);
+                for entity in &cleaned.applied {
+                    let action: &Action = cleaner.policy().action_for(name, &entity.kind);
+                    *by_action.entry(action.name().to_string()).or_default() += 1;
+                    *by_column
+                        .entry(name.to_string())
+                        .or_default()
+                        .entry(entity.kind.to_string())
+                        .or_default() += 1;
+                }
+                cleaned_row.push(cleaned.text.into_owned());
+            }
+            cleaned_rows.push(cleaned_row.clone());
+        }
+        // Seal the originals before the rows that carry their tokens are written.
+        if let Some(vault) = vault.as_mut() {
+            vaulted += vault.store(sealed).await? as u64;
+        }
+        for row in &cleaned_rows {
+            writer
+                .write_record(row)
+                .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;
+        }
+        rows += batch.len() as u64;
+    }
+    writer.flush().map_err(io_error("write the cleaned CSV"))?;
+    drop(writer);
+    let options = PutOptions {
+        content_type: Some("text/csv".into()),
+        metadata: BTreeMap::from([("sluice-pii-source".to_string(), staged.to_string())]),
+    };
+    deps.backends
+        .objects
+        .put_file(&clean_key, output.path(), &options)
+        .await?;
+    tracing::info!(dataset = %input.dataset, key = %staged, clean = %clean_key, rows, vaulted, "cleaned CSV written");
+    Ok(MaskOutput {
+        dataset: input.dataset,
+        staged_key: staged.to_string(),
+        clean_key: clean_key.to_string(),
+        engine: deps.detector.engine().to_string(),
+        rows,
+        by_action,
+        by_column,
+        vaulted,
+    })
+}
