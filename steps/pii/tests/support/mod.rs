@@ -1,0 +1,2 @@
+pub mod comprehend_server;
+pub mod corpus;
