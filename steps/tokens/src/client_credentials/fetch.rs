@@ -133,7 +133,9 @@ async fn fetch_once(
     Attempt::Done(AccessToken {
         secret: SecretValue::new(parsed.access_token),
         token_type: parsed.token_type,
-        expires_at: Utc::now() + chrono::Duration::seconds(expires_in),
+        // Whole seconds, as the shared cache stores it, so every process sees the same token.
+        expires_at: chrono::DateTime::from_timestamp(Utc::now().timestamp().saturating_add(expires_in), 0)
+            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(DEFAULT_EXPIRES_IN)),
     })
 }
 
