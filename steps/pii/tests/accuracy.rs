@@ -18,11 +18,19 @@ struct Tally {
 impl Tally {
     fn precision(&self) -> f64 {
         let found = self.true_positive + self.false_positive;
-        if found == 0 { 1.0 } else { self.true_positive as f64 / found as f64 }
+        if found == 0 {
+            1.0
+        } else {
+            self.true_positive as f64 / found as f64
+        }
     }
     fn recall(&self) -> f64 {
         let labeled = self.true_positive + self.false_negative;
-        if labeled == 0 { 1.0 } else { self.true_positive as f64 / labeled as f64 }
+        if labeled == 0 {
+            1.0
+        } else {
+            self.true_positive as f64 / labeled as f64
+        }
     }
 }
 
@@ -66,7 +74,10 @@ fn builtin_recognizers_meet_the_precision_and_recall_targets() {
             }
         }
     }
-    println!("{:<36} {:>9} {:>7} {:>5} {:>5} {:>5}", "type", "precision", "recall", "tp", "fp", "fn");
+    println!(
+        "{:<36} {:>9} {:>7} {:>5} {:>5} {:>5}",
+        "type", "precision", "recall", "tp", "fp", "fn"
+    );
     for (kind, t) in &tallies {
         println!(
             "{kind:<36} {:>9.4} {:>7.4} {:>5} {:>5} {:>5}",
@@ -77,7 +88,13 @@ fn builtin_recognizers_meet_the_precision_and_recall_targets() {
             t.false_negative
         );
     }
-    for kind in ["EMAIL", "CREDIT_DEBIT_NUMBER", "SSN", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS"] {
+    for kind in [
+        "EMAIL",
+        "CREDIT_DEBIT_NUMBER",
+        "SSN",
+        "INTERNATIONAL_BANK_ACCOUNT_NUMBER",
+        "IP_ADDRESS",
+    ] {
         let t = &tallies[kind];
         assert!(t.recall() >= 0.97 && t.precision() >= 0.95, "{kind}: {t:?}");
     }

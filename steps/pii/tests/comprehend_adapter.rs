@@ -55,7 +55,9 @@ async fn long_cells_are_segmented_over_the_wire_and_found_once() {
         ..ComprehendSettings::default()
     };
     let comprehend = detector(&server, settings).await;
-    let long: String = (0..60).map(|i| format!("é😀 row {i} mail u{i}@example.com card 4111-1111-1111-1111; ")).collect();
+    let long: String = (0..60)
+        .map(|i| format!("é😀 row {i} mail u{i}@example.com card 4111-1111-1111-1111; "))
+        .collect();
     let cells = [Cell::new(&long), Cell::new("short a@b.io")];
     let remote = comprehend.detect(&cells).await.unwrap();
     assert_eq!(remote, BuiltinDetector::new().detect(&cells).await.unwrap());
@@ -67,7 +69,10 @@ async fn long_cells_are_segmented_over_the_wire_and_found_once() {
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_with_backoff() {
     let server = ComprehendServer::start().await;
-    server.state.throttle_first.store(2, std::sync::atomic::Ordering::SeqCst);
+    server
+        .state
+        .throttle_first
+        .store(2, std::sync::atomic::Ordering::SeqCst);
     server.state.fail_first.store(1, std::sync::atomic::Ordering::SeqCst);
     let comprehend = detector(&server, ComprehendSettings::default()).await;
     let found = comprehend.detect(&[Cell::new("mail a@example.com")]).await.unwrap();
@@ -79,7 +84,10 @@ async fn throttling_and_server_errors_are_retried_with_backoff() {
 #[tokio::test]
 async fn a_batch_that_stays_throttled_fails_instead_of_passing_through() {
     let server = ComprehendServer::start().await;
-    server.state.throttle_first.store(100, std::sync::atomic::Ordering::SeqCst);
+    server
+        .state
+        .throttle_first
+        .store(100, std::sync::atomic::Ordering::SeqCst);
     let comprehend = detector(&server, ComprehendSettings::default()).await;
     let err = comprehend.detect(&[Cell::new("mail a@example.com")]).await.unwrap_err();
     assert!(matches!(err, DetectError::Throttled { attempts: 4, .. }), "{err}");
@@ -120,7 +128,13 @@ async fn packing_bills_within_ten_percent_of_the_lower_bound() {
     let comprehend = detector(&server, ComprehendSettings::default()).await;
     let mut rng = corpus::Rng::new(7);
     let rows: Vec<[String; 3]> = (0..3000)
-        .map(|_| [corpus::free_text_cell(&mut rng), corpus::free_text_cell(&mut rng), corpus::free_text_cell(&mut rng)])
+        .map(|_| {
+            [
+                corpus::free_text_cell(&mut rng),
+                corpus::free_text_cell(&mut rng),
+                corpus::free_text_cell(&mut rng),
+            ]
+        })
         .collect();
     let cells: Vec<Cell> = rows.iter().flatten().map(|t| Cell::new(t)).collect();
     comprehend.detect(&cells).await.unwrap();

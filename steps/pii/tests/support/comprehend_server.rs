@@ -74,7 +74,10 @@ impl ComprehendServer {
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (
         status,
-        [("content-type", "application/x-amz-json-1.1"), ("x-amzn-errortype", kind)],
+        [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amzn-errortype", kind),
+        ],
         json!({"__type": kind, "message": message}).to_string(),
     )
         .into_response()
@@ -100,7 +103,11 @@ async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
         return error(StatusCode::BAD_REQUEST, "InvalidRequestException", "Text is required");
     };
     if request.get("LanguageCode").and_then(Value::as_str).is_none() {
-        return error(StatusCode::BAD_REQUEST, "InvalidRequestException", "LanguageCode is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            "LanguageCode is required",
+        );
     }
     state.received.lock().unwrap().push(Received {
         operation: operation.clone(),
@@ -111,7 +118,11 @@ async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
         return error(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded");
     }
     if take_one(&state.fail_first) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "try again");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerException",
+            "try again",
+        );
     }
     if text.len() > 100_000 {
         return error(
@@ -133,7 +144,13 @@ async fn handle(State(state): State<Arc<ServerState>>, headers: HeaderMap, body:
             names.dedup();
             json!({"Labels": names.iter().map(|n| json!({"Name": n, "Score": 0.99})).collect::<Vec<_>>()})
         }
-        _ => return error(StatusCode::BAD_REQUEST, "UnknownOperationException", "unknown operation"),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                "unknown operation",
+            );
+        }
     };
     ([("content-type", "application/x-amz-json-1.1")], answer.to_string()).into_response()
 }

@@ -45,9 +45,20 @@ pub struct Sample {
     pub labels: Vec<Label>,
 }
 
-const FIRST: &[&str] = &["ana", "john", "li", "zoe", "omar", "maria", "kenji", "fatima", "lars", "priya"];
-const LAST: &[&str] = &["smith", "garcia", "wang", "muller", "okafor", "rossi", "tanaka", "silva", "novak", "khan"];
-const DOMAINS: &[&str] = &["example.com", "mail.example.org", "corp.example.co.uk", "example.io", "uni.example.edu", "example.de"];
+const FIRST: &[&str] = &[
+    "ana", "john", "li", "zoe", "omar", "maria", "kenji", "fatima", "lars", "priya",
+];
+const LAST: &[&str] = &[
+    "smith", "garcia", "wang", "muller", "okafor", "rossi", "tanaka", "silva", "novak", "khan",
+];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "mail.example.org",
+    "corp.example.co.uk",
+    "example.io",
+    "uni.example.edu",
+    "example.de",
+];
 
 pub fn email(rng: &mut Rng) -> String {
     let (f, l, d) = (rng.pick(FIRST), rng.pick(LAST), rng.pick(DOMAINS));
@@ -71,7 +82,14 @@ pub fn phone(rng: &mut Rng) -> String {
         3 => format!("{area}.{a}.{b}"),
         4 => format!("+44 20 {} {}", rng.digits(4), rng.digits(4)),
         5 => format!("+49 30 {}", rng.digits(7)),
-        6 => format!("+33 {} {} {} {} {}", rng.range(1, 9), rng.digits(2), rng.digits(2), rng.digits(2), rng.digits(2)),
+        6 => format!(
+            "+33 {} {} {} {} {}",
+            rng.range(1, 9),
+            rng.digits(2),
+            rng.digits(2),
+            rng.digits(2),
+            rng.digits(2)
+        ),
         7 => format!("0044 20 {} {}", rng.digits(4), rng.digits(4)),
         8 => format!("+81-3-{}-{}", rng.digits(4), rng.digits(4)),
         9 => format!("020 {} {}", rng.digits(4), rng.digits(4)),
@@ -92,7 +110,11 @@ fn luhn_complete(prefix: &str, len: usize, rng: &mut Rng) -> String {
             .enumerate()
             .map(|(i, b)| {
                 let d = u32::from(b - b'0');
-                if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+                if i % 2 == 1 {
+                    if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+                } else {
+                    d
+                }
             })
             .sum();
         if sum % 10 == 0 {
@@ -104,7 +126,16 @@ fn luhn_complete(prefix: &str, len: usize, rng: &mut Rng) -> String {
 }
 
 pub fn card(rng: &mut Rng) -> String {
-    let (prefix, len) = *rng.pick(&[("4", 16), ("51", 16), ("55", 16), ("2221", 16), ("6011", 16), ("34", 15), ("37", 15), ("3530", 16)]);
+    let (prefix, len) = *rng.pick(&[
+        ("4", 16),
+        ("51", 16),
+        ("55", 16),
+        ("2221", 16),
+        ("6011", 16),
+        ("34", 15),
+        ("37", 15),
+        ("3530", 16),
+    ]);
     let digits = luhn_complete(prefix, len, rng);
     let groups: Vec<&str> = if len == 15 {
         vec![&digits[..4], &digits[4..10], &digits[10..]]
@@ -134,7 +165,16 @@ pub fn ssn(rng: &mut Rng) -> String {
 }
 
 pub fn iban(rng: &mut Rng) -> String {
-    let (country, len) = *rng.pick(&[("DE", 22), ("GB", 22), ("FR", 27), ("ES", 24), ("NL", 18), ("IT", 27), ("CH", 21), ("BE", 16)]);
+    let (country, len) = *rng.pick(&[
+        ("DE", 22),
+        ("GB", 22),
+        ("FR", 27),
+        ("ES", 24),
+        ("NL", 18),
+        ("IT", 27),
+        ("CH", 21),
+        ("BE", 16),
+    ]);
     let bban: String = if country == "GB" || country == "NL" {
         let bank: String = (0..4).map(|_| char::from(b'A' + rng.below(26) as u8)).collect();
         format!("{bank}{}", rng.digits(len - 8))
@@ -145,26 +185,46 @@ pub fn iban(rng: &mut Rng) -> String {
         .chars()
         .map(|c| c.to_digit(36).unwrap().to_string())
         .collect();
-    let remainder = numeric.bytes().fold(0u64, |acc, b| (acc * 10 + u64::from(b - b'0')) % 97);
+    let remainder = numeric
+        .bytes()
+        .fold(0u64, |acc, b| (acc * 10 + u64::from(b - b'0')) % 97);
     let compact = format!("{country}{:02}{bban}", 98 - remainder);
     if rng.below(2) == 0 {
         compact
     } else {
-        compact.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" ")
+        compact
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 pub fn ip(rng: &mut Rng) -> String {
     match rng.below(4) {
-        0 | 1 => format!("{}.{}.{}.{}", rng.range(1, 223), rng.range(0, 255), rng.range(0, 255), rng.range(1, 254)),
-        2 => (0..8).map(|_| format!("{:x}", rng.range(0, 0xffff))).collect::<Vec<_>>().join(":"),
+        0 | 1 => format!(
+            "{}.{}.{}.{}",
+            rng.range(1, 223),
+            rng.range(0, 255),
+            rng.range(0, 255),
+            rng.range(1, 254)
+        ),
+        2 => (0..8)
+            .map(|_| format!("{:x}", rng.range(0, 0xffff)))
+            .collect::<Vec<_>>()
+            .join(":"),
         _ => format!("2001:db8::{:x}:{:x}", rng.range(1, 0xffff), rng.range(1, 0xffff)),
     }
 }
 
 pub fn mac(rng: &mut Rng) -> String {
     let bytes: Vec<String> = (0..6).map(|_| format!("{:02X}", rng.range(0, 255))).collect();
-    if rng.below(2) == 0 { bytes.join(":") } else { bytes.join("-").to_lowercase() }
+    if rng.below(2) == 0 {
+        bytes.join(":")
+    } else {
+        bytes.join("-").to_lowercase()
+    }
 }
 
 pub fn url(rng: &mut Rng) -> String {
@@ -178,7 +238,20 @@ pub fn url(rng: &mut Rng) -> String {
 
 pub fn date(rng: &mut Rng) -> String {
     let (y, m, d) = (rng.range(1950, 2030), rng.range(1, 12), rng.range(1, 28));
-    const MONTHS: &[&str] = &["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const MONTHS: &[&str] = &[
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     match rng.below(5) {
         0 => format!("{y}-{m:02}-{d:02}"),
         1 => format!("{m:02}/{d:02}/{y}"),
@@ -189,7 +262,9 @@ pub fn date(rng: &mut Rng) -> String {
 }
 
 pub fn aws_key(rng: &mut Rng) -> String {
-    let tail: String = (0..16).map(|_| *rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") as char).collect();
+    let tail: String = (0..16)
+        .map(|_| *rng.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") as char)
+        .collect();
     format!("AKIA{tail}")
 }
 
@@ -238,7 +313,10 @@ pub fn generate(n: usize, seed: u64) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         if i % 10 == 9 {
-            samples.push(Sample { text: rng.pick(DISTRACTORS).to_string(), labels: vec![] });
+            samples.push(Sample {
+                text: rng.pick(DISTRACTORS).to_string(),
+                labels: vec![],
+            });
             continue;
         }
         let (kind, generate) = TYPES[i % TYPES.len()];
@@ -248,7 +326,11 @@ pub fn generate(n: usize, seed: u64) -> Vec<Sample> {
         let mut text = before.to_string();
         let begin = text.chars().count();
         text.push_str(&value);
-        let mut labels = vec![Label { kind, begin, end: begin + value.chars().count() }];
+        let mut labels = vec![Label {
+            kind,
+            begin,
+            end: begin + value.chars().count(),
+        }];
         text.push_str(after);
         if i % 7 == 0 {
             let (kind2, generate2) = TYPES[(i / 7) % TYPES.len()];
@@ -256,7 +338,11 @@ pub fn generate(n: usize, seed: u64) -> Vec<Sample> {
             text.push_str(" Also: ");
             let begin2 = text.chars().count();
             text.push_str(&value2);
-            labels.push(Label { kind: kind2, begin: begin2, end: begin2 + value2.chars().count() });
+            labels.push(Label {
+                kind: kind2,
+                begin: begin2,
+                end: begin2 + value2.chars().count(),
+            });
         }
         samples.push(Sample { text, labels });
     }
