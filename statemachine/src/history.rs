@@ -114,8 +114,9 @@ pub struct HistoryEvent {
     pub timestamp: DateTime<Utc>,
     #[serde(rename = "type")]
     pub event_type: EventType,
+    /// Boxed: most events carry few details, and a history can hold many events.
     #[serde(flatten)]
-    pub details: EventDetails,
+    pub details: Box<EventDetails>,
 }
 
 /// The events of one execution as they are recorded.
@@ -153,7 +154,7 @@ impl History {
             previous_event_id: id - 1,
             timestamp,
             event_type,
-            details,
+            details: Box::new(details),
         });
         Ok(id)
     }

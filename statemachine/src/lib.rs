@@ -12,6 +12,8 @@
 //! - [`task`]: task handlers by resource ARN; [`mock`]: AWS mock-config files;
 //! - [`clock`]: injectable time; [`cli`]: the `sluice validate | exec | conformance` commands.
 
+#[doc(hidden)]
+pub mod bench_support;
 pub mod cli;
 pub mod clock;
 pub mod errors;

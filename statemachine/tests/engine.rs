@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sluice_statemachine::{
     Clock, Engine, EngineError, EngineOptions, EventType, ExecutionOutcome, FnHandler, ManualClock, MockConfig,
-    SqliteExecutionStore, StartExecution, StateMachine, TaskContext, TaskFailure, TaskRegistry,
+    SqliteExecutionStore, StartExecution, StateMachine, TaskContext, TaskFailure, TaskHandler, TaskRegistry,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,11 +47,7 @@ fn waiting(outcome: &ExecutionOutcome) -> Vec<String> {
 }
 
 /// A Lambda handler that fails `failures` times with `error`, then doubles `n`.
-fn flaky(
-    failures: usize,
-    error: &'static str,
-    calls: Arc<AtomicUsize>,
-) -> Arc<FnHandler<impl Fn(TaskContext, Value) -> futures::future::Ready<Result<Value, TaskFailure>> + Send + Sync>> {
+fn flaky(failures: usize, error: &'static str, calls: Arc<AtomicUsize>) -> Arc<dyn TaskHandler> {
     Arc::new(FnHandler(move |_ctx: TaskContext, input: Value| {
         let call = calls.fetch_add(1, Ordering::SeqCst);
         futures::future::ready(if call < failures {

@@ -232,7 +232,7 @@ impl Engine {
             seed: rand::random(),
             history_limit: self.options.history_limit,
             version: 0,
-            history: Vec::new(),
+            history: Arc::new(Vec::new()),
         };
         self.store.create(&record)?;
         let outcome = self.run(machine, &mut record).await;
@@ -362,7 +362,7 @@ impl Engine {
             record.pending_tasks.clear();
         }
         record.replay = std::mem::take(&mut *lock(&run.replay));
-        record.history = std::mem::take(&mut lock(&run.history).events);
+        record.history = Arc::new(std::mem::take(&mut lock(&run.history).events));
         outcome
     }
 

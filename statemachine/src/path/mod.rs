@@ -248,6 +248,6 @@ mod tests {
         let p = JsonPath::parse("$.a.b").unwrap();
         assert_eq!(p.write_into(json!({}), json!(1)).unwrap(), json!({"a": {"b": 1}}));
         assert!(p.write_into(json!(42), json!(1)).is_err());
-        assert!(JsonPath::parse("$.a[*]").unwrap().is_reference_path() == false);
+        assert!(!JsonPath::parse("$.a[*]").unwrap().is_reference_path());
     }
 }

@@ -73,7 +73,7 @@ impl ExecutionStore for MemoryExecutionStore {
             .lock()
             .executions
             .get(execution_arn)
-            .map(|r| r.history.clone())
+            .map(|r| r.history.as_ref().clone())
             .unwrap_or_default())
     }
 }

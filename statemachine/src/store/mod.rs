@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,8 +79,9 @@ pub struct ExecutionRecord {
     pub history_limit: Option<usize>,
     /// Bumped on every save; a save based on an older version is refused.
     pub version: u64,
+    /// Shared, so saving a record with a long history does not copy it.
     #[serde(skip)]
-    pub history: Vec<HistoryEvent>,
+    pub history: Arc<Vec<HistoryEvent>>,
 }
 
 /// One line of an execution listing.

@@ -77,7 +77,7 @@ fn write_details(tx: &rusqlite::Transaction<'_>, record: &ExecutionRecord) -> Re
     )?;
     let mut insert =
         tx.prepare_cached("INSERT INTO sfn_history (execution_arn, event_id, event_json) VALUES (?1, ?2, ?3)")?;
-    for event in &record.history {
+    for event in record.history.iter() {
         insert.execute(params![
             record.execution_arn,
             event.id as i64,
@@ -157,7 +157,7 @@ impl ExecutionStore for SqliteExecutionStore {
             .optional()?;
         let Some(json) = json else { return Ok(None) };
         let mut record: ExecutionRecord = serde_json::from_str(&json)?;
-        record.history = self.history(execution_arn)?;
+        record.history = std::sync::Arc::new(self.history(execution_arn)?);
         Ok(Some(record))
     }
 

@@ -34,16 +34,16 @@ fn record(name: &str) -> ExecutionRecord {
         seed: 7,
         history_limit: Some(25_000),
         version: 0,
-        history: vec![HistoryEvent {
+        history: std::sync::Arc::new(vec![HistoryEvent {
             id: 1,
             previous_event_id: 0,
             timestamp: chrono::Utc::now(),
             event_type: EventType::ExecutionStarted,
-            details: EventDetails {
+            details: Box::new(EventDetails {
                 input: Some(json!({"k": 1})),
                 ..Default::default()
-            },
-        }],
+            }),
+        }]),
     }
 }
 
