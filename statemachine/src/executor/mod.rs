@@ -237,11 +237,9 @@ impl Engine {
         self.store.create(&record)?;
         let outcome = self.run(machine, &mut record).await;
         record.version += 1;
-        self.store.save(&record)?;
-        Ok(ExecutionReport {
-            execution_arn: record.execution_arn,
-            outcome,
-        })
+        let execution_arn = record.execution_arn.clone();
+        self.store.save(record)?;
+        Ok(ExecutionReport { execution_arn, outcome })
     }
 
     /// Runs (or re-runs, replaying what is recorded) an execution and updates its record.
@@ -409,7 +407,7 @@ impl Engine {
             }
             task.last_heartbeat = now;
             record.version += 1;
-            match self.store.save(&record) {
+            match self.store.save(record) {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -458,7 +456,7 @@ impl Engine {
     /// Saves a record with a new answer; false when someone else saved first.
     fn save_answer(&self, mut record: ExecutionRecord) -> Result<bool, EngineError> {
         record.version += 1;
-        match self.store.save(&record) {
+        match self.store.save(record) {
             Ok(()) => Ok(true),
             Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(e.into()),
@@ -513,10 +511,10 @@ impl Engine {
             let machine = StateMachine::from_json(&record.definition)?;
             let outcome = self.run(&machine, &mut record).await;
             record.version += 1;
-            match self.store.save(&record) {
+            match self.store.save(record) {
                 Ok(()) => {
                     return Ok(ExecutionReport {
-                        execution_arn: record.execution_arn,
+                        execution_arn: execution_arn.to_string(),
                         outcome,
                     });
                 }

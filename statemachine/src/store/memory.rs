@@ -43,14 +43,14 @@ impl ExecutionStore for MemoryExecutionStore {
         Ok(())
     }
 
-    fn save(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+    fn save(&self, record: ExecutionRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         match inner.executions.get(&record.execution_arn) {
             Some(existing) if existing.version + 1 == record.version => {}
             _ => return Err(StoreError::Conflict(record.execution_arn.clone())),
         }
-        index_tokens(&mut inner, record);
-        inner.executions.insert(record.execution_arn.clone(), record.clone());
+        index_tokens(&mut inner, &record);
+        inner.executions.insert(record.execution_arn.clone(), record);
         Ok(())
     }
 

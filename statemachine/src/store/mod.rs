@@ -113,8 +113,9 @@ pub trait ExecutionStore: Send + Sync {
     /// Stores a new execution; fails with `AlreadyExists` when the ARN is taken.
     fn create(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
 
-    /// Replaces an execution whose stored version is still `record.version - 1`.
-    fn save(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
+    /// Replaces an execution whose stored version is still `record.version - 1`. Takes the
+    /// record by value: an in-memory store keeps it without copying a large output.
+    fn save(&self, record: ExecutionRecord) -> Result<(), StoreError>;
 
     fn load(&self, execution_arn: &str) -> Result<Option<ExecutionRecord>, StoreError>;
 

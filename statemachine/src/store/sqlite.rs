@@ -123,7 +123,8 @@ impl ExecutionStore for SqliteExecutionStore {
         Ok(())
     }
 
-    fn save(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+    fn save(&self, record: ExecutionRecord) -> Result<(), StoreError> {
+        let record = &record;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let updated = tx.execute(

@@ -60,9 +60,9 @@ fn exercise(store: &dyn ExecutionStore) {
     r.version = 1;
     r.status = ExecutionStatus::Succeeded;
     r.output = Some(json!([1]));
-    store.save(&r).unwrap();
+    store.save(r.clone()).unwrap();
     // A save based on the old version loses.
-    assert!(matches!(store.save(&r), Err(StoreError::Conflict(_))));
+    assert!(matches!(store.save(r.clone()), Err(StoreError::Conflict(_))));
 
     let loaded = store.load("arn:test:one").unwrap().unwrap();
     assert_eq!(loaded.status, ExecutionStatus::Succeeded);
