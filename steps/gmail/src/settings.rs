@@ -124,11 +124,7 @@ impl GmailSettings {
         if self.wanted_types.is_empty() {
             return invalid("wanted_types", "must name at least one MIME type or extension");
         }
-        if let Some(bad) = self
-            .wanted_types
-            .iter()
-            .find(|t| !(t.starts_with('.') && t.len() > 1) && !t.contains('/'))
-        {
+        if let Some(bad) = self.wanted_types.iter().find(|t| !is_type_or_extension(t)) {
             return invalid(
                 "wanted_types",
                 &format!("entry {bad:?} is neither a MIME type (text/csv) nor an extension (.csv)"),
@@ -182,6 +178,11 @@ impl GmailSettings {
         }
         Ok(&self.redirect_uri)
     }
+}
+
+/// `text/csv` or `.csv`.
+fn is_type_or_extension(entry: &str) -> bool {
+    entry.contains('/') || (entry.starts_with('.') && entry.len() > 1)
 }
 
 /// Account labels become parts of table keys: printable, no spaces or `#`, at most 254 bytes.

@@ -158,12 +158,55 @@ impl Mailbox for GmailMailbox {
     }
 
     async fn content(&self, part: &MailPart) -> Result<Bytes, GmailError> {
-        const OPERATION: &str = "messages.attachments.get";
         let attachment_id = match &part.body {
             PartBody::Loaded(bytes) => return Ok(bytes.clone()),
             PartBody::Remote { attachment_id } => attachment_id,
         };
         let descriptor = &part.descriptor;
+        if let Some(bytes) = self.attachment(descriptor, attachment_id).await? {
+            return Ok(bytes);
+        }
+        // Attachment ids go stale (another messages.get of the message issued new ones):
+        // read the message again for a fresh id, once.
+        let fresh_id = self
+            .message(&descriptor.message_id)
+            .await?
+            .and_then(|message| {
+                message
+                    .attachments
+                    .into_iter()
+                    .find(|p| p.descriptor.part_id == descriptor.part_id)
+            })
+            .and_then(|p| match p.body {
+                PartBody::Remote { attachment_id } => Some(attachment_id),
+                PartBody::Loaded(_) => None,
+            });
+        let bytes = match fresh_id {
+            Some(id) => self.attachment(descriptor, &id).await?,
+            None => None,
+        };
+        bytes.ok_or_else(|| GmailError::GmailResponse {
+            operation: "messages.attachments.get",
+            reason: format!(
+                "attachment {} of message {} no longer exists",
+                descriptor.part_id, descriptor.message_id
+            ),
+        })
+    }
+
+    fn quota_units(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed) * UNITS_PER_CALL
+    }
+}
+
+impl GmailMailbox {
+    /// One `messages.attachments.get`; `None` when the id is unknown (or stale).
+    async fn attachment(
+        &self,
+        descriptor: &AttachmentDescriptor,
+        attachment_id: &str,
+    ) -> Result<Option<Bytes>, GmailError> {
+        const OPERATION: &str = "messages.attachments.get";
         let path = format!(
             "gmail/v1/users/{USER}/messages/{}/attachments/{}",
             path_segment(&descriptor.message_id)?,
@@ -171,16 +214,9 @@ impl Mailbox for GmailMailbox {
         );
         // base64 is 4/3 of the bytes; leave room for the JSON around it.
         let limit = usize::try_from(self.max_attachment_bytes.saturating_mul(4) / 3 + 64 * 1024).unwrap_or(usize::MAX);
-        let body = self
-            .get(OPERATION, &path, limit)
-            .await?
-            .ok_or_else(|| GmailError::GmailResponse {
-                operation: OPERATION,
-                reason: format!(
-                    "attachment {} of message {} no longer exists",
-                    descriptor.part_id, descriptor.message_id
-                ),
-            })?;
+        let Some(body) = self.get(OPERATION, &path, limit).await? else {
+            return Ok(None);
+        };
         let raw: RawBody = serde_json::from_slice(&body).map_err(|err| GmailError::GmailResponse {
             operation: OPERATION,
             reason: format!(
@@ -199,15 +235,9 @@ impl Mailbox for GmailMailbox {
                 descriptor.part_id, descriptor.message_id
             ),
         })?;
-        Ok(Bytes::from(bytes))
+        Ok(Some(Bytes::from(bytes)))
     }
 
-    fn quota_units(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed) * UNITS_PER_CALL
-    }
-}
-
-impl GmailMailbox {
     /// A GET with the retry rules; `None` on 404.
     async fn get(&self, operation: &'static str, path: &str, limit: usize) -> Result<Option<Bytes>, GmailError> {
         let url = format!("{}{path}", self.base_url);

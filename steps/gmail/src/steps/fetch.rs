@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -161,10 +162,34 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         let room = usize::try_from(budget - examined).unwrap_or(usize::MAX);
         let (now, later) = pending.ids.split_at(pending.ids.len().min(room));
         examined += now.len() as u64;
-        let mut tallies =
-            futures::stream::iter(now.iter().map(|id| run.message(id))).buffer_unordered(settings.concurrency);
-        while let Some(tally) = tallies.next().await {
-            output.absorb(tally?);
+        // After a failure no new message starts, but those in flight finish (releasing their
+        // claims on failure), so the next run finds no stranded claims.
+        let failed = AtomicBool::new(false);
+        let mut first_error = None;
+        let mut tallies = futures::stream::iter(now.iter().map(|id| {
+            let failed = &failed;
+            let run = &run;
+            async move {
+                if failed.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let result = run.message(id).await;
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                result.map(Some)
+            }
+        }))
+        .buffer_unordered(settings.concurrency);
+        while let Some(result) = tallies.next().await {
+            match result {
+                Ok(Some(tally)) => output.absorb(tally),
+                Ok(None) => {}
+                Err(err) => first_error = first_error.or(Some(err)),
+            }
+        }
+        if let Some(err) = first_error {
+            return Err(err);
         }
         page_token = page.next_page_token;
         if !later.is_empty() || (examined >= budget && page_token.is_some()) {

@@ -60,7 +60,6 @@ struct Mailbox {
     /// The listing order; an id may appear twice, as Gmail does when mail arrives mid-paging.
     listing: Vec<String>,
     messages: HashMap<String, FakeMessage>,
-    gets: u64,
     corrupt: Vec<String>,
 }
 
@@ -70,6 +69,7 @@ struct FakeMessage {
     attachments: BTreeMap<String, Vec<u8>>,
     /// attachment id -> part id, valid only until the next `messages.get` of this message.
     live_ids: HashMap<String, String>,
+    gets: u64,
 }
 
 #[derive(Default)]
@@ -120,6 +120,7 @@ impl FakeGoogle {
             parts,
             attachments,
             live_ids: HashMap::new(),
+            gets: 0,
         });
         id
     }
@@ -337,8 +338,6 @@ async fn message(
     if mailbox.corrupt.contains(&id) {
         return (StatusCode::OK, "{\"id\": \"truncated").into_response();
     }
-    mailbox.gets += 1;
-    let generation = mailbox.gets;
     let Some(message) = mailbox.messages.get_mut(&id) else {
         return (
             StatusCode::NOT_FOUND,
@@ -346,11 +345,21 @@ async fn message(
         )
             .into_response();
     };
-    // Fresh attachment ids on every get; the old ones stop working.
-    message.live_ids.clear();
+    message.gets += 1;
+    let generation = message.gets;
+    // Fresh attachment ids on every get; ids from more than a few gets ago stop working.
+    message.live_ids.retain(|id, _| id_generation(id) + 3 > generation);
     let mut payload = message.parts.clone();
     assign_attachment_ids(&mut payload, generation, &mut message.live_ids);
     Json(json!({"id": id, "threadId": id, "labelIds": ["INBOX"], "payload": payload})).into_response()
+}
+
+fn id_generation(attachment_id: &str) -> u64 {
+    attachment_id
+        .split('_')
+        .nth(1)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
 }
 
 fn assign_attachment_ids(part: &mut Value, generation: u64, live: &mut HashMap<String, String>) {
