@@ -1,0 +1,25 @@
+//! Sluice's REST API over the cleaned records, and the one authorizer in front of it.
+//!
+//! - [`settings`]: the `[api]` section (page sizes, key cache, JWT issuer and audience).
+//! - [`auth`]: API keys (header, query or cookie) and Bearer JWTs (RS256/ES256 via a cached
+//!   JWKS), the scopes a principal holds, and the API Gateway Lambda authorizer.
+//! - [`records`]: single, batch and paged reads of a dataset, with tamper-proof cursors ([`cursor`]).
+//! - [`runs`]: `POST /runs` and the [`RunStarter`] port (Step Functions on AWS, the local engine locally).
+//! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
+//! - [`error`]: JSON errors with stable codes.
+//! - [`server`]: [`ApiState`], [`router`] and [`serve`].
+
+pub mod auth;
+pub mod cursor;
+pub mod error;
+pub mod openapi;
+pub mod records;
+pub mod runs;
+pub mod server;
+pub mod settings;
+
+pub use auth::{Authorizer, Principal};
+pub use error::ApiError;
+pub use runs::{RunStartError, RunStarted, RunStarter, StepFunctionsRunStarter};
+pub use server::{ApiSetupError, ApiState, router, serve};
+pub use settings::{ApiSettings, JwtSettings};

@@ -1,0 +1,233 @@
+//! Reading records: one by id, up to 100 by id (BatchGetItem, `UnprocessedKeys` retried with
+//! backoff), or a page of a dataset. A record is `{"id": <sort key>, ...columns}`.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sluice_core::config::is_valid_dataset_name;
+use sluice_core::item::{EXPIRES_AT, PARTITION_KEY, SORT_KEY};
+use sluice_core::retry::Backoff;
+use sluice_core::tables::MAX_BATCH_GET;
+use sluice_core::{AttrValue, Item, ItemKey, PageRequest};
+
+use crate::auth::credentials::query_parameter;
+use crate::auth::{Principal, RECORDS_READ};
+use crate::error::ApiError;
+use crate::server::ApiState;
+
+/// The attribute the ingest stage keeps a record's columns in.
+const DATA_ATTRIBUTE: &str = "data";
+const MAX_ID_BYTES: usize = 1024;
+
+/// `{"id": sk, ...data}`; items written without a `data` map show their other attributes.
+pub fn record_json(item: &Item) -> Value {
+    let mut record = Map::new();
+    if let Some(AttrValue::S(id)) = item.get(SORT_KEY) {
+        record.insert("id".into(), Value::String(id.clone()));
+    }
+    match item.get(DATA_ATTRIBUTE) {
+        Some(AttrValue::M(columns)) => {
+            for (name, value) in columns {
+                record.entry(name.clone()).or_insert_with(|| value.to_json());
+            }
+        }
+        _ => {
+            for (name, value) in item {
+                if ![PARTITION_KEY, SORT_KEY, EXPIRES_AT].contains(&name.as_str()) {
+                    record.entry(name.clone()).or_insert_with(|| value.to_json());
+                }
+            }
+        }
+    }
+    Value::Object(record)
+}
+
+/// Checks the dataset in the path and the caller's right to read it (404 either way).
+fn readable_dataset(principal: &Principal, dataset: &str) -> Result<(), ApiError> {
+    if !is_valid_dataset_name(dataset) {
+        return Err(ApiError::not_found());
+    }
+    principal.require(RECORDS_READ, Some(dataset))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(ApiError::invalid_request(format!(
+            "a record id must be 1 to {MAX_ID_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// `GET /datasets/{dataset}/records/{id}`
+pub async fn get_record(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path((dataset, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    readable_dataset(&principal, &dataset)?;
+    check_id(&id)?;
+    let item = state
+        .records()
+        .get(&ItemKey::new(dataset, id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(record_json(&item)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchGetRequest {
+    ids: Vec<String>,
+}
+
+/// `POST /datasets/{dataset}/records:batchGet` with `{"ids": [...]}` (at most 100).
+pub async fn batch_get(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(dataset): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    readable_dataset(&principal, &dataset)?;
+    let request: BatchGetRequest = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::invalid_request(format!(
+            "the body must be {{\"ids\": [\"id\", ...]}}: {} at line {} column {}",
+            describe_json_error(&err),
+            err.line(),
+            err.column()
+        ))
+    })?;
+    if request.ids.is_empty() || request.ids.len() > MAX_BATCH_GET {
+        return Err(ApiError::invalid_request(format!(
+            "ids must hold 1 to {MAX_BATCH_GET} ids, got {}",
+            request.ids.len()
+        )));
+    }
+    for (index, id) in request.ids.iter().enumerate() {
+        check_id(id)
+            .map_err(|_| ApiError::invalid_request(format!("ids[{index}] must be 1 to {MAX_ID_BYTES} bytes")))?;
+    }
+    let mut seen = HashSet::new();
+    let wanted: Vec<ItemKey> = request
+        .ids
+        .iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .map(|id| ItemKey::new(dataset.clone(), id.clone()))
+        .collect();
+
+    let mut found: HashMap<String, Item> = HashMap::with_capacity(wanted.len());
+    let mut pending = wanted;
+    let backoff = Backoff {
+        max_attempts: state.settings().batch_get_retries,
+        ..Backoff::default()
+    };
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let batch = state.records().batch_get(pending).await?;
+        for item in batch.items {
+            if let Some(AttrValue::S(id)) = item.get(SORT_KEY) {
+                found.insert(id.clone(), item);
+            }
+        }
+        pending = batch.unprocessed;
+        if pending.is_empty() {
+            break;
+        }
+        if attempt >= backoff.max_attempts {
+            tracing::warn!(unprocessed = pending.len(), "BatchGetItem kept keys unprocessed");
+            return Err(ApiError::unavailable("the data store is busy; retry shortly"));
+        }
+        tokio::time::sleep(backoff.delay(attempt)).await;
+        attempt += 1;
+    }
+
+    let mut records = Vec::with_capacity(found.len());
+    let mut missing = Vec::new();
+    let mut answered = HashSet::new();
+    for id in &request.ids {
+        if !answered.insert(id.as_str()) {
+            continue;
+        }
+        match found.get(id) {
+            Some(item) => records.push(record_json(item)),
+            None => missing.push(Value::String(id.clone())),
+        }
+    }
+    Ok(Json(json!({"records": records, "missing": missing})))
+}
+
+fn describe_json_error(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "unreadable body",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "wrong shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
+}
+
+/// `GET /datasets/{dataset}/records?limit=&cursor=`
+pub async fn list_records(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(dataset): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    readable_dataset(&principal, &dataset)?;
+    let query = query.unwrap_or_default();
+    let settings = state.settings();
+    let limit = match query_parameter(&query, "limit") {
+        None => settings.default_page_size,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=settings.max_page_size).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!(
+                    "limit must be a whole number from 1 to {}",
+                    settings.max_page_size
+                ))
+            })?,
+    };
+    let start_after = match query_parameter(&query, "cursor") {
+        None => None,
+        Some(cursor) => Some(
+            state
+                .cursors()
+                .open(&dataset, &cursor)
+                .ok_or_else(ApiError::invalid_cursor)?,
+        ),
+    };
+    let page = state
+        .records()
+        .query(
+            &dataset,
+            &PageRequest {
+                sk_prefix: None,
+                start_after,
+                limit,
+            },
+        )
+        .await?;
+    let records: Vec<Value> = page.items.iter().map(record_json).collect();
+    let next_cursor = page.last_sk.map(|last| state.cursors().issue(&dataset, &last));
+    Ok(Json(json!({"records": records, "next_cursor": next_cursor})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_render_as_id_plus_their_columns() {
+        let mut item = ItemKey::new("orders", "0042").to_item();
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("amount".to_string(), AttrValue::N("12.5".into()));
+        data.insert("id".to_string(), AttrValue::S("column named id".into()));
+        item.insert("data".into(), AttrValue::M(data));
+        assert_eq!(record_json(&item), json!({"id": "0042", "amount": 12.5}));
+    }
+}

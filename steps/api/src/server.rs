@@ -1,0 +1,163 @@
+//! The router and its state. The CLI (`sluice serve`) and the Lambda binary build an
+//! [`ApiState`], optionally add a [`RunStarter`] and extra routes (the OAuth callback), and
+//! call [`router`] or [`serve`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sluice_core::secrets::key_or_create;
+use sluice_core::{BackendError, Backends, Config, ConfigError, Table};
+
+use crate::auth::{Authorizer, Credentials, Principal};
+use crate::cursor::{CURSOR_KEY_SECRET, CursorSigner};
+use crate::error::ApiError;
+use crate::runs::RunStarter;
+use crate::settings::ApiSettings;
+use crate::{openapi, records, runs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiSetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("[api] settings are invalid: {field} {message}")]
+    Settings { field: String, message: String },
+    #[error("cannot build the HTTP client for the JWKS: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl sluice_core::StepError for ApiSetupError {
+    fn error_name(&self) -> &'static str {
+        match self {
+            ApiSetupError::Backend(err) => err.error_name(),
+            _ => "Config.Invalid",
+        }
+    }
+}
+
+struct Shared {
+    records: Arc<dyn Table>,
+    authorizer: Authorizer,
+    cursors: CursorSigner,
+    settings: ApiSettings,
+}
+
+/// Everything the handlers need, cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    shared: Arc<Shared>,
+    run_starter: Option<Arc<dyn RunStarter>>,
+    extra_routes: Option<Router>,
+}
+
+impl ApiState {
+    /// From `[api]` and the backends (records table, control table for keys, secrets for the
+    /// cursor key).
+    pub async fn from_config(config: &Config, backends: &Backends) -> Result<ApiState, ApiSetupError> {
+        let settings = ApiSettings::from_config(config)?;
+        Self::new(settings, backends).await
+    }
+
+    pub async fn new(settings: ApiSettings, backends: &Backends) -> Result<ApiState, ApiSetupError> {
+        settings.check()?;
+        let authorizer = Authorizer::from_settings(&settings, backends)?;
+        let cursor_key = key_or_create(backends.secrets.as_ref(), CURSOR_KEY_SECRET).await?;
+        Ok(ApiState {
+            shared: Arc::new(Shared {
+                records: backends.records.clone(),
+                authorizer,
+                cursors: CursorSigner::new(cursor_key),
+                settings,
+            }),
+            run_starter: None,
+            extra_routes: None,
+        })
+    }
+
+    /// Lets `POST /runs` start executions through `starter`.
+    pub fn with_run_starter(mut self, starter: Arc<dyn RunStarter>) -> ApiState {
+        self.run_starter = Some(starter);
+        self
+    }
+
+    /// Merges routes served without this API's authentication (e.g. `GET /oauth/callback`,
+    /// which authenticates by its single-use `state`).
+    pub fn with_routes(mut self, routes: Router) -> ApiState {
+        self.extra_routes = Some(match self.extra_routes.take() {
+            Some(existing) => existing.merge(routes),
+            None => routes,
+        });
+        self
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.shared.authorizer
+    }
+
+    pub(crate) fn records(&self) -> &dyn Table {
+        self.shared.records.as_ref()
+    }
+
+    pub(crate) fn cursors(&self) -> &CursorSigner {
+        &self.shared.cursors
+    }
+
+    pub(crate) fn settings(&self) -> &ApiSettings {
+        &self.shared.settings
+    }
+
+    pub(crate) fn run_starter(&self) -> Option<Arc<dyn RunStarter>> {
+        self.run_starter.clone()
+    }
+}
+
+/// Authenticates the request; the handler then checks the scope it needs.
+impl FromRequestParts<ApiState> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Principal, Response> {
+        let credentials = Credentials::from_request(&parts.headers, parts.uri.query());
+        state
+            .authorizer()
+            .authenticate(&credentials)
+            .await
+            .map_err(|err| err.into_api_error().into_response())
+    }
+}
+
+const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// The API: records, runs, `/openapi.json`, and any extra routes.
+pub fn router(state: ApiState) -> Router {
+    let extra = state.extra_routes.clone();
+    let api = Router::new()
+        .route("/datasets/{dataset}/records/{id}", get(records::get_record))
+        .route("/datasets/{dataset}/records:batchGet", post(records::batch_get))
+        .route("/datasets/{dataset}/records", get(records::list_records))
+        .route("/runs", post(runs::start_run))
+        .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    match extra {
+        Some(extra) => api.merge(extra),
+        None => api,
+    }
+}
+
+/// Serves [`router`] on `addr` until Ctrl-C; logs the bound address (port 0 picks one).
+pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(address = %listener.local_addr()?, "Sluice API listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}

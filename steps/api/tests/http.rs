@@ -1,0 +1,338 @@
+//! The API over HTTP on loopback, against the embedded backends and against moto.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::get;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sluice_api::{ApiState, RunStartError, RunStarted, RunStarter, router};
+use sluice_core::Backends;
+use sluice_core::testing::{aws_endpoint, aws_test_backends, local_test_backends};
+use support::{TestIdp, issue_keys, seed_records};
+
+/// Records the inputs it was asked to start runs with.
+#[derive(Default)]
+struct RecordingStarter {
+    inputs: Mutex<Vec<Value>>,
+}
+
+#[async_trait]
+impl RunStarter for RecordingStarter {
+    async fn start_run(&self, input: Value) -> Result<RunStarted, RunStartError> {
+        let mut inputs = self.inputs.lock().unwrap();
+        inputs.push(input);
+        Ok(RunStarted {
+            run_id: format!("run-{}", inputs.len()),
+            started_at: chrono::Utc::now(),
+        })
+    }
+}
+
+struct Running {
+    base: String,
+    http: reqwest::Client,
+    reader_key: String,
+    operator_key: String,
+    idp: TestIdp,
+    starter: Arc<RecordingStarter>,
+}
+
+impl Running {
+    async fn start(backends: Backends) -> Running {
+        seed_records(backends.records.as_ref(), "orders", 250).await;
+        seed_records(backends.records.as_ref(), "people", 3).await;
+        let (reader_key, operator_key) = issue_keys(&backends, "orders").await;
+        let idp = TestIdp::start().await;
+        let starter = Arc::new(RecordingStarter::default());
+        let callback = Router::new().route("/oauth/callback", get(|| async { "callback reached" }));
+        let state = ApiState::new(idp.api_settings(), &backends)
+            .await
+            .unwrap()
+            .with_run_starter(starter.clone())
+            .with_routes(callback);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        Running {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            reader_key,
+            operator_key,
+            idp,
+            starter,
+        }
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base))
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base))
+    }
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn single_records_are_served_with_a_key_from_header_query_or_cookie(backends: Backends) {
+    let api = Running::start(backends).await;
+    let expected = json!({"id": "0042", "name": "row 42", "amount": 42});
+    let by_header = api
+        .get("/datasets/orders/records/0042")
+        .header("x-api-key", &api.reader_key);
+    let by_query = api.get(&format!("/datasets/orders/records/0042?api_key={}", api.reader_key));
+    let by_cookie = api
+        .get("/datasets/orders/records/0042")
+        .header("cookie", format!("lang=en; api_key={}", api.reader_key));
+    let by_jwt = api
+        .get("/datasets/orders/records/0042")
+        .bearer_auth(api.idp.rs256("records:read"));
+    for request in [by_header, by_query, by_cookie, by_jwt] {
+        let (status, body) = json_of(request.send().await.unwrap()).await;
+        assert_eq!((status, body), (StatusCode::OK, expected.clone()));
+    }
+}
+
+async fn other_datasets_look_exactly_like_missing_ones(backends: Backends) {
+    let api = Running::start(backends).await;
+    let fetch = |path: &'static str| api.get(path).header("x-api-key", &api.reader_key).send();
+    let missing_record = json_of(fetch("/datasets/orders/records/9999").await.unwrap()).await;
+    let other_dataset = json_of(fetch("/datasets/people/records/0001").await.unwrap()).await;
+    let no_dataset = json_of(fetch("/datasets/nope/records/0001").await.unwrap()).await;
+    assert_eq!(missing_record.0, StatusCode::NOT_FOUND);
+    assert_eq!(missing_record.1["error"]["code"], "not_found");
+    assert_eq!(other_dataset, missing_record);
+    assert_eq!(no_dataset, missing_record);
+    // A JWT limited to one dataset is treated the same way.
+    let orders_only = api.idp.rs256("records:read:orders");
+    let response = api
+        .get("/datasets/people/records/0001")
+        .bearer_auth(&orders_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(response).await, missing_record);
+}
+
+async fn batch_get_answers_in_request_order_and_names_the_missing(backends: Backends) {
+    let api = Running::start(backends).await;
+    let mut ids: Vec<String> = (0..98).map(|n| format!("{:04}", 249 - n)).collect();
+    ids.push("0249".into()); // a duplicate
+    ids.push("nope".into());
+    let response = api
+        .post("/datasets/orders/records:batchGet")
+        .header("x-api-key", &api.reader_key)
+        .json(&json!({ "ids": ids }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK);
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 98);
+    assert_eq!(records[0]["id"], "0249");
+    assert_eq!(records[97]["id"], "0152");
+    assert_eq!(body["missing"], json!(["nope"]));
+
+    let too_many: Vec<String> = (0..101).map(|n| format!("{n:04}")).collect();
+    let bad_bodies = [
+        json!({ "ids": too_many }).to_string(),
+        json!({ "ids": [] }).to_string(),
+        json!({ "ids": [""] }).to_string(),
+        json!({ "id": ["0001"] }).to_string(),
+        "{\"ids\": [".to_string(),
+        "not json".to_string(),
+    ];
+    for bad in bad_bodies {
+        let response = api
+            .post("/datasets/orders/records:batchGet")
+            .header("x-api-key", &api.reader_key)
+            .header("content-type", "application/json")
+            .body(bad.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"]["code"], "invalid_request", "{bad}");
+    }
+}
+
+async fn pages_cover_the_dataset_once_and_cursors_cannot_be_forged(backends: Backends) {
+    let api = Running::start(backends).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "/datasets/orders/records?limit=100".to_string();
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, body) = json_of(
+            api.get(&path)
+                .header("x-api-key", &api.reader_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        pages += 1;
+        seen.extend(
+            body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..250).map(|n| format!("{n:04}")).collect();
+    assert_eq!(seen, expected);
+
+    let (_, first) = json_of(
+        api.get("/datasets/orders/records?limit=2")
+            .header("x-api-key", &api.reader_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[3] ^= 1;
+    let tampered = String::from_utf8(tampered).unwrap();
+    let all_datasets = api.idp.rs256("records:read");
+    for (path, code) in [
+        (format!("/datasets/orders/records?cursor={tampered}"), "invalid_cursor"),
+        (format!("/datasets/people/records?cursor={cursor}"), "invalid_cursor"),
+        ("/datasets/orders/records?limit=0".to_string(), "invalid_request"),
+        ("/datasets/orders/records?limit=abc".to_string(), "invalid_request"),
+        ("/datasets/orders/records?limit=1001".to_string(), "invalid_request"),
+    ] {
+        let (status, body) = json_of(api.get(&path).bearer_auth(&all_datasets).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
+}
+
+async fn runs_start_only_with_the_runs_scope(backends: Backends) {
+    let api = Running::start(backends).await;
+    let response = api
+        .post("/runs")
+        .header("x-api-key", &api.reader_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let response = api
+        .post("/runs")
+        .header("x-api-key", &api.operator_key)
+        .json(&json!({"mailbox": "inbox"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["run_id"], "run-1");
+    let by_jwt = api
+        .post("/runs")
+        .bearer_auth(api.idp.rs256("runs:start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_jwt.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        *api.starter.inputs.lock().unwrap(),
+        vec![json!({"mailbox": "inbox"}), json!({})]
+    );
+    let not_object = api
+        .post("/runs")
+        .header("x-api-key", &api.operator_key)
+        .body("[1,2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(not_object).await.1["error"]["code"], "invalid_request");
+}
+
+async fn openapi_is_public_and_every_documented_route_is_served(backends: Backends) {
+    let api = Running::start(backends).await;
+    let (status, document) = json_of(api.get("/openapi.json").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 5);
+    for (path, operations) in paths {
+        if path == "/openapi.json" {
+            continue;
+        }
+        let concrete = path.replace("{dataset}", "orders").replace("{id}", "0001");
+        for method in operations.as_object().unwrap().keys() {
+            let request = match method.as_str() {
+                "get" => api.get(&concrete),
+                "post" => api.post(&concrete),
+                other => panic!("unexpected method {other}"),
+            };
+            // Unauthenticated: a served route answers 401 (the fallback would say 404).
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"sluice\"");
+        }
+    }
+    let callback = api.get("/oauth/callback").send().await.unwrap();
+    assert_eq!(callback.text().await.unwrap(), "callback reached");
+    let unknown = api.get("/nothing/here").send().await.unwrap();
+    assert_eq!(json_of(unknown).await.1["error"]["code"], "not_found");
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let (_, backends) = super::local_test_backends(dir.path());
+                    super::$name(backends).await;
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(endpoint) = super::aws_endpoint() else { return };
+                    let (_, backends) = super::aws_test_backends(&endpoint).await;
+                    super::$name(backends).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    single_records_are_served_with_a_key_from_header_query_or_cookie,
+    other_datasets_look_exactly_like_missing_ones,
+    batch_get_answers_in_request_order_and_names_the_missing,
+    pages_cover_the_dataset_once_and_cursors_cannot_be_forged,
+    runs_start_only_with_the_runs_scope,
+    openapi_is_public_and_every_documented_route_is_served,
+);
