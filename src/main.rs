@@ -30,6 +30,12 @@ enum Command {
     /// Read stored records.
     #[command(subcommand)]
     Records(commands::records::RecordsCommand),
+    /// Validate state machine definitions, reporting every problem with its location.
+    Validate(commands::asl::ValidateArgs),
+    /// Execute a state machine definition with the local ASL engine and print its output.
+    Exec(commands::asl::ExecArgs),
+    /// Run recorded ASL conformance cases and print `N passed, M failed`.
+    Conformance(commands::asl::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
+            Command::Validate(args) => Ok(commands::asl::validate(args)),
+            Command::Exec(args) => Ok(commands::asl::exec(args).await),
+            Command::Conformance(args) => Ok(commands::asl::conformance(args).await),
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what they share.
 
+pub mod asl;
 pub mod ingest;
 pub mod records;
 

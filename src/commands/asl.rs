@@ -1,0 +1,65 @@
+//! `sluice validate`, `sluice exec`, `sluice conformance`: the ASL engine on its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use sluice_statemachine::cli;
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// State machine definitions (ASL JSON).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// The state machine definition (ASL JSON).
+    #[arg(long)]
+    definition: PathBuf,
+    /// The execution input (JSON).
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// A Step Functions Local mock config file whose responses drive the Task states.
+    #[arg(long, requires = "test_case")]
+    mock_config: Option<PathBuf>,
+    /// The test case of the mock config to use.
+    #[arg(long, requires = "mock_config")]
+    test_case: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ConformanceArgs {
+    /// A JSON-lines file of recorded cases (see shared/asl-conformance/README.md).
+    file: PathBuf,
+    /// Only the cases of this category.
+    #[arg(long)]
+    category: Option<String>,
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+pub fn validate(args: ValidateArgs) -> ExitCode {
+    let paths: Vec<&std::path::Path> = args.files.iter().map(PathBuf::as_path).collect();
+    exit(cli::validate_files(&paths, &mut std::io::stdout()))
+}
+
+pub async fn exec(args: ExecArgs) -> ExitCode {
+    let code = cli::exec(
+        &args.definition,
+        &args.input,
+        args.mock_config.as_deref(),
+        args.test_case.as_deref(),
+        &mut std::io::stdout(),
+    )
+    .await;
+    exit(code)
+}
+
+pub async fn conformance(args: ConformanceArgs) -> ExitCode {
+    let (_, failed) = cli::conformance(&args.file, args.category.as_deref(), &mut std::io::stdout()).await;
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
