@@ -192,7 +192,7 @@ pub(crate) fn luhn_is_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn has_issuer_prefix(digits: &[u8]) -> bool {

@@ -117,7 +117,7 @@ fn luhn_complete(prefix: &str, len: usize, rng: &mut Rng) -> String {
                 }
             })
             .sum();
-        if sum % 10 == 0 {
+        if sum.is_multiple_of(10) {
             digits = candidate;
             break;
         }
