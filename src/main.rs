@@ -30,6 +30,9 @@ enum Command {
     /// Read stored records.
     #[command(subcommand)]
     Records(commands::records::RecordsCommand),
+    /// Find PII in text.
+    #[command(subcommand)]
+    Pii(commands::pii::PiiCommand),
     /// Validate state machine definitions, reporting every problem with its location.
     Validate(commands::asl::ValidateArgs),
     /// Execute a state machine definition with the local ASL engine and print its output.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
+            Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
             Command::Validate(args) => Ok(commands::asl::validate(args)),
             Command::Exec(args) => Ok(commands::asl::exec(args).await),
             Command::Conformance(args) => Ok(commands::asl::conformance(args).await),

@@ -61,5 +61,9 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
 
 pub async fn conformance(args: ConformanceArgs) -> ExitCode {
     let (_, failed) = cli::conformance(&args.file, args.category.as_deref(), &mut std::io::stdout()).await;
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

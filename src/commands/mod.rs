@@ -2,6 +2,7 @@
 
 pub mod asl;
 pub mod ingest;
+pub mod pii;
 pub mod records;
 
 use std::path::Path;
