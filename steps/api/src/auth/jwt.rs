@@ -3,10 +3,13 @@
 //! HMAC secret), `iss`, `exp` and `nbf` with explicit leeway, then Cognito's
 //! `token_use`/`client_id` or the configured `aud`.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::jwks::JwksCache;
 use super::{AuthError, AuthMethod, Principal};
@@ -14,9 +17,20 @@ use crate::settings::JwtSettings;
 
 /// Longer tokens are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// A verified token is reused this long (never past its `exp`), sparing a signature check per
+/// request; short, so a key withdrawn from the JWKS stops working soon.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const MAX_VERIFIED: usize = 10_000;
+
+struct Verified {
+    principal: Principal,
+    exp: i64,
+    at: Instant,
+}
 
 #[derive(Debug, Deserialize)]
 struct Claims {
+    exp: i64,
     sub: Option<String>,
     #[serde(default)]
     aud: Audience,
@@ -50,6 +64,7 @@ pub struct JwtVerifier {
     settings: JwtSettings,
     jwks: JwksCache,
     allowed: Vec<Algorithm>,
+    verified: RwLock<HashMap<[u8; 32], Verified>>,
 }
 
 impl JwtVerifier {
@@ -68,6 +83,7 @@ impl JwtVerifier {
             settings,
             jwks,
             allowed,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -87,6 +103,37 @@ impl JwtVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("empty or oversized token".into()));
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.settings.leeway_secs).unwrap_or(i64::MAX);
+        if let Some(principal) = self.recently_verified(&digest, now, leeway) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.verify_uncached(token).await?;
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(
+            digest,
+            Verified {
+                principal: principal.clone(),
+                exp,
+                at: Instant::now(),
+            },
+        );
+        Ok(principal)
+    }
+
+    fn recently_verified(&self, digest: &[u8; 32], now: i64, leeway: i64) -> Option<Principal> {
+        let verified = self.verified.read().unwrap_or_else(|p| p.into_inner());
+        verified
+            .get(digest)
+            .filter(|hit| hit.at.elapsed() < VERIFIED_TTL && now <= hit.exp.saturating_add(leeway))
+            .map(|hit| hit.principal.clone())
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let header = decode_header(token).map_err(|err| AuthError::Invalid(format!("bad JWT header: {err}")))?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::Invalid(format!(
@@ -104,6 +151,7 @@ impl JwtVerifier {
         let data = decode::<Claims>(token, &key.key, &self.validation(key.algorithm))
             .map_err(|err| AuthError::Invalid(format!("JWT rejected: {err}")))?;
         let claims = data.claims;
+        let exp = claims.exp;
         self.check_audience(&claims)?;
         let scopes = self.scopes(&claims);
         let subject = claims
@@ -111,12 +159,15 @@ impl JwtVerifier {
             .or(claims.azp)
             .or(claims.sub)
             .unwrap_or_else(|| "unknown".into());
-        Ok(Principal {
-            subject,
-            method: AuthMethod::Jwt,
-            scopes,
-            dataset: None,
-        })
+        Ok((
+            Principal {
+                subject,
+                method: AuthMethod::Jwt,
+                scopes,
+                dataset: None,
+            },
+            exp,
+        ))
     }
 
     fn check_audience(&self, claims: &Claims) -> Result<(), AuthError> {
