@@ -30,9 +30,19 @@ enum Command {
     /// Read stored records.
     #[command(subcommand)]
     Records(commands::records::RecordsCommand),
+    /// Serve the REST API (records, POST /runs, the OAuth callback) on loopback.
+    Serve(commands::serve::ServeArgs),
     /// Find PII in text.
     #[command(subcommand)]
     Pii(commands::pii::PiiCommand),
+    /// Run the whole pipeline (asl/pipeline.asl.json) on the local engine.
+    Run(commands::run::RunArgs),
+    /// Answer the task a parked execution waits on (the Gmail consent) and continue it.
+    Resume(commands::run::ResumeArgs),
+    /// List the local executions.
+    Executions,
+    /// Show an execution's history events.
+    History(commands::run::HistoryArgs),
     /// Validate state machine definitions, reporting every problem with its location.
     Validate(commands::asl::ValidateArgs),
     /// Execute a state machine definition with the local ASL engine and print its output.
@@ -55,7 +65,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
+            Command::Serve(args) => commands::serve::run(cli.config.as_deref(), args).await,
             Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
+            Command::Run(args) => commands::run::run(cli.config.as_deref(), args).await,
+            Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,
+            Command::Executions => commands::run::executions(cli.config.as_deref()).await,
+            Command::History(args) => commands::run::history(cli.config.as_deref(), args).await,
             Command::Validate(args) => Ok(commands::asl::validate(args)),
             Command::Exec(args) => Ok(commands::asl::exec(args).await),
             Command::Conformance(args) => Ok(commands::asl::conformance(args).await),

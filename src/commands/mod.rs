@@ -4,6 +4,8 @@ pub mod asl;
 pub mod ingest;
 pub mod pii;
 pub mod records;
+pub mod run;
+pub mod serve;
 
 use std::path::Path;
 

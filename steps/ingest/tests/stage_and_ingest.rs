@@ -496,7 +496,10 @@ async fn malformed_step_inputs_are_clear_errors() {
         ("raw/ok/id/missing.csv", "Stage.MissingObject"),
     ] {
         let err = sluice_stage::run(
-            sluice_stage::StageInput { raw_key: key.into() },
+            sluice_stage::StageInput {
+                raw_key: key.into(),
+                failed: None,
+            },
             backends.objects.as_ref(),
             &config,
         )

@@ -56,6 +56,19 @@ pub struct RawObject {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageInput {
     pub raw_key: String,
+    /// Set by the state machine's quarantine branch: a later stage failed on this file after
+    /// its retries, so the original goes to `quarantine/` with that error as the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedStage>,
+}
+
+/// The error a later stage failed with (the `{"Error", "Cause"}` of a Catch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedStage {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +257,19 @@ pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) 
         bytes,
     };
 
+    if let Some(failed) = &input.failed {
+        return quarantine_failed(
+            objects,
+            &raw_key,
+            &staged_key,
+            &quarantined_key,
+            parts.file_name,
+            failed,
+            output(StageStatus::Quarantined, 0),
+        )
+        .await;
+    }
+
     // Idempotent: a rerun reports what the first run did.
     if let Some(staged) = objects.head(&staged_key).await? {
         return Ok(StageOutput {
@@ -323,6 +349,42 @@ pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) 
     }
 }
 
+/// Moves a file a later stage failed on into quarantine (and drops its staged copy), so a
+/// rerun does not try it again and an operator finds it with the reason.
+async fn quarantine_failed(
+    objects: &dyn ObjectStore,
+    raw_key: &ObjectKey,
+    staged_key: &ObjectKey,
+    quarantined_key: &ObjectKey,
+    file_name: &str,
+    failed: &FailedStage,
+    output: StageOutput,
+) -> Result<StageOutput, StageError> {
+    let code = failed.error.clone();
+    if objects.head(raw_key).await?.is_some() {
+        let reason = QuarantineReason {
+            stage: "pipeline".into(),
+            code: code.clone(),
+            // The cause of a step error names keys and lines, never cell values.
+            message: format!(
+                "{file_name}: a later stage failed with {}: {}",
+                failed.error, failed.cause
+            ),
+            source_key: raw_key.to_string(),
+            problems: Vec::new(),
+            problems_truncated: false,
+        };
+        quarantine::quarantine(objects, raw_key, &reason).await?;
+        tracing::warn!(raw_key = %raw_key, error = %failed.error, "quarantined after a failed stage");
+    }
+    objects.delete(staged_key).await?;
+    Ok(StageOutput {
+        quarantine_key: Some(quarantined_key.to_string()),
+        reason: Some(code),
+        ..output
+    })
+}
+
 type Verdict = Result<(tempfile::NamedTempFile, sniff::Normalized), Refusal>;
 
 /// Decodes the raw object into a temporary UTF-8 file and checks its shape, off the async runtime.
@@ -370,5 +432,13 @@ pub async fn stage_attachment(
     body: AttachmentBody,
 ) -> Result<StageOutput, StageError> {
     let raw = store_raw(objects, dataset, source, body).await?;
-    run(StageInput { raw_key: raw.raw_key }, objects, config).await
+    run(
+        StageInput {
+            raw_key: raw.raw_key,
+            failed: None,
+        },
+        objects,
+        config,
+    )
+    .await
 }

@@ -166,14 +166,16 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         // claims on failure), so the next run finds no stranded claims.
         let failed = AtomicBool::new(false);
         let mut first_error = None;
-        let mut tallies = futures::stream::iter(now.iter().map(|id| {
+        // Owned ids: a closure over `&String` makes this future not provably `Send` for every
+        // lifetime, which callers that box it as `dyn Future + Send` need.
+        let mut tallies = futures::stream::iter(now.iter().cloned().map(|id: String| {
             let failed = &failed;
             let run = &run;
             async move {
                 if failed.load(Ordering::Relaxed) {
                     return Ok(None);
                 }
-                let result = run.message(id).await;
+                let result = run.message(&id).await;
                 if result.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }

@@ -1,0 +1,296 @@
+//! `sluice run`, `sluice resume`, `sluice executions`, `sluice history`: the whole pipeline on
+//! the local ASL engine.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use sluice::runner::{Pipeline, PipelineOptions, base_dir_of};
+use sluice_core::{BackendKind, Backends, Config};
+use sluice_statemachine::{ExecutionOutcome, ExecutionReport};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BackendChoice {
+    /// A directory, a SQLite file and a 0600 secrets file under `.sluice/`.
+    Local,
+    /// S3, DynamoDB and Secrets Manager (`[aws]`; `aws.endpoint_url` for an emulator).
+    Aws,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Which backends the stages use (default: `backend` in the config, else local).
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// The execution input (JSON).
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Another definition instead of the built-in asl/pipeline.asl.json.
+    #[arg(long)]
+    definition: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("answer").required(true).args(["code", "output", "fail"]))]
+pub struct ResumeArgs {
+    /// The execution (its name, a unique prefix of it, or its ARN).
+    execution: String,
+    /// The OAuth code Google returned: exchanged here, so it never enters the execution's history.
+    #[arg(long)]
+    code: Option<String>,
+    /// Answer the waiting task with this JSON output.
+    #[arg(long)]
+    output: Option<String>,
+    /// Fail the waiting task with this error name.
+    #[arg(long)]
+    fail: Option<String>,
+    /// The cause that goes with --fail.
+    #[arg(long, requires = "fail", default_value = "failed by the operator")]
+    cause: String,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// The execution (its name, a unique prefix of it, or its ARN).
+    execution: String,
+    /// Print the events as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn open(
+    config_path: Option<&Path>,
+    backend: Option<BackendChoice>,
+    definition: Option<&Path>,
+) -> anyhow::Result<(Config, Pipeline)> {
+    super::init_cli_tracing();
+    let mut config = super::load_config(config_path.or(default_config().as_deref()))?;
+    match backend {
+        Some(BackendChoice::Local) => config.backend = BackendKind::Local,
+        Some(BackendChoice::Aws) => {
+            config.backend = BackendKind::Aws;
+            anyhow::ensure!(
+                config.aws.bucket.is_some(),
+                "--backend aws needs aws.bucket in the config (or SLUICE_AWS__BUCKET)"
+            );
+        }
+        None => {}
+    }
+    if config.backend == BackendKind::Aws && config.aws.endpoint_url.is_some() {
+        // An emulator starts empty: create the bucket and tables the run needs.
+        Backends::provision_aws(&config)
+            .await
+            .context("provisioning the emulator's bucket and tables")?;
+    }
+    let backends = Backends::from_config(&config).await.context("opening the backends")?;
+    let definition = match definition {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let options = PipelineOptions {
+        definition,
+        base_dir: base_dir_of(config_path.or(default_config().as_deref())),
+        decorate: None,
+        show_progress: true,
+    };
+    let pipeline = Pipeline::open(&config, backends, options).await?;
+    Ok((config, pipeline))
+}
+
+/// With no `--config`: `./sluice.toml` (the repository root's reads the fixture mail).
+fn default_config() -> Option<PathBuf> {
+    let path = PathBuf::from("sluice.toml");
+    path.is_file().then_some(path)
+}
+
+pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let input: Value = serde_json::from_str(&args.input).context("--input is not JSON")?;
+    let (_, pipeline) = open(config_path, args.backend, args.definition.as_deref()).await?;
+    let started = Instant::now();
+    let report = pipeline.start(input).await;
+    pipeline.progress.finish();
+    let report = report?;
+    Ok(print_outcome(&pipeline, &report, started))
+}
+
+pub async fn resume(config_path: Option<&Path>, args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let (_, pipeline) = open(config_path, args.backend, None).await?;
+    let arn = pipeline.find_execution(&args.execution)?;
+    let tokens = pipeline.waiting_tokens(&arn)?;
+    let Some(token) = tokens.first() else {
+        anyhow::bail!("execution {} is not waiting for a task answer", short_name(&arn));
+    };
+    let started = Instant::now();
+    let report = if let Some(code) = args.code {
+        // Exchange the code here, so neither the code nor the token lands in the history.
+        let exchange = sluice::runner::exchange_code(&pipeline, &code).await;
+        match exchange {
+            Ok(status) => {
+                pipeline
+                    .engine
+                    .send_task_success(token, json!({"status": status}))
+                    .await
+            }
+            Err(failure) => {
+                pipeline
+                    .engine
+                    .send_task_failure(token, &failure.error, &failure.cause)
+                    .await
+            }
+        }
+    } else if let Some(output) = args.output {
+        let output: Value = serde_json::from_str(&output).context("--output is not JSON")?;
+        pipeline.engine.send_task_success(token, output).await
+    } else {
+        let error = args.fail.unwrap_or_default();
+        pipeline.engine.send_task_failure(token, &error, &args.cause).await
+    };
+    pipeline.progress.finish();
+    Ok(print_outcome(&pipeline, &report?, started))
+}
+
+pub async fn executions(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (_, pipeline) = open(config_path, None, None).await?;
+    pipeline.progress.finish();
+    let mut all = pipeline.engine.list_executions()?;
+    all.sort_by_key(|e| e.start_date);
+    if all.is_empty() {
+        println!("no executions yet (start one with `sluice run`)");
+    }
+    for execution in all {
+        let took = execution
+            .stop_date
+            .map(|stop| {
+                format!(
+                    "{:.1} s",
+                    (stop - execution.start_date).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{}  {:<9}  {}  {:>8}",
+            execution.name,
+            execution.status.as_str(),
+            execution.start_date.format("%Y-%m-%d %H:%M:%S"),
+            took
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(config_path: Option<&Path>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let (_, pipeline) = open(config_path, None, None).await?;
+    pipeline.progress.finish();
+    let arn = pipeline.find_execution(&args.execution)?;
+    for event in pipeline.engine.execution_history(&arn)? {
+        if args.json {
+            println!("{}", serde_json::to_string(&event)?);
+        } else {
+            let details = serde_json::to_value(&event.details)?;
+            let state = details
+                .as_object()
+                .and_then(|o| o.values().find_map(|v| v.get("name").and_then(Value::as_str)))
+                .unwrap_or("");
+            println!(
+                "{:>4}  {}  {:<28} {}",
+                event.id,
+                event.timestamp.format("%H:%M:%S%.3f"),
+                format!("{:?}", event.event_type),
+                state
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+fn print_outcome(pipeline: &Pipeline, report: &ExecutionReport, started: Instant) -> ExitCode {
+    let name = short_name(&report.execution_arn);
+    let elapsed = started.elapsed().as_secs_f64();
+    match &report.outcome {
+        ExecutionOutcome::Succeeded { output } => {
+            println!("execution {name} succeeded in {elapsed:.2} s");
+            print_summary(output);
+            ExitCode::SUCCESS
+        }
+        ExecutionOutcome::Waiting { .. } => {
+            println!("execution {name} is waiting for Gmail consent.");
+            if let Some(url) = pipeline.consent_url.lock().ok().and_then(|u| u.clone()) {
+                println!("  1. open this URL and allow read access to the mailbox:\n     {url}");
+            }
+            println!("  2. then either let Google redirect to the callback (`sluice serve` answers /oauth/callback),");
+            println!("     or copy the `code` parameter from the redirect and run:");
+            println!("     sluice resume {name} --code CODE");
+            println!("  (`sluice resume {name} --fail Auth.ConsentDenied` gives up.)");
+            ExitCode::SUCCESS
+        }
+        ExecutionOutcome::Failed { error, cause } => {
+            println!(
+                "execution {name} failed after {elapsed:.2} s: {}: {}",
+                error.as_deref().unwrap_or("(no error name)"),
+                cause.as_deref().unwrap_or("")
+            );
+            println!("  see `sluice history {name}`");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_summary(output: &Value) {
+    let number = |key: &str| output.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let files = output
+        .get("files")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let with_status = |status: &str| files.iter().filter(|f| f["status"] == status).count();
+    let rows = |key: &str| files.iter().filter_map(|f| f[key].as_u64()).sum::<u64>();
+    println!(
+        "  mail: {} messages listed ({} done before), {} attachments fetched, {} Gmail quota units",
+        number("messages_listed"),
+        number("messages_already_done"),
+        number("attachments_fetched"),
+        number("gmail_quota_units")
+    );
+    println!(
+        "  files: {} ingested ({} rows written, {} rejected), {} quarantined, {} failed",
+        with_status("ingested"),
+        rows("rows_written"),
+        rows("rows_rejected"),
+        with_status("quarantined"),
+        with_status("failed")
+    );
+    for file in &files {
+        match file["status"].as_str() {
+            Some("quarantined") => println!(
+                "    quarantined {} ({})",
+                file["quarantine_key"].as_str().unwrap_or("?"),
+                file["reason"].as_str().unwrap_or("?")
+            ),
+            Some("failed") => println!(
+                "    failed {} ({})",
+                file["raw_key"].as_str().unwrap_or("?"),
+                file["error"].as_str().unwrap_or("?")
+            ),
+            _ => {}
+        }
+    }
+    let consumers = output["tokens"]["consumers"].as_array().cloned().unwrap_or_default();
+    let changed = consumers.iter().filter(|c| c["action"] != "unchanged").count();
+    println!(
+        "  consumer keys: {} configured, {} issued or rotated",
+        consumers.len(),
+        changed
+    );
+    if number("attachments_fetched") == 0 && files.is_empty() && changed == 0 {
+        println!("  nothing new: every message was handled by an earlier run; no object, row or key changed");
+    }
+}

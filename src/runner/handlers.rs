@@ -1,0 +1,301 @@
+//! Each pipeline Lambda bound to its stage's library function, in process.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sluice_core::{Backends, Config, StepFailure};
+use sluice_gmail::{FetchedAttachment, GmailSettings, SinkError, SinkFn, SourceKind, StoredAttachment};
+use sluice_stage::{AttachmentBody, AttachmentSource};
+use sluice_statemachine::{FnHandler, TaskContext, TaskFailure, TaskHandler};
+
+use super::{Progress, RunnerError, task_tokens::EngineTaskTokens};
+
+/// DefinitionSubstitution name -> the function (binary) that implements it.
+pub const FUNCTIONS: [(&str, &str); 9] = [
+    ("AuthCheckFunctionArn", "sluice-auth-check"),
+    ("ConsentRequestFunctionArn", "sluice-consent-request"),
+    ("CodeExchangeFunctionArn", "sluice-code-exchange"),
+    ("GmailFetchFunctionArn", "sluice-gmail-fetch"),
+    ("StageFunctionArn", "sluice-stage"),
+    ("PiiDetectFunctionArn", "sluice-pii-detect"),
+    ("PiiMaskFunctionArn", "sluice-pii-mask"),
+    ("IngestFunctionArn", "sluice-ingest"),
+    ("TokenIssueFunctionArn", "sluice-token-issue"),
+];
+
+pub type Bindings = Vec<(&'static str, Arc<dyn TaskHandler>)>;
+
+pub struct BindContext<'a> {
+    pub config: &'a Config,
+    pub backends: Backends,
+    pub base_dir: &'a Path,
+    pub task_tokens: Arc<EngineTaskTokens>,
+    pub progress: Progress,
+    pub consent_url: Arc<Mutex<Option<String>>>,
+}
+
+fn setup(stage: &'static str) -> impl Fn(String) -> RunnerError {
+    move |message| RunnerError::Setup { stage, message }
+}
+
+/// A handler from a step function: JSON in, the step, JSON out; step errors keep their names.
+fn step<I, O, F, Fut>(run: F) -> Arc<dyn TaskHandler>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, StepFailure>> + Send + 'static,
+{
+    let run = Arc::new(run);
+    Arc::new(FnHandler(move |ctx: TaskContext, input: Value| {
+        let run = run.clone();
+        async move {
+            let input: I = serde_json::from_value(input).map_err(|e| {
+                TaskFailure::new(
+                    "Sluice.InvalidInput",
+                    format!("{} got an input it cannot read: {e}", ctx.state_name),
+                )
+            })?;
+            let output = run(input).await.map_err(|f| TaskFailure::new(f.error, f.cause))?;
+            serde_json::to_value(output).map_err(|e| TaskFailure::new("Sluice.InvalidOutput", e.to_string()))
+        }
+    }))
+}
+
+/// The handlers of every function in [`FUNCTIONS`].
+pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::OAuthDeps>), RunnerError> {
+    let config = Arc::new(ctx.config.clone());
+    let backends = ctx.backends.clone();
+    let progress = ctx.progress.clone();
+
+    let mut gmail_settings = GmailSettings::from_config(&config).map_err(|e| setup("gmail")(e.to_string()))?;
+    if Path::new(&gmail_settings.mail_dir).is_relative() {
+        gmail_settings.mail_dir = ctx.base_dir.join(&gmail_settings.mail_dir).display().to_string();
+    }
+    let local_mail = gmail_settings.source == SourceKind::Local;
+    let http = sluice_gmail::http::https_client().map_err(|e| setup("gmail")(e.to_string()))?;
+    let oauth = Arc::new(
+        sluice_gmail::OAuthDeps::new(gmail_settings, &backends, ctx.task_tokens.clone(), http.clone())
+            .await
+            .map_err(|e| setup("gmail")(e.to_string()))?,
+    );
+    let default_dataset = config.ingest.default_dataset.clone();
+    let objects = backends.objects.clone();
+    let sink = Arc::new(SinkFn(move |attachment: FetchedAttachment| {
+        let objects = objects.clone();
+        let dataset = dataset_for_file(&attachment.descriptor.file_name, &default_dataset);
+        async move {
+            let source = AttachmentSource {
+                message_id: attachment.descriptor.message_id.clone(),
+                part_id: attachment.descriptor.part_id.clone(),
+                file_name: attachment.descriptor.file_name.clone(),
+                received_at: chrono::Utc::now(),
+                declared_charset: None,
+            };
+            let raw = sluice_stage::store_raw(
+                objects.as_ref(),
+                &dataset,
+                &source,
+                AttachmentBody::Bytes(attachment.content),
+            )
+            .await
+            .map_err(|e| SinkError::from_step_error(&e))?;
+            Ok::<_, SinkError>(StoredAttachment {
+                key: raw.raw_key,
+                quarantined: false,
+            })
+        }
+    }));
+    let fetch_deps = Arc::new(sluice_gmail::fetch::FetchDeps::new(
+        &oauth.authorizer,
+        backends.control.clone(),
+        sink,
+        &http,
+    ));
+    let pii = Arc::new(
+        sluice_pii::PiiDeps::from_config(&config, backends.clone())
+            .await
+            .map_err(|e| setup("pii")(e.to_string()))?,
+    );
+    let tokens = Arc::new(sluice_tokens::issue::TokenIssueDeps::new(
+        &backends,
+        sluice_tokens::TokenSettings::from_config(&config).map_err(|e| setup("tokens")(e.to_string()))?,
+    ));
+
+    let mut handlers: Bindings = Vec::new();
+
+    let (deps, p) = (oauth.clone(), progress.clone());
+    handlers.push((
+        "sluice-auth-check",
+        step(move |input: sluice_gmail::auth_check::AuthCheckInput| {
+            let (deps, p) = (deps.clone(), p.clone());
+            async move {
+                p.step("checking Gmail authorization");
+                if local_mail {
+                    // An .eml directory needs no Google account.
+                    return Ok(serde_json::json!({"status": "authorized", "reason": "local mail source"}));
+                }
+                let output = sluice_gmail::auth_check::run(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)?;
+                serde_json::to_value(output).map_err(|e| StepFailure {
+                    error: "Sluice.InvalidOutput".into(),
+                    cause: e.to_string(),
+                })
+            }
+        }),
+    ));
+
+    let (deps, p, slot) = (oauth.clone(), progress.clone(), ctx.consent_url.clone());
+    handlers.push((
+        "sluice-consent-request",
+        step(move |input: sluice_gmail::consent_request::ConsentRequestInput| {
+            let (deps, p, slot) = (deps.clone(), p.clone(), slot.clone());
+            async move {
+                p.step("waiting for Gmail consent");
+                let output = sluice_gmail::consent_request::run(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)?;
+                if let Ok(mut url) = slot.lock() {
+                    *url = Some(output.consent_url.clone());
+                }
+                Ok(output)
+            }
+        }),
+    ));
+
+    let deps = oauth.clone();
+    handlers.push((
+        "sluice-code-exchange",
+        step(move |input: sluice_gmail::code_exchange::CodeExchangeInput| {
+            let deps = deps.clone();
+            async move {
+                sluice_gmail::code_exchange::run(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let (deps, p) = (fetch_deps.clone(), progress.clone());
+    handlers.push((
+        "sluice-gmail-fetch",
+        step(move |input: sluice_gmail::fetch::FetchInput| {
+            let (deps, p) = (deps.clone(), p.clone());
+            async move {
+                p.step("fetching mail");
+                sluice_gmail::fetch::run(input, &deps).await.map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let (objects, cfg, p) = (backends.objects.clone(), config.clone(), progress.clone());
+    handlers.push((
+        "sluice-stage",
+        step(move |input: sluice_stage::StageInput| {
+            let (objects, cfg, p) = (objects.clone(), cfg.clone(), p.clone());
+            async move {
+                p.step(format!("staging {}", input.raw_key));
+                sluice_stage::run(input, objects.as_ref(), &cfg)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let (deps, p) = (pii.clone(), progress.clone());
+    handlers.push((
+        "sluice-pii-detect",
+        step(move |input: sluice_pii::steps::detect::DetectInput| {
+            let (deps, p) = (deps.clone(), p.clone());
+            async move {
+                p.step(format!("detecting PII in {}", input.staged_key));
+                sluice_pii::steps::detect::run(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let (deps, p) = (pii.clone(), progress.clone());
+    handlers.push((
+        "sluice-pii-mask",
+        step(move |input: sluice_pii::steps::mask::MaskInput| {
+            let (deps, p) = (deps.clone(), p.clone());
+            async move {
+                p.step(format!("masking {}", input.staged_key));
+                sluice_pii::steps::mask::run(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let (backends_for_ingest, cfg, p) = (backends.clone(), config.clone(), progress.clone());
+    handlers.push((
+        "sluice-ingest",
+        step(move |input: sluice_ingest::IngestInput| {
+            let (backends, cfg, p) = (backends_for_ingest.clone(), cfg.clone(), p.clone());
+            async move {
+                p.step(format!("ingesting {}", input.source_key));
+                let output = sluice_ingest::run(input, &backends, &cfg)
+                    .await
+                    .map_err(StepFailure::from)?;
+                p.file_ingested(output.rows_written);
+                Ok(output)
+            }
+        }),
+    ));
+
+    let (deps, p) = (tokens.clone(), progress.clone());
+    handlers.push((
+        "sluice-token-issue",
+        step(move |input: sluice_tokens::TokenIssueInput| {
+            let (deps, p) = (deps.clone(), p.clone());
+            async move {
+                p.step("issuing consumer keys");
+                sluice_tokens::run(input, &deps).await.map_err(StepFailure::from)
+            }
+        }),
+    ));
+    Ok((handlers, oauth))
+}
+
+/// The dataset an attachment lands in: its file name's stem (`Orders 2026.csv` -> `orders-2026`),
+/// or `fallback` when nothing usable is left.
+pub fn dataset_for_file(file_name: &str, fallback: &str) -> String {
+    let name = sluice_stage::safe_file_name(file_name);
+    let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+    let mut dataset: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    dataset = dataset.trim_matches('-').to_string();
+    if sluice_core::config::is_valid_dataset_name(&dataset) {
+        dataset
+    } else {
+        fallback.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn datasets_are_named_after_files() {
+        assert_eq!(super::dataset_for_file("orders.csv", "inbox"), "orders");
+        assert_eq!(super::dataset_for_file("Orders 2026.CSV", "inbox"), "orders-2026");
+        assert_eq!(super::dataset_for_file("../../x/données.csv", "inbox"), "donn-es");
+        assert_eq!(super::dataset_for_file("é.csv", "inbox"), "inbox");
+    }
+}
