@@ -32,7 +32,7 @@ impl ContactRecognizers {
         if shape.has_at {
             self.find_emails(text, out);
         }
-        if shape.digits >= 7 {
+        if shape.phone_run_digits >= 7 {
             self.find_phones(text, out);
         }
         if has_url_marker(text, shape) {

@@ -27,7 +27,11 @@ impl DateTimeRecognizer {
     }
 
     pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
-        if shape.digits == 0 {
+        let possible = shape.date_run_separators >= 2
+            || shape.digit_colon_digit
+            || shape.digit_meridiem
+            || (shape.digits > 0 && mentions_month(text));
+        if !possible {
             return;
         }
         for found in self.date.find_iter(text) {
@@ -56,6 +60,23 @@ impl DateTimeRecognizer {
             });
         }
     }
+}
+
+/// Whether `text` holds the first three letters of a month name in any case (every date pattern
+/// without a numeric date or a clock time names a month). 'ſ' folds to 's' under the pattern's
+/// case-insensitive Unicode matching, so it counts as a possible month letter too.
+fn mentions_month(text: &str) -> bool {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+    ];
+    text.as_bytes().windows(3).any(|window| {
+        let lower = [
+            window[0].to_ascii_lowercase(),
+            window[1].to_ascii_lowercase(),
+            window[2].to_ascii_lowercase(),
+        ];
+        MONTHS.iter().any(|month| **month == lower)
+    }) || text.contains('\u{17F}')
 }
 
 /// The score of a date/time candidate, or `None` when its numbers cannot be a date or time.

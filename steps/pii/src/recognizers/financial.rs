@@ -21,18 +21,23 @@ impl FinancialRecognizers {
             ssn: pattern(r"(?-u:\b)[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} )[0-9]{4}(?-u:\b)"),
             bare_ssn: pattern(r"(?-u:\b)[0-9]{9}(?-u:\b)"),
             ssn_context: pattern(r"(?i)ssn|social security"),
-            iban: pattern(r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}"),
+            // ASCII-only: under Unicode case folding `[A-Z]` also takes 'ſ' and the Kelvin sign,
+            // whose multi-byte encodings the country and length slicing below cannot split.
+            iban: pattern(r"(?i-u:\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32})"),
         }
     }
 
     pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
-        if shape.digits >= 13 {
+        if shape.card_run_digits >= 13 {
             self.find_cards(text, out);
         }
-        if shape.digits >= 9 {
-            self.find_ssns(text, out);
+        if shape.card_run_digits >= 9 {
+            self.find_grouped_ssns(text, out);
         }
-        if shape.digits >= 2 && text.len() >= 15 {
+        if shape.nine_digit_run {
+            self.find_bare_ssns(text, out);
+        }
+        if shape.iban_start && text.len() >= 15 {
             self.find_ibans(text, out);
         }
     }
@@ -67,7 +72,7 @@ impl FinancialRecognizers {
         }
     }
 
-    fn find_ssns(&self, text: &str, out: &mut Vec<Candidate>) {
+    fn find_grouped_ssns(&self, text: &str, out: &mut Vec<Candidate>) {
         for found in self.ssn.find_iter(text) {
             let (start, end) = (found.start(), found.end());
             if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+' | '/'))
@@ -88,7 +93,10 @@ impl FinancialRecognizers {
                 score: if dashed { 0.95 } else { 0.85 },
             });
         }
-        // Nine bare digits are an SSN only where the text says so.
+    }
+
+    /// Nine bare digits are an SSN only where the text says so.
+    fn find_bare_ssns(&self, text: &str, out: &mut Vec<Candidate>) {
         if self.ssn_context.is_match(text) {
             for found in self.bare_ssn.find_iter(text) {
                 if ssn_is_valid(found.as_str()) && context_before(text, found.start(), 40, &["ssn", "social security"])
@@ -413,5 +421,16 @@ mod tests {
         );
         assert!(found_of("DE89 3704 0044 0532 0130 01", "INTERNATIONAL_BANK_ACCOUNT_NUMBER").is_empty());
         assert!(found_of("ZZ89370400440532013000", "INTERNATIONAL_BANK_ACCOUNT_NUMBER").is_empty());
+    }
+
+    #[test]
+    fn letters_that_fold_to_ascii_do_not_break_iban_slicing() {
+        for text in [
+            "a\u{212A}12 3456 7890 1234 5678 90",
+            "\u{17F}E89 3704 0044 0532 0130 00",
+            "DE89 3704 0044 0532 0130 0\u{212A}",
+        ] {
+            assert!(found_of(text, "INTERNATIONAL_BANK_ACCOUNT_NUMBER").is_empty(), "{text}");
+        }
     }
 }

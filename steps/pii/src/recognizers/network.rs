@@ -26,13 +26,13 @@ impl NetworkRecognizers {
     }
 
     pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
-        if shape.digits >= 4 {
+        if shape.dotted_run_dots >= 3 {
             self.find_ipv4(text, out);
         }
         if shape.colons >= 2 {
             self.find_ipv6(text, out);
         }
-        if shape.colons >= 5 || text.len() >= 14 && (text.contains('-') || text.contains('.')) {
+        if shape.colons >= 5 || shape.dashes >= 5 || shape.dots >= 2 {
             self.find_macs(text, out);
         }
     }
