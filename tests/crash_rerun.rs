@@ -12,7 +12,13 @@ const ROWS: usize = 200_000;
 fn write_csv(path: &Path) {
     let mut text = String::from("id,name,amount,active,zip\n");
     for i in 0..ROWS {
-        text.push_str(&format!("{i:07},name-{i},{}.{},{},{:05}\n", i % 997, i % 100, i % 2 == 0, i % 99_999));
+        text.push_str(&format!(
+            "{i:07},name-{i},{}.{},{},{:05}\n",
+            i % 997,
+            i % 100,
+            i % 2 == 0,
+            i % 99_999
+        ));
     }
     std::fs::write(path, text).unwrap();
 }
@@ -44,7 +50,9 @@ fn record_count(dir: &Path) -> usize {
         return 0;
     };
     connection
-        .query_row("SELECT count(*) FROM items WHERE tbl = 'records'", [], |row| row.get::<_, i64>(0))
+        .query_row("SELECT count(*) FROM items WHERE tbl = 'records'", [], |row| {
+            row.get::<_, i64>(0)
+        })
         .map(|n| n as usize)
         .unwrap_or(0)
 }
@@ -90,11 +98,23 @@ async fn crash_mid_ingest_then_rerun_matches_a_clean_run() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "the first run was killed, not finished");
     let after_kill = record_count(crashed.path());
-    assert!(seen_at_kill > 0 && after_kill < ROWS, "killed mid-ingest: {after_kill} of {ROWS} rows were in");
+    assert!(
+        seen_at_kill > 0 && after_kill < ROWS,
+        "killed mid-ingest: {after_kill} of {ROWS} rows were in"
+    );
 
-    assert!(sluice(&crashed_config, &csv).status().unwrap().success(), "the rerun completes");
-    assert!(sluice(&clean_config, &csv).status().unwrap().success(), "the clean run completes");
+    assert!(
+        sluice(&crashed_config, &csv).status().unwrap().success(),
+        "the rerun completes"
+    );
+    assert!(
+        sluice(&clean_config, &csv).status().unwrap().success(),
+        "the clean run completes"
+    );
     let (after_rerun, after_clean) = (dump(crashed.path()).await, dump(clean.path()).await);
     assert_eq!(after_rerun.len(), ROWS);
-    assert!(after_rerun == after_clean, "the table after crash + rerun equals the clean run's");
+    assert!(
+        after_rerun == after_clean,
+        "the table after crash + rerun equals the clean run's"
+    );
 }

@@ -1,0 +1,400 @@
+//! End to end: `asl/pipeline.asl.json` on the local engine over the fixture mailbox, on the
+//! embedded backends and on moto; the consent path through the CLI against a fake Google;
+//! a stage that fails twice and is retried.
+
+#[path = "../steps/gmail/tests/support/fake_google.rs"]
+#[allow(dead_code)]
+mod fake_google;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice::runner::{HandlerDecorator, Pipeline, PipelineOptions};
+use sluice_core::secrets::SecretValue;
+use sluice_core::{AttrValue, Backends, Config, ItemKey, ObjectKey};
+use sluice_statemachine::{EventType, ExecutionOutcome, FnHandler, TaskContext, TaskFailure, TaskHandler};
+use tower::ServiceExt;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's own `sluice.toml` (fixture mail), with its data under `data_dir`.
+fn fixture_config(data_dir: &Path, extra_env: &[(&str, &str)]) -> Config {
+    let text = std::fs::read_to_string(repo_root().join("sluice.toml")).unwrap();
+    let mut env = vec![("SLUICE_DATA_DIR".to_string(), data_dir.display().to_string())];
+    env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_toml_with_env(&text, "sluice.toml", &repo_root(), env).unwrap()
+}
+
+async fn open(config: &Config, backends: Backends, decorate: Option<HandlerDecorator>) -> Pipeline {
+    let options = PipelineOptions {
+        definition: None,
+        base_dir: repo_root(),
+        decorate,
+        show_progress: false,
+    };
+    Pipeline::open(config, backends, options).await.unwrap()
+}
+
+fn data(item: &sluice_core::Item) -> &std::collections::BTreeMap<String, AttrValue> {
+    match &item["data"] {
+        AttrValue::M(map) => map,
+        other => panic!("data is {other:?}"),
+    }
+}
+
+fn text(item: &sluice_core::Item, column: &str) -> String {
+    match &data(item)[column] {
+        AttrValue::S(s) => s.clone(),
+        AttrValue::N(n) => n.clone(),
+        other => panic!("{column} is {other:?}"),
+    }
+}
+
+/// What a run over the fixture mailbox must leave behind, whatever the backends.
+async fn assert_fixture_dataset(backends: &Backends, output: &Value) {
+    let files = output["files"].as_array().unwrap();
+    let ingested = files.iter().filter(|f| f["status"] == "ingested").count();
+    let failed: Vec<_> = files.iter().filter(|f| f["status"] != "ingested").collect();
+    assert_eq!(ingested, 6, "{files:#?}");
+    assert_eq!(failed.len(), 1, "only the ragged CSV is refused: {failed:#?}");
+    assert!(failed[0]["raw_key"].as_str().unwrap().contains("ragged_rows.csv"));
+
+    let customer = backends
+        .records
+        .get(&ItemKey::new("customers", "C-001"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text(&customer, "email").starts_with("EMAIL_"), "emails are tokenized");
+    assert!(text(&customer, "name").starts_with("NAME_"), "names are tokenized");
+    assert_eq!(
+        text(&customer, "phone"),
+        "*******0101",
+        "phones keep their last 4 digits"
+    );
+    assert_eq!(text(&customer, "country"), "US");
+    let serialized = serde_json::to_string(&customer).unwrap();
+    assert!(!serialized.contains("alice.martin"), "no plaintext PII in the table");
+
+    let order = backends
+        .records
+        .get(&ItemKey::new("orders", "1001"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data(&order)["amount"], AttrValue::N("129.90".into()));
+    assert_eq!(
+        text(&order, "ordered_at"),
+        "2025-02-27",
+        "dates are kept by the orders policy"
+    );
+
+    let price = backends
+        .records
+        .get(&ItemKey::new("prices", "1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        text(&price, "product"),
+        "Crème brûlée",
+        "windows-1252 converted to UTF-8"
+    );
+
+    let quarantined = backends.objects.list("quarantine/ragged_rows/").await.unwrap();
+    let reason_key = quarantined
+        .iter()
+        .find(|o| o.key.as_str().ends_with(".reason.json"))
+        .expect("the bad file's reason sits beside it");
+    let reason = sluice_core::quarantine::read_reason(
+        backends.objects.as_ref(),
+        &ObjectKey::new(reason_key.key.as_str().trim_end_matches(".reason.json")).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        reason.message.contains("ragged_rows.csv") && reason.message.contains("line"),
+        "{}",
+        reason.message
+    );
+
+    let consumers = output["tokens"]["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 3);
+    let serialized_output = output.to_string();
+    assert!(
+        !serialized_output.contains("slk_"),
+        "no API key in the execution output"
+    );
+}
+
+/// The issued consumer key opens the dataset through the REST API, and only that dataset's.
+async fn assert_consumer_key_works(config: &Config, backends: &Backends) {
+    let delivered = backends
+        .secrets
+        .get(&sluice_tokens::issue::secret_name("customers", "analytics"))
+        .await
+        .unwrap()
+        .expect("the key was delivered into the consumer's secret");
+    let delivered: Value = serde_json::from_str(delivered.expose()).unwrap();
+    let key = SecretValue::new(delivered["api_key"].as_str().unwrap());
+    let state = sluice_api::ApiState::from_config(config, backends).await.unwrap();
+    let router = sluice_api::router(state);
+    let get = |path: &str, key: &str| {
+        Request::builder()
+            .uri(path)
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = router
+        .clone()
+        .oneshot(get("/datasets/customers/records/C-001", key.expose()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(body.to_string().contains("*******0101"), "{body}");
+    let other = router
+        .clone()
+        .oneshot(get("/datasets/orders/records/1001", key.expose()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(other.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+        "a customers key does not read orders: {}",
+        other.status()
+    );
+    let bad = router
+        .oneshot(get("/datasets/customers/records/C-001", "slk_wrong"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn run_twice_over_fixtures(config: Config, backends: Backends) {
+    let pipeline = open(&config, backends.clone(), None).await;
+    let report = pipeline.start(json!({})).await.unwrap();
+    let ExecutionOutcome::Succeeded { output } = &report.outcome else {
+        panic!("the run did not succeed: {:?}", report.outcome)
+    };
+    assert_fixture_dataset(&backends, output).await;
+    assert_consumer_key_works(&config, &backends).await;
+
+    let objects_before = backends.objects.list("").await.unwrap().len();
+    let customer_before = backends.records.get(&ItemKey::new("customers", "C-001")).await.unwrap();
+    let again = pipeline.start(json!({})).await.unwrap();
+    let ExecutionOutcome::Succeeded { output } = &again.outcome else {
+        panic!("the second run did not succeed: {:?}", again.outcome)
+    };
+    assert_eq!(output["attachments_fetched"], 0);
+    assert_eq!(output["files"].as_array().unwrap().len(), 0);
+    assert!(
+        output["tokens"]["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["action"] == "unchanged")
+    );
+    assert_eq!(
+        backends.objects.list("").await.unwrap().len(),
+        objects_before,
+        "no new object"
+    );
+    assert_eq!(
+        backends.records.get(&ItemKey::new("customers", "C-001")).await.unwrap(),
+        customer_before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_run_over_fixture_mail_builds_the_expected_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture_config(dir.path(), &[]);
+    let backends = Backends::local(&config).unwrap();
+    run_twice_over_fixtures(config, backends).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_backend_run_reaches_the_same_result_on_moto() {
+    let Some(endpoint) = sluice_core::testing::aws_endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = sluice_core::testing::unique_name("sluice-e2e");
+    let records = format!("{bucket}-records");
+    let control = format!("{bucket}-control");
+    let prefix = format!("{bucket}/");
+    let config = fixture_config(
+        dir.path(),
+        &[
+            ("SLUICE_BACKEND", "aws"),
+            ("SLUICE_AWS__ENDPOINT_URL", &endpoint),
+            ("SLUICE_AWS__REGION", "us-east-1"),
+            ("SLUICE_AWS__BUCKET", &bucket),
+            ("SLUICE_AWS__RECORDS_TABLE", &records),
+            ("SLUICE_AWS__CONTROL_TABLE", &control),
+            ("SLUICE_AWS__SECRET_PREFIX", &prefix),
+        ],
+    );
+    Backends::provision_aws(&config).await.unwrap();
+    let backends = Backends::aws(&config).await;
+    run_twice_over_fixtures(config, backends).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_failing_twice_with_a_retryable_error_is_retried_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture_config(dir.path(), &[]);
+    let backends = Backends::local(&config).unwrap();
+    let failures_left = Arc::new(AtomicUsize::new(2));
+    let counter = failures_left.clone();
+    let decorate: HandlerDecorator = Box::new(move |function, handler| {
+        if function != "sluice-ingest" {
+            return handler;
+        }
+        let counter = counter.clone();
+        Arc::new(FnHandler(move |ctx: TaskContext, input: Value| {
+            let (handler, counter) = (handler.clone(), counter.clone());
+            async move {
+                if counter
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Err(TaskFailure::new(
+                        "Backend.Throttled",
+                        "DynamoDB BatchWriteItem was throttled",
+                    ));
+                }
+                handler.invoke(ctx, input).await
+            }
+        })) as Arc<dyn TaskHandler>
+    });
+    let pipeline = open(&config, backends.clone(), Some(decorate)).await;
+    let report = pipeline.start(json!({})).await.unwrap();
+    let ExecutionOutcome::Succeeded { output } = &report.outcome else {
+        panic!("the run did not succeed: {:?}", report.outcome)
+    };
+    assert_eq!(failures_left.load(Ordering::SeqCst), 0, "both failures happened");
+    let ingested = output["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "ingested")
+        .count();
+    assert_eq!(ingested, 6, "every good file was ingested after the retries");
+    let history = pipeline.engine.execution_history(&report.execution_arn).unwrap();
+    let throttled = history
+        .iter()
+        .filter(|e| e.event_type == EventType::TaskFailed)
+        .filter(|e| serde_json::to_string(e).unwrap().contains("Backend.Throttled"))
+        .count();
+    assert_eq!(throttled, 2, "two failed attempts recorded");
+}
+
+fn sluice(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.arg("--config").arg(config);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SLUICE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_path_parks_then_resume_code_completes() {
+    let google = fake_google::FakeGoogle::start().await;
+    google.add_dir(&repo_root().join("fixtures/mail"));
+    let dir = tempfile::tempdir().unwrap();
+    let root_config = std::fs::read_to_string(repo_root().join("sluice.toml")).unwrap();
+    let config_text = root_config.replace(
+        "[gmail]\nsource = \"local\"           # \"gmail\": the Gmail API (OAuth consent on a task token)\nmail_dir = \"fixtures/mail\"",
+        &format!(
+            "[gmail]\nsource = \"gmail\"\naccount = \"reports@example.com\"\nclient_id = \"{}\"\nredirect_uri = \"http://127.0.0.1:8080/oauth/callback\"\ntoken_uri = \"{}\"\napi_base_url = \"{}\"",
+            fake_google::CLIENT_ID,
+            google.token_uri,
+            google.base_url
+        ),
+    );
+    assert!(
+        config_text.contains("source = \"gmail\""),
+        "the [gmail] section was rewritten"
+    );
+    let config_path = dir.path().join("sluice.toml");
+    std::fs::write(&config_path, config_text).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    let secrets = sluice_core::secrets::LocalSecretStore::open(&config.data_dir.join("secrets.json")).unwrap();
+    use sluice_core::SecretStore;
+    secrets
+        .put("gmail/client-secret", &SecretValue::new(fake_google::CLIENT_SECRET))
+        .await
+        .unwrap();
+
+    let first = sluice(&config_path).arg("run").output().unwrap();
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("is waiting for Gmail consent"), "{stdout}");
+    let execution = stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("the execution id follows `execution`")
+        .to_string();
+    let consent_url = stdout
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("http"))
+        .expect("the consent URL is printed")
+        .to_string();
+    assert!(
+        !consent_url.contains("Token") && consent_url.contains("code_challenge="),
+        "{consent_url}"
+    );
+
+    let code = google.grant_consent(&consent_url);
+    let resumed = sluice(&config_path)
+        .args(["resume", &execution, "--code", &code])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(resumed.stdout).unwrap();
+    assert!(
+        resumed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(stdout.contains("6 ingested"), "{stdout}");
+
+    let history = sluice(&config_path)
+        .args(["history", &execution, "--json"])
+        .output()
+        .unwrap();
+    let history = String::from_utf8(history.stdout).unwrap();
+    assert!(
+        history.contains("TaskSubmitted") || history.contains("TaskScheduled"),
+        "{history}"
+    );
+    assert!(!history.contains(&code), "the OAuth code never enters the history");
+
+    let backends = Backends::local(&config).unwrap();
+    let customer = backends
+        .records
+        .get(&ItemKey::new("customers", "C-001"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text(&customer, "email").starts_with("EMAIL_"));
+}
