@@ -3,7 +3,6 @@
 //! a stage that fails twice and is retried.
 
 #[path = "../steps/gmail/tests/support/fake_google.rs"]
-#[allow(dead_code)]
 mod fake_google;
 
 use std::path::{Path, PathBuf};
