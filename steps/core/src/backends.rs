@@ -50,10 +50,10 @@ impl Backends {
             objects: Arc::new(S3ObjectStore::new(&sdk, &config.aws, &bucket)),
             records: Arc::new(DynamoTable::new(dynamodb.clone(), &config.aws.records_table)),
             control: Arc::new(DynamoTable::new(dynamodb, &config.aws.control_table)),
-            secrets: Arc::new(SecretsManagerStore::new(
-                aws_sdk_secretsmanager::Client::new(&sdk),
-                &config.aws.secret_prefix,
-            )),
+            secrets: Arc::new(
+                SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.aws.secret_prefix)
+                    .with_kms_key(config.aws.kms_key_id.clone()),
+            ),
         }
     }
 

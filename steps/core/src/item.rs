@@ -122,13 +122,21 @@ impl AttrValue {
 
 /// DynamoDB stores numbers as base-100 digits: one byte per two significant digits, plus one.
 fn number_size(n: &str) -> usize {
-    let digits = n
-        .trim_start_matches(['-', '+'])
-        .split(['e', 'E'])
-        .next()
-        .unwrap_or("")
-        .replace('.', "");
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+    let mantissa = n.trim_start_matches(['-', '+']).split(['e', 'E']).next().unwrap_or("");
+    let digits = || mantissa.bytes().filter(u8::is_ascii_digit);
+    let total = digits().count();
+    let leading = digits().take_while(|&d| d == b'0').count();
+    let trailing = if leading == total {
+        0
+    } else {
+        mantissa
+            .bytes()
+            .rev()
+            .filter(u8::is_ascii_digit)
+            .take_while(|&d| d == b'0')
+            .count()
+    };
+    let significant = (total - leading - trailing).max(1);
     significant.div_ceil(2) + 1
 }
 

@@ -12,6 +12,8 @@ const SERVICE: &str = "SecretsManager";
 pub struct SecretsManagerStore {
     client: Client,
     prefix: String,
+    /// Secrets created at run time are encrypted under this key (the account default when absent).
+    kms_key_id: Option<String>,
 }
 
 impl SecretsManagerStore {
@@ -19,7 +21,14 @@ impl SecretsManagerStore {
         SecretsManagerStore {
             client,
             prefix: prefix.to_string(),
+            kms_key_id: None,
         }
+    }
+
+    /// Encrypts the secrets this store creates under `key` (SSE-KMS everywhere).
+    pub fn with_kms_key(mut self, key: Option<String>) -> SecretsManagerStore {
+        self.kms_key_id = key;
+        self
     }
 
     fn id(&self, name: &str) -> String {
@@ -56,6 +65,7 @@ impl SecretStore for SecretsManagerStore {
             .client
             .create_secret()
             .name(self.id(name))
+            .set_kms_key_id(self.kms_key_id.clone())
             .secret_string(value.expose())
             .send()
             .await
