@@ -508,3 +508,35 @@ async fn malformed_step_inputs_are_clear_errors() {
         assert_eq!(sluice_core::StepFailure::from(err).error, name, "{key}");
     }
 }
+
+#[tokio::test]
+async fn attachments_over_the_size_limit_are_quarantined_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, backends) = local_test_backends(dir.path());
+    config.stage.max_attachment_bytes = 50;
+    let staged = stage(&backends, &config, "big", &fixture("good/with_bom.csv")).await;
+    assert_eq!(staged.status, StageStatus::Quarantined);
+    assert_eq!(staged.reason.as_deref(), Some("too_large"));
+    let key = sluice_core::ObjectKey::new(staged.quarantine_key.unwrap()).unwrap();
+    let reason = sluice_core::quarantine::read_reason(backends.objects.as_ref(), &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reason
+            .message
+            .contains("with_bom.csv is 105 bytes, over the 50-byte limit"),
+        "{}",
+        reason.message
+    );
+}
+
+#[test]
+fn a_lambda_error_type_is_the_stage_error_name() {
+    let err = sluice_ingest::IngestError::Missing {
+        key: "staged/x/y/z.csv".into(),
+    };
+    let diagnostic: lambda_runtime::Diagnostic = sluice_core::StepFailure::from(err).into();
+    assert_eq!(diagnostic.error_type, "Ingest.MissingObject");
+    assert!(diagnostic.error_message.contains("staged/x/y/z.csv"));
+}
