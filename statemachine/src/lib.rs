@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod errors;
 pub mod executor;
+pub mod graph;
 pub mod history;
 pub mod intrinsics;
 pub mod json;

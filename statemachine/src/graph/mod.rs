@@ -1,0 +1,27 @@
+//! The state machine drawn the way the Step Functions console draws it, as SVG: a box per
+//! state, Start and End, arrows for Next, Choice rules, Default and Catch (dashed, with the
+//! error names), Parallel branches and Map processors as nested groups; and, given an
+//! execution's history, the path it took (visited green, failed red, caught orange,
+//! waiting blue, the rest grey).
+//!
+//! - `layout`: layered placement of each scope; `labels`: the words on boxes and edges;
+//! - `svg`: drawing; [`ExecutionPath`]: an execution's path read from its history.
+
+mod execution;
+mod labels;
+mod layout;
+mod svg;
+mod text;
+
+pub use execution::{ExecutionPath, ExecutionState, StateMark};
+
+use crate::model::StateMachine;
+
+/// The machine as a standalone SVG document; with `path`, coloured by that execution.
+pub fn render_svg(machine: &StateMachine, path: Option<&ExecutionPath>) -> String {
+    let layout = layout::layout_scope(&machine.root, true);
+    svg::render(&layout, path)
+}
+
+#[cfg(test)]
+mod tests;
