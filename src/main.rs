@@ -43,6 +43,8 @@ enum Command {
     Executions,
     /// Show an execution's history events.
     History(commands::run::HistoryArgs),
+    /// Draw a state machine as SVG, optionally with the path an execution took.
+    Graph(commands::graph::GraphArgs),
     /// Validate state machine definitions, reporting every problem with its location.
     Validate(commands::asl::ValidateArgs),
     /// Execute a state machine definition with the local ASL engine and print its output.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,
             Command::Executions => commands::run::executions(cli.config.as_deref()).await,
             Command::History(args) => commands::run::history(cli.config.as_deref(), args).await,
+            Command::Graph(args) => commands::graph::run(cli.config.as_deref(), args).await,
             Command::Validate(args) => Ok(commands::asl::validate(args)),
             Command::Exec(args) => Ok(commands::asl::exec(args).await),
             Command::Conformance(args) => Ok(commands::asl::conformance(args).await),

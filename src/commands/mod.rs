@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share.
 
 pub mod asl;
+pub mod graph;
 pub mod ingest;
 pub mod pii;
 pub mod records;
