@@ -184,16 +184,23 @@ impl PiiEntity {
 /// Converts between byte offsets and code-point offsets of one text.
 ///
 /// Detectors work in bytes (regex) or code points (Comprehend); masking works in bytes. ASCII
-/// text (the common case) maps one to one without building a table.
+/// text (the common case) maps one to one without building a table, and so does a short
+/// non-ASCII text (a typical cell): counting its few bytes per lookup is cheaper than
+/// allocating a table per cell. Long texts get the table, so lookups stay logarithmic.
 pub struct CodePoints<'a> {
     text: &'a str,
-    /// Byte offset of each code point, plus `text.len()` at the end; empty when ASCII.
+    ascii: bool,
+    /// Byte offset of each code point, plus `text.len()` at the end; only for long non-ASCII text.
     starts: Vec<usize>,
 }
 
+/// Up to this many bytes, a non-ASCII text is mapped by counting rather than by a table.
+const COUNTED_TEXT_BYTES: usize = 256;
+
 impl<'a> CodePoints<'a> {
     pub fn new(text: &'a str) -> Self {
-        let starts = if text.is_ascii() {
+        let ascii = text.is_ascii();
+        let starts = if ascii || text.len() <= COUNTED_TEXT_BYTES {
             Vec::new()
         } else {
             text.char_indices()
@@ -201,13 +208,15 @@ impl<'a> CodePoints<'a> {
                 .chain(std::iter::once(text.len()))
                 .collect()
         };
-        CodePoints { text, starts }
+        CodePoints { text, ascii, starts }
     }
 
     /// The number of code points in the text.
     pub fn len(&self) -> usize {
-        if self.starts.is_empty() {
+        if self.ascii {
             self.text.len()
+        } else if self.starts.is_empty() {
+            self.text.chars().count()
         } else {
             self.starts.len() - 1
         }
@@ -219,8 +228,12 @@ impl<'a> CodePoints<'a> {
 
     /// The code-point index of byte offset `byte` (which must be a char boundary).
     pub fn char_index(&self, byte: usize) -> usize {
-        if self.starts.is_empty() {
+        if self.ascii {
             byte
+        } else if self.starts.is_empty() {
+            // Code points that start before `byte`: the bytes that are not UTF-8 continuations.
+            let before = &self.text.as_bytes()[..byte.min(self.text.len())];
+            before.iter().filter(|&&b| (b as i8) >= -0x40).count()
         } else {
             self.starts.partition_point(|&start| start < byte)
         }
@@ -228,8 +241,13 @@ impl<'a> CodePoints<'a> {
 
     /// The byte offset of code point `index` (clamped to the text's end).
     pub fn byte_offset(&self, index: usize) -> usize {
-        if self.starts.is_empty() {
+        if self.ascii {
             index.min(self.text.len())
+        } else if self.starts.is_empty() {
+            self.text
+                .char_indices()
+                .nth(index)
+                .map_or(self.text.len(), |(at, _)| at)
         } else {
             self.starts[index.min(self.starts.len() - 1)]
         }
@@ -262,5 +280,21 @@ mod tests {
         assert_eq!(map.byte_offset(3), 9);
         assert_eq!(map.byte_offset(4), 10);
         assert_eq!(&text[map.byte_offset(3)..map.byte_offset(4)], "a");
+    }
+
+    #[test]
+    fn counted_and_tabled_mappings_agree() {
+        let short = "é中😀a ünï 名前 🎉 x";
+        let long = short.repeat(40);
+        for text in [short, long.as_str()] {
+            let map = CodePoints::new(text);
+            let starts: Vec<usize> = text.char_indices().map(|(at, _)| at).chain([text.len()]).collect();
+            assert_eq!(map.len(), starts.len() - 1);
+            for (index, &start) in starts.iter().enumerate() {
+                assert_eq!(map.char_index(start), index);
+                assert_eq!(map.byte_offset(index), start);
+            }
+            assert_eq!(map.byte_offset(starts.len() + 5), text.len());
+        }
     }
 }

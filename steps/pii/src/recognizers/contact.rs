@@ -76,6 +76,10 @@ impl ContactRecognizers {
             if glued_before || glued_after {
                 continue;
             }
+            // Neither the run nor any window of it can hold the 7 digits a phone number needs.
+            if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 7 {
+                continue;
+            }
             if let Some(score) = phone_score(&text[start..end]) {
                 out.push(Candidate {
                     kind: EntityType::Phone,
@@ -136,7 +140,19 @@ impl ContactRecognizers {
 }
 
 fn has_url_marker(text: &str, shape: &TextShape) -> bool {
-    (shape.colons > 0 && text.contains("://")) || text.contains("www.") || text.contains("WWW.")
+    let www_before = |at: usize| at >= 3 && matches!(&text.as_bytes()[at - 3..at], b"www" | b"WWW");
+    let bytes = text.as_bytes();
+    let scheme_at = |at: usize| bytes.get(at + 1..at + 3) == Some(b"//");
+    (shape.colons > 0
+        && bytes
+            .iter()
+            .enumerate()
+            .any(|(at, &byte)| byte == b':' && scheme_at(at)))
+        || (shape.dots > 0
+            && text
+                .bytes()
+                .enumerate()
+                .any(|(at, byte)| byte == b'.' && www_before(at)))
 }
 
 /// Drops trailing punctuation that ends the sentence rather than the URL; a closing bracket stays

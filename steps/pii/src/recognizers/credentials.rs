@@ -22,7 +22,7 @@ impl CredentialRecognizers {
     }
 
     pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
-        if !shape.has_upper || shape.longest_key_run < 16 {
+        if !shape.has_upper || !has_key_run(text.as_bytes(), 16) {
             return;
         }
         for found in self.access_key.find_iter(text) {
@@ -33,7 +33,7 @@ impl CredentialRecognizers {
                 score: 0.95,
             });
         }
-        if shape.longest_key_run < 40 {
+        if !has_key_run(text.as_bytes(), 40) {
             return;
         }
         for found in self.secret_key.find_iter(text) {
@@ -64,9 +64,47 @@ impl CredentialRecognizers {
     }
 }
 
+/// Whether `bytes` holds `min` consecutive key characters (`A-Za-z0-9/+`). Probes every
+/// `min`-th byte: a byte outside the alphabet rules out every run through it, so word-length
+/// runs are skipped without visiting each byte.
+fn has_key_run(bytes: &[u8], min: usize) -> bool {
+    let key = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'+');
+    // `end` is the last byte of the earliest run of `min` that has not been ruled out.
+    let mut end = min - 1;
+    while end < bytes.len() {
+        if !key(bytes[end]) {
+            end += min;
+            continue;
+        }
+        let mut start = end;
+        while start > 0 && end - start + 1 < min && key(bytes[start - 1]) {
+            start -= 1;
+        }
+        if end - start + 1 >= min {
+            return true;
+        }
+        // bytes[start - 1] is outside the alphabet; a run must begin at `start` or later.
+        end = start + min - 1;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use crate::recognizers::test_support::found_of;
+
+    #[test]
+    fn key_runs_are_found_wherever_they_sit() {
+        use super::has_key_run;
+        let run = |n: usize| "aB3/+".repeat(n).chars().take(n).collect::<String>();
+        for prefix in ["", " ", "a b ", "xx  yy  zz", "é "] {
+            for (length, min) in [(16, 16), (15, 16), (40, 40), (39, 40), (41, 16)] {
+                let text = format!("{prefix}{} end", run(length));
+                assert_eq!(has_key_run(text.as_bytes(), min), length >= min, "{text} {min}");
+            }
+        }
+        assert!(!has_key_run(b"short", 16));
+    }
 
     #[test]
     fn access_key_ids_and_secret_keys_are_found() {

@@ -66,16 +66,29 @@ impl DateTimeRecognizer {
 /// without a numeric date or a clock time names a month). 'ſ' folds to 's' under the pattern's
 /// case-insensitive Unicode matching, so it counts as a possible month letter too.
 fn mentions_month(text: &str) -> bool {
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+    // Each three-letter month prefix as one number; `| 0x20` lowercases ASCII letters and never
+    // turns another byte into a lowercase letter.
+    const fn key(name: &[u8; 3]) -> u32 {
+        (name[0] as u32) << 16 | (name[1] as u32) << 8 | name[2] as u32
+    }
+    const MONTHS: [u32; 12] = [
+        key(b"jan"),
+        key(b"feb"),
+        key(b"mar"),
+        key(b"apr"),
+        key(b"may"),
+        key(b"jun"),
+        key(b"jul"),
+        key(b"aug"),
+        key(b"sep"),
+        key(b"oct"),
+        key(b"nov"),
+        key(b"dec"),
     ];
     text.as_bytes().windows(3).any(|window| {
-        let lower = [
-            window[0].to_ascii_lowercase(),
-            window[1].to_ascii_lowercase(),
-            window[2].to_ascii_lowercase(),
-        ];
-        MONTHS.iter().any(|month| **month == lower)
+        let first = window[0] | 0x20;
+        matches!(first, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
+            && MONTHS.contains(&key(&[first, window[1] | 0x20, window[2] | 0x20]))
     }) || text.contains('\u{17F}')
 }
 

@@ -31,7 +31,7 @@ impl FinancialRecognizers {
         if shape.card_run_digits >= 13 {
             self.find_cards(text, out);
         }
-        if shape.card_run_digits >= 9 {
+        if shape.ssn_groups {
             self.find_grouped_ssns(text, out);
         }
         if shape.nine_digit_run {
@@ -48,6 +48,10 @@ impl FinancialRecognizers {
             if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+'))
                 || char_after(text, end).is_some_and(|c| matches!(c, '-'))
             {
+                continue;
+            }
+            // Card numbers have at least 13 digits.
+            if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 13 {
                 continue;
             }
             // Greedy matching may take a trailing group (an expiry, a count); drop groups from

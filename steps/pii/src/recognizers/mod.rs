@@ -36,8 +36,6 @@ pub(crate) struct TextShape {
     pub dashes: usize,
     pub dots: usize,
     pub has_upper: bool,
-    /// Longest run of characters an AWS secret key is made of (`A-Za-z0-9/+`).
-    pub longest_key_run: usize,
     /// Most digits in one run of `0-9 .-+()` (where a phone number lives).
     pub phone_run_digits: usize,
     /// Most digits in one run of `0-9 -` (where card numbers and grouped SSNs live).
@@ -54,92 +52,158 @@ pub(crate) struct TextShape {
     pub digit_meridiem: bool,
     /// Two ASCII letters followed by two digits (how an IBAN starts).
     pub iban_start: bool,
+    /// Maximal digit runs of 3, 2 and 4 digits joined by the same single dash or space (an SSN).
+    pub ssn_groups: bool,
 }
 
+/// Byte classes for [`TextShape::of`]: what each byte is, and which runs it continues.
+const DIGIT: u16 = 1;
+const UPPER: u16 = 1 << 1;
+const AT_SIGN: u16 = 1 << 2;
+const COLON: u16 = 1 << 3;
+const DASH: u16 = 1 << 4;
+const DOT: u16 = 1 << 5;
+/// `0-9 .-+()` (phone numbers).
+const PHONE_RUN: u16 = 1 << 6;
+/// `0-9 -` (card numbers, grouped SSNs).
+const CARD_RUN: u16 = 1 << 7;
+/// `0-9.` (IPv4 addresses).
+const DOTTED_RUN: u16 = 1 << 8;
+/// `0-9/.-` (numeric dates).
+const DATE_RUN: u16 = 1 << 9;
+/// Digits and the punctuation numbers are written with (`.-+()/:` and space).
+const NUMBER: u16 = 1 << 10;
+
+const BYTE_CLASS: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut index = 0;
+    while index < 256 {
+        let byte = index as u8;
+        let mut class = 0;
+        if byte.is_ascii_digit() {
+            class |= DIGIT | PHONE_RUN | CARD_RUN | DOTTED_RUN | DATE_RUN | NUMBER;
+        }
+        if byte.is_ascii_uppercase() {
+            class |= UPPER;
+        }
+        class |= match byte {
+            b'@' => AT_SIGN,
+            b':' => COLON | NUMBER,
+            b'-' => DASH | PHONE_RUN | CARD_RUN | DATE_RUN | NUMBER,
+            b'.' => DOT | PHONE_RUN | DOTTED_RUN | DATE_RUN | NUMBER,
+            b' ' => PHONE_RUN | CARD_RUN | NUMBER,
+            b'+' => PHONE_RUN | NUMBER,
+            b'/' => DATE_RUN | NUMBER,
+            b'(' | b')' => PHONE_RUN | NUMBER,
+            _ => 0,
+        };
+        table[index] = class;
+        index += 1;
+    }
+    table
+};
+
 impl TextShape {
+    /// A short pass over every byte for the classes present, then a
+    /// closer look only at the stretches around digits, where the number-shaped patterns live.
     pub fn of(text: &str) -> TextShape {
-        let mut shape = TextShape::default();
-        let mut key_run = 0usize;
-        let mut phone_run = 0usize;
-        let mut card_run = 0usize;
-        let mut digit_run = 0usize;
-        let mut dotted_run = 0usize;
-        let mut date_run = 0usize;
-        // The three bytes before the current one (0 before the start).
-        let (mut prev, mut prev2, mut prev3) = (0u8, 0u8, 0u8);
-        for &byte in text.as_bytes() {
-            if byte.is_ascii_digit() {
-                shape.digits += 1;
-                key_run += 1;
-                digit_run += 1;
-                phone_run += 1;
-                card_run += 1;
-                shape.phone_run_digits = shape.phone_run_digits.max(phone_run);
-                shape.card_run_digits = shape.card_run_digits.max(card_run);
-                if prev == b':' && prev2.is_ascii_digit() {
-                    shape.digit_colon_digit = true;
-                }
-                if digit_run == 2 && prev2.is_ascii_alphabetic() && prev3.is_ascii_alphabetic() {
-                    shape.iban_start = true;
-                }
+        let bytes = text.as_bytes();
+        let seen = bytes
+            .iter()
+            .fold(0u16, |seen, &byte| seen | BYTE_CLASS[usize::from(byte)]);
+        let count = |present: u16, needle: u8| {
+            if seen & present == 0 {
+                0
             } else {
-                if digit_run == 9 {
-                    shape.nine_digit_run = true;
-                }
-                digit_run = 0;
-                match byte {
-                    b'A'..=b'Z' | b'a'..=b'z' => {
-                        shape.has_upper |= byte.is_ascii_uppercase();
-                        key_run += 1;
-                        if matches!(byte, b'a' | b'p' | b'A' | b'P')
-                            && (prev.is_ascii_digit() || (prev == b' ' && prev2.is_ascii_digit()))
-                        {
-                            shape.digit_meridiem = true;
-                        }
-                    }
-                    b'/' | b'+' => key_run += 1,
-                    _ => {
-                        shape.longest_key_run = shape.longest_key_run.max(key_run);
-                        key_run = 0;
-                    }
-                }
-                match byte {
-                    b'@' => shape.has_at = true,
-                    b':' => shape.colons += 1,
-                    b'-' => shape.dashes += 1,
-                    b'.' => shape.dots += 1,
-                    _ => {}
-                }
-                if !matches!(byte, b' ' | b'.' | b'-' | b'+' | b'(' | b')') {
-                    phone_run = 0;
-                }
-                if !matches!(byte, b' ' | b'-') {
-                    card_run = 0;
-                }
-                if byte == b'.' {
-                    if prev.is_ascii_digit() {
-                        dotted_run += 1;
-                        shape.dotted_run_dots = shape.dotted_run_dots.max(dotted_run);
-                    }
-                } else {
-                    dotted_run = 0;
-                }
-                if matches!(byte, b'/' | b'.' | b'-') {
-                    if prev.is_ascii_digit() {
-                        date_run += 1;
-                        shape.date_run_separators = shape.date_run_separators.max(date_run);
-                    }
-                } else {
-                    date_run = 0;
-                }
+                bytes.iter().filter(|&&byte| byte == needle).count()
             }
-            (prev3, prev2, prev) = (prev2, prev, byte);
+        };
+        let mut shape = TextShape {
+            has_at: seen & AT_SIGN != 0,
+            has_upper: seen & UPPER != 0,
+            colons: count(COLON, b':'),
+            dashes: count(DASH, b'-'),
+            dots: count(DOT, b'.'),
+            ..TextShape::default()
+        };
+        if seen & DIGIT != 0 {
+            let mut at = 0;
+            while let Some(offset) = bytes[at..].iter().position(u8::is_ascii_digit) {
+                at = shape.scan_number(bytes, at + offset);
+            }
         }
-        if digit_run == 9 {
-            shape.nine_digit_run = true;
-        }
-        shape.longest_key_run = shape.longest_key_run.max(key_run);
         shape
+    }
+
+    /// Walks the stretch of digits and number punctuation that starts with the digit at `start`
+    /// and returns where it ends. The byte before `start` is not a digit and no digit-carrying
+    /// run reaches across it, so every run count starts from zero here.
+    fn scan_number(&mut self, bytes: &[u8], start: usize) -> usize {
+        let letter_at = |at: Option<usize>| at.and_then(|at| bytes.get(at)).is_some_and(u8::is_ascii_alphabetic);
+        if letter_at(start.checked_sub(1))
+            && letter_at(start.checked_sub(2))
+            && bytes.get(start + 1).is_some_and(u8::is_ascii_digit)
+        {
+            self.iban_start = true;
+        }
+        let (mut phone_run, mut card_run, mut digit_run) = (0usize, 0usize, 0usize);
+        let (mut dotted_run, mut date_run) = (0usize, 0usize);
+        let (mut prev, mut prev2) = (0u8, 0u8);
+        // The last two finished digit runs (byte ranges), and where the current one started.
+        let mut finished = [(0usize, 0usize); 2];
+        let mut run_start = start;
+        let mut at = start;
+        while let Some(&byte) = bytes.get(at) {
+            let class = BYTE_CLASS[usize::from(byte)];
+            if class & NUMBER == 0 {
+                break;
+            }
+            let digit = class & DIGIT != 0;
+            let prev_digit = prev.is_ascii_digit();
+            self.digits += usize::from(digit);
+            phone_run = (phone_run + usize::from(digit)) * usize::from(class & PHONE_RUN != 0);
+            self.phone_run_digits = self.phone_run_digits.max(phone_run);
+            card_run = (card_run + usize::from(digit)) * usize::from(class & CARD_RUN != 0);
+            self.card_run_digits = self.card_run_digits.max(card_run);
+            if digit && digit_run == 0 {
+                run_start = at;
+            } else if !digit && digit_run > 0 {
+                self.finish_digit_run(bytes, &mut finished, (run_start, at));
+            }
+            digit_run = (digit_run + 1) * usize::from(digit);
+            dotted_run = (dotted_run + usize::from(byte == b'.' && prev_digit)) * usize::from(class & DOTTED_RUN != 0);
+            self.dotted_run_dots = self.dotted_run_dots.max(dotted_run);
+            let date_separator = matches!(byte, b'/' | b'.' | b'-');
+            date_run = (date_run + usize::from(date_separator && prev_digit)) * usize::from(class & DATE_RUN != 0);
+            self.date_run_separators = self.date_run_separators.max(date_run);
+            self.digit_colon_digit |= digit && prev == b':' && prev2.is_ascii_digit();
+            (prev2, prev) = (prev, byte);
+            at += 1;
+        }
+        if digit_run > 0 {
+            self.finish_digit_run(bytes, &mut finished, (run_start, at));
+        }
+        // A letter ends the stretch; "3pm" and "10 AM" put the meridiem right here.
+        if bytes.get(at).is_some_and(|&byte| matches!(byte | 0x20, b'a' | b'p'))
+            && (prev.is_ascii_digit() || (prev == b' ' && prev2.is_ascii_digit()))
+        {
+            self.digit_meridiem = true;
+        }
+        at
+    }
+
+    /// Notes a maximal digit run `run` (a byte range) that follows the `finished` two.
+    fn finish_digit_run(&mut self, bytes: &[u8], finished: &mut [(usize, usize); 2], run: (usize, usize)) {
+        let [(start1, end1), (start2, end2)] = *finished;
+        self.nine_digit_run |= run.1 - run.0 == 9;
+        self.ssn_groups |= run.1 - run.0 == 4
+            && end2 - start2 == 2
+            && end1 - start1 == 3
+            && end2 + 1 == run.0
+            && end1 + 1 == start2
+            && bytes[end1] == bytes[end2]
+            && matches!(bytes[end1], b'-' | b' ');
+        *finished = [finished[1], run];
     }
 }
 

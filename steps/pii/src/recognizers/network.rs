@@ -29,7 +29,7 @@ impl NetworkRecognizers {
         if shape.dotted_run_dots >= 3 {
             self.find_ipv4(text, out);
         }
-        if shape.colons >= 2 {
+        if shape.colons >= 2 && has_hex_colon_pair(text.as_bytes()) {
             self.find_ipv6(text, out);
         }
         if shape.colons >= 5 || shape.dashes >= 5 || shape.dots >= 2 {
@@ -98,6 +98,18 @@ impl NetworkRecognizers {
             });
         }
     }
+}
+
+/// Whether two colons sit at most four hex digits apart (every IPv6 candidate has such a pair).
+fn has_hex_colon_pair(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b':'
+            && bytes[at + 1..]
+                .iter()
+                .take(5)
+                .position(|&next| !next.is_ascii_hexdigit())
+                .is_some_and(|gap| bytes[at + 1 + gap] == b':')
+    })
 }
 
 #[cfg(test)]
