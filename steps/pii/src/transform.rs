@@ -61,7 +61,8 @@ impl CellCleaner {
             };
         }
         let map = CodePoints::new(text);
-        let mut out = String::with_capacity(text.len() + 16);
+        // Room for a token or two (`EMAIL_` and 32 hex digits) so the common cell never regrows.
+        let mut out = String::with_capacity(text.len() + 48 * applied.len());
         let mut cursor = 0;
         for entity in &applied {
             let (start, end) = (map.byte_offset(entity.begin), map.byte_offset(entity.end));

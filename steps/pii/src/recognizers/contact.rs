@@ -182,23 +182,17 @@ fn phone_score(candidate: &str) -> Option<f32> {
     let (number, extension) = split_extension(candidate);
     let number = number.trim_end();
     let international = number.starts_with('+') || number.starts_with("00");
-    let groups: Vec<&str> = number
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    let digits: usize = groups.iter().map(|g| g.len()).sum();
+    let groups = DigitGroups::of(number)?;
+    let digits = groups.digits;
     let significant = if number.starts_with("00") { digits - 2 } else { digits };
     if !(7..=15).contains(&significant) {
         return None;
     }
-    let separators: Vec<char> = number
-        .trim_start_matches(['+', '('])
-        .chars()
-        .filter(|c| matches!(c, ' ' | '.' | '-'))
-        .collect();
-    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let separators = Separators::of(number.trim_start_matches(['+', '(']));
+    let lengths = groups.lengths();
+    let group_count = lengths.len();
     let has_parens = number.contains('(');
-    if !international && !has_parens && looks_like_other_number(number, &lengths, &separators) {
+    if !international && !has_parens && looks_like_other_number(number, lengths, &separators) {
         return None;
     }
     if international {
@@ -208,16 +202,80 @@ fn phone_score(candidate: &str) -> Option<f32> {
         return Some(if digits >= 10 { 0.9 } else { 0.7 });
     }
     // National numbers: NANP 3-3-4 or 3-4, or a trunk-prefixed 0... number in groups.
-    let nanp = matches!(lengths.as_slice(), [3, 3, 4] | [1, 3, 3, 4]) && digits <= 11;
-    let trunk = number.starts_with('0') && groups.len() >= 2 && (9..=12).contains(&digits);
-    let grouped = groups.len() >= 2 && lengths.iter().all(|&l| l >= 2) && (8..=12).contains(&digits);
-    let bare = groups.len() == 1 && digits == 10 && !number.starts_with(['0', '1']);
+    let nanp = matches!(lengths, [3, 3, 4] | [1, 3, 3, 4]) && digits <= 11;
+    let trunk = number.starts_with('0') && group_count >= 2 && (9..=12).contains(&digits);
+    let grouped = group_count >= 2 && lengths.iter().all(|&l| l >= 2) && (8..=12).contains(&digits);
+    let bare = group_count == 1 && digits == 10 && !number.starts_with(['0', '1']);
     match () {
         _ if nanp => Some(0.85 + if extension { 0.05 } else { 0.0 }),
         _ if trunk => Some(0.8),
         _ if grouped => Some(0.65),
         _ if bare => Some(0.55),
         _ => None,
+    }
+}
+
+/// The lengths of the digit groups of a phone candidate, without allocating (the phone pattern
+/// allows at most nine groups before an extension).
+struct DigitGroups {
+    lengths: [usize; 16],
+    count: usize,
+    digits: usize,
+}
+
+impl DigitGroups {
+    /// `None` when `number` has more groups than any phone candidate can.
+    fn of(number: &str) -> Option<DigitGroups> {
+        let mut groups = DigitGroups {
+            lengths: [0; 16],
+            count: 0,
+            digits: 0,
+        };
+        let mut in_group = false;
+        for byte in number.bytes() {
+            if byte.is_ascii_digit() {
+                if !in_group {
+                    if groups.count == groups.lengths.len() {
+                        return None;
+                    }
+                    groups.count += 1;
+                    in_group = true;
+                }
+                groups.lengths[groups.count - 1] += 1;
+                groups.digits += 1;
+            } else {
+                in_group = false;
+            }
+        }
+        Some(groups)
+    }
+
+    fn lengths(&self) -> &[usize] {
+        &self.lengths[..self.count]
+    }
+}
+
+/// What the spaces, dots and dashes of a phone candidate have in common.
+struct Separators {
+    any: bool,
+    all_same: bool,
+    all_dots: bool,
+}
+
+impl Separators {
+    fn of(number: &str) -> Separators {
+        let mut first = None;
+        let mut separators = Separators {
+            any: false,
+            all_same: true,
+            all_dots: true,
+        };
+        for byte in number.bytes().filter(|b| matches!(b, b' ' | b'.' | b'-')) {
+            separators.any = true;
+            separators.all_same &= *first.get_or_insert(byte) == byte;
+            separators.all_dots &= byte == b'.';
+        }
+        separators
     }
 }
 
@@ -234,23 +292,26 @@ fn space_chunks(run: &str, base: usize) -> Vec<(usize, usize)> {
     chunks
 }
 
+/// The candidate before its last extension marker ("ext", else "x", else "#"), and whether it had one.
 fn split_extension(candidate: &str) -> (&str, bool) {
-    for marker in ["ext", "x", "#"] {
-        if let Some(at) = candidate.rfind(marker) {
-            return (&candidate[..at], true);
-        }
+    let bytes = candidate.as_bytes();
+    let marker = bytes
+        .windows(3)
+        .rposition(|window| window == b"ext")
+        .or_else(|| bytes.iter().rposition(|&b| b == b'x'))
+        .or_else(|| bytes.iter().rposition(|&b| b == b'#'));
+    match marker {
+        Some(at) => (&candidate[..at], true),
+        None => (candidate, false),
     }
-    (candidate, false)
 }
 
 /// Dates (4-2-2, 2-2-4), SSNs (3-2-4), dotted IPv4 addresses and version numbers share the
 /// digit-group shape of phone numbers; their own recognizers claim them.
-fn looks_like_other_number(number: &str, lengths: &[usize], separators: &[char]) -> bool {
-    let same_separator = separators.windows(2).all(|pair| pair[0] == pair[1]);
-    let dots = separators.iter().all(|&c| c == '.');
+fn looks_like_other_number(number: &str, lengths: &[usize], separators: &Separators) -> bool {
     matches!(lengths, [4, 2, 2] | [2, 2, 4] | [1, 2, 4] | [2, 1, 4] | [1, 1, 4])
-        || (lengths == [3, 2, 4] && same_separator)
-        || (dots && !separators.is_empty() && lengths.iter().all(|&l| l <= 3) && lengths.len() == 4)
+        || (lengths == [3, 2, 4] && separators.all_same)
+        || (separators.all_dots && separators.any && lengths.iter().all(|&l| l <= 3) && lengths.len() == 4)
         || (number.len() > 40)
 }
 

@@ -62,7 +62,7 @@ impl DateTimeRecognizer {
     }
 }
 
-/// Whether `text` holds the first three letters of a month name in any case (every date pattern
+/// Whether a word of `text` starts with the first three letters of a month name in any case (every date pattern
 /// without a numeric date or a clock time names a month). 'ſ' folds to 's' under the pattern's
 /// case-insensitive Unicode matching, so it counts as a possible month letter too.
 fn mentions_month(text: &str) -> bool {
@@ -85,10 +85,15 @@ fn mentions_month(text: &str) -> bool {
         key(b"nov"),
         key(b"dec"),
     ];
-    text.as_bytes().windows(3).any(|window| {
-        let first = window[0] | 0x20;
+    // The pattern starts at an ASCII word boundary or after a space, so an ASCII month name
+    // starts a word.
+    let bytes = text.as_bytes();
+    let word_byte = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
+    (0..bytes.len().saturating_sub(2)).any(|at| {
+        let first = bytes[at] | 0x20;
         matches!(first, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
-            && MONTHS.contains(&key(&[first, window[1] | 0x20, window[2] | 0x20]))
+            && (at == 0 || !word_byte(bytes[at - 1]))
+            && MONTHS.contains(&key(&[first, bytes[at + 1] | 0x20, bytes[at + 2] | 0x20]))
     }) || text.contains('\u{17F}')
 }
 
