@@ -187,7 +187,7 @@ impl Vault {
                 if attempt > 0 {
                     tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
                 }
-                pending = match self.table.batch_put(pending.clone()).await {
+                pending = match self.table.batch_put(&pending).await {
                     Ok(unprocessed) => unprocessed,
                     Err(err) if err.is_retryable() => pending,
                     Err(source) => {

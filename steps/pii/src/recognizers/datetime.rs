@@ -66,8 +66,18 @@ impl DateTimeRecognizer {
 /// without a numeric date or a clock time names a month). 'ſ' folds to 's' under the pattern's
 /// case-insensitive Unicode matching, so it counts as a possible month letter too.
 fn mentions_month(text: &str) -> bool {
-    // Each three-letter month prefix as one number; `| 0x20` lowercases ASCII letters and never
-    // turns another byte into a lowercase letter.
+    // The pattern starts at an ASCII word boundary or after a space, so an ASCII month name
+    // starts a word.
+    let bytes = text.as_bytes();
+    let word_byte = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
+    (0..bytes.len().saturating_sub(2)).any(|at| (at == 0 || !word_byte(bytes[at - 1])) && month_at(bytes, at))
+        || (!text.is_ascii() && text.contains('\u{17F}'))
+}
+
+/// Whether the three bytes at `at` are a month's first three letters, in any ASCII case.
+fn month_at(bytes: &[u8], at: usize) -> bool {
+    // Each prefix as one number; `| 0x20` lowercases ASCII letters and never turns another byte
+    // into a lowercase letter.
     const fn key(name: &[u8; 3]) -> u32 {
         (name[0] as u32) << 16 | (name[1] as u32) << 8 | name[2] as u32
     }
@@ -85,30 +95,21 @@ fn mentions_month(text: &str) -> bool {
         key(b"nov"),
         key(b"dec"),
     ];
-    // The pattern starts at an ASCII word boundary or after a space, so an ASCII month name
-    // starts a word.
-    let bytes = text.as_bytes();
-    let word_byte = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
-    (0..bytes.len().saturating_sub(2)).any(|at| {
-        let first = bytes[at] | 0x20;
-        matches!(first, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
-            && (at == 0 || !word_byte(bytes[at - 1]))
-            && MONTHS.contains(&key(&[first, bytes[at + 1] | 0x20, bytes[at + 2] | 0x20]))
-    }) || text.contains('\u{17F}')
+    let first = bytes[at] | 0x20;
+    matches!(first, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
+        && bytes.len() >= at + 3
+        && MONTHS.contains(&key(&[first, bytes[at + 1] | 0x20, bytes[at + 2] | 0x20]))
 }
 
 /// The score of a date/time candidate, or `None` when its numbers cannot be a date or time.
 fn date_score(candidate: &str) -> Option<f32> {
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
     let lower = candidate.to_ascii_lowercase();
     let numbers: Vec<u32> = lower
         .split(|c: char| !c.is_ascii_digit())
         .filter(|part| !part.is_empty())
         .filter_map(|part| part.parse().ok())
         .collect();
-    if MONTHS.iter().any(|month| lower.contains(month)) {
+    if (0..lower.len()).any(|at| month_at(lower.as_bytes(), at)) {
         // The first number is the day, unless it is the year of "March 2024".
         let valid = match numbers.first() {
             Some(&year) if numbers.len() == 1 && year >= 1000 => true,

@@ -32,7 +32,7 @@ impl NetworkRecognizers {
         if shape.colons >= 2 && has_hex_colon_pair(text.as_bytes()) {
             self.find_ipv6(text, out);
         }
-        if shape.colons >= 5 || shape.dashes >= 5 || shape.dots >= 2 {
+        if (shape.colons >= 5 || shape.dashes >= 5 || shape.dots >= 2) && has_mac_step(text.as_bytes()) {
             self.find_macs(text, out);
         }
     }
@@ -109,6 +109,17 @@ fn has_hex_colon_pair(bytes: &[u8]) -> bool {
                 .take(5)
                 .position(|&next| !next.is_ascii_hexdigit())
                 .is_some_and(|gap| bytes[at + 1 + gap] == b':')
+    })
+}
+
+/// Whether two hex digits sit between two equal colons or dashes, or four between two dots
+/// (every MAC address form has such a step).
+fn has_mac_step(bytes: &[u8]) -> bool {
+    let hex_between = |from: usize, to: usize| bytes[from..to].iter().all(u8::is_ascii_hexdigit);
+    bytes.iter().enumerate().any(|(at, &byte)| match byte {
+        b':' | b'-' => bytes.get(at + 3) == Some(&byte) && hex_between(at + 1, at + 3),
+        b'.' => bytes.get(at + 5) == Some(&b'.') && hex_between(at + 1, at + 5),
+        _ => false,
     })
 }
 
