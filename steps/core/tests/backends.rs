@@ -132,9 +132,11 @@ async fn exercise_tables(table: &dyn Table) {
     let batch: Vec<_> = (0..25)
         .map(|i| item("bulk", &format!("{i:03}"), &i.to_string()))
         .collect();
-    assert!(table.batch_put(batch).await.unwrap().is_empty());
-    let too_many: Vec<_> = (0..26).map(|i| item("bulk", &format!("{i:03}"), "x")).collect();
-    assert!(table.batch_put(too_many).await.is_err());
+    assert!(table.batch_put(&batch).await.unwrap().is_empty());
+    let too_many: Vec<_> = (0..=table.max_batch_put())
+        .map(|i| item("over", &format!("{i:05}"), "x"))
+        .collect();
+    assert!(table.batch_put(&too_many).await.is_err());
 
     let BatchGet { mut items, unprocessed } = table
         .batch_get(vec![

@@ -22,10 +22,25 @@ pub async fn write_batches(
     let mut in_flight = FuturesUnordered::new();
     let mut written = 0u64;
     let mut open = true;
+    let max_items = table.max_batch_put();
     while open || !in_flight.is_empty() {
         tokio::select! {
             batch = batches.recv(), if open && in_flight.len() < concurrency => match batch {
-                Some(batch) => in_flight.push(write_one(table.clone(), batch, backoff)),
+                Some(mut batch) => {
+                    // Backends that take more than DynamoDB's 25 get the batches already
+                    // waiting merged in order (each is free of repeated keys; in one backend
+                    // transaction a later item still replaces an earlier one).
+                    while batch.len() < max_items {
+                        match batches.try_recv() {
+                            Ok(next) if batch.len() + next.len() <= max_items => batch.extend(next),
+                            Ok(next) => {
+                                in_flight.push(write_one(table.clone(), std::mem::replace(&mut batch, next), backoff));
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    in_flight.push(write_one(table.clone(), batch, backoff));
+                }
                 None => open = false,
             },
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -41,7 +56,7 @@ async fn write_one(table: Arc<dyn Table>, batch: Vec<Item>, backoff: Backoff) ->
     let mut pending = batch;
     let mut attempt = 0u32;
     loop {
-        let unprocessed = match table.batch_put(pending.clone()).await {
+        let unprocessed = match table.batch_put(&pending).await {
             Ok(unprocessed) => unprocessed,
             Err(err) if err.is_retryable() && attempt < backoff.max_attempts => pending,
             Err(err) => return Err(IngestError::Backend(err)),

@@ -365,7 +365,8 @@ impl Table for ThrottledTable {
     async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError> {
         self.inner.delete(key, condition).await
     }
-    async fn batch_put(&self, mut items: Vec<Item>) -> Result<Vec<Item>, BackendError> {
+    async fn batch_put(&self, items: &[Item]) -> Result<Vec<Item>, BackendError> {
+        let mut items = items.to_vec();
         self.calls.fetch_add(1, Ordering::SeqCst);
         let refuse = self
             .refusals_left
@@ -374,10 +375,10 @@ impl Table for ThrottledTable {
         if refuse {
             // Write the first half, leave the rest (all of a single item) unprocessed.
             let unprocessed = items.split_off(items.len() / 2);
-            self.inner.batch_put(items).await?;
+            self.inner.batch_put(&items).await?;
             return Ok(unprocessed);
         }
-        self.inner.batch_put(items).await
+        self.inner.batch_put(&items).await
     }
     async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError> {
         self.inner.batch_get(keys).await

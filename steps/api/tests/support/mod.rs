@@ -150,7 +150,7 @@ pub async fn seed_records(records: &dyn Table, dataset: &str, count: usize) {
     for chunk in items.chunks(25) {
         let mut pending = chunk.to_vec();
         while !pending.is_empty() {
-            pending = records.batch_put(pending).await.unwrap();
+            pending = records.batch_put(&pending).await.unwrap();
         }
     }
 }

@@ -224,7 +224,7 @@ impl Table for DynamoTable {
         }
     }
 
-    async fn batch_put(&self, items: Vec<Item>) -> Result<Vec<Item>, BackendError> {
+    async fn batch_put(&self, items: &[Item]) -> Result<Vec<Item>, BackendError> {
         if items.len() > MAX_BATCH_WRITE {
             return Err(BackendError::InvalidItem {
                 table: self.name.clone(),
@@ -235,7 +235,7 @@ impl Table for DynamoTable {
             return Ok(Vec::new());
         }
         let mut requests = Vec::with_capacity(items.len());
-        for item in &items {
+        for item in items {
             key_of(&self.name, item)?;
             let put = PutRequest::builder()
                 .set_item(Some(to_wire(item)))

@@ -79,9 +79,16 @@ pub trait Table: Send + Sync {
     /// Deletes the item at `key`, returning what was stored.
     async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError>;
 
-    /// Writes up to [`MAX_BATCH_WRITE`] items with distinct keys; returns the items the backend
-    /// did not process this time (DynamoDB's `UnprocessedItems`), for the caller to retry.
-    async fn batch_put(&self, items: Vec<Item>) -> Result<Vec<Item>, BackendError>;
+    /// Writes up to [`Table::max_batch_put`] items; returns the items the backend did not
+    /// process this time (DynamoDB's `UnprocessedItems`), for the caller to retry. A key that
+    /// appears twice must not be sent (DynamoDB refuses the batch).
+    async fn batch_put(&self, items: &[Item]) -> Result<Vec<Item>, BackendError>;
+
+    /// The most items one [`Table::batch_put`] takes: DynamoDB's 25, more where a backend
+    /// writes a larger batch in one transaction for less.
+    fn max_batch_put(&self) -> usize {
+        MAX_BATCH_WRITE
+    }
 
     /// Reads up to [`MAX_BATCH_GET`] distinct keys; missing items are simply absent.
     async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError>;

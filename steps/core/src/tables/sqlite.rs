@@ -9,11 +9,16 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    BatchGet, DeleteCondition, MAX_BATCH_GET, MAX_BATCH_WRITE, Page, PageRequest, PutCondition, Table, key_of,
-    now_epoch_seconds,
+    BatchGet, DeleteCondition, MAX_BATCH_GET, Page, PageRequest, PutCondition, Table, key_of, now_epoch_seconds,
 };
 use crate::BackendError;
-use crate::item::{Item, ItemKey, expires_at, is_expired};
+use crate::item::{AttrValue, Item, ItemKey, PARTITION_KEY, SORT_KEY, expires_at, is_expired};
+
+const UPSERT: &str = "INSERT OR REPLACE INTO items (tbl, pk, sk, item, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Items one SQLite transaction takes: a commit costs far more than a row, so the embedded
+/// backend writes in bigger batches than DynamoDB's 25.
+const SQLITE_MAX_BATCH_PUT: usize = 2000;
 
 /// The shared SQLite connection behind every local table.
 #[derive(Clone)]
@@ -105,7 +110,7 @@ impl SqliteTable {
     fn write(&self, connection: &Connection, key: &ItemKey, item: &Item) -> Result<(), BackendError> {
         let text = self.encode(item)?;
         connection
-            .prepare_cached("INSERT OR REPLACE INTO items (tbl, pk, sk, item, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .prepare_cached(UPSERT)
             .and_then(|mut statement| statement.execute(params![self.name, key.pk, key.sk, text, expires_at(item)]))
             .map_err(BackendError::sqlite("put"))?;
         Ok(())
@@ -168,24 +173,48 @@ impl Table for SqliteTable {
         Ok(old)
     }
 
-    async fn batch_put(&self, items: Vec<Item>) -> Result<Vec<Item>, BackendError> {
-        if items.len() > MAX_BATCH_WRITE {
+    async fn batch_put(&self, items: &[Item]) -> Result<Vec<Item>, BackendError> {
+        if items.len() > SQLITE_MAX_BATCH_PUT {
             return Err(BackendError::InvalidItem {
                 table: self.name.clone(),
-                reason: format!("a batch holds at most {MAX_BATCH_WRITE} items, got {}", items.len()),
+                reason: format!(
+                    "a batch holds at most {SQLITE_MAX_BATCH_PUT} items, got {}",
+                    items.len()
+                ),
             });
         }
-        let keyed = items
+        // Encode before taking the lock, and run one prepared statement for the whole batch.
+        let rows = items
             .iter()
-            .map(|item| key_of(&self.name, item).map(|key| (key, item)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|item| {
+                let (Some(AttrValue::S(pk)), Some(AttrValue::S(sk))) = (item.get(PARTITION_KEY), item.get(SORT_KEY))
+                else {
+                    return Err(BackendError::InvalidItem {
+                        table: self.name.clone(),
+                        reason: "item has no string pk and sk".into(),
+                    });
+                };
+                Ok((pk, sk, self.encode(item)?, expires_at(item)))
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
         let mut connection = self.database.lock();
         let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
-        for (key, item) in keyed {
-            self.write(&transaction, &key, item)?;
+        {
+            let mut statement = transaction
+                .prepare_cached(UPSERT)
+                .map_err(BackendError::sqlite("put"))?;
+            for (pk, sk, text, expires) in &rows {
+                statement
+                    .execute(params![self.name, pk, sk, text, expires])
+                    .map_err(BackendError::sqlite("put"))?;
+            }
         }
         transaction.commit().map_err(BackendError::sqlite("commit"))?;
         Ok(Vec::new())
+    }
+
+    fn max_batch_put(&self) -> usize {
+        SQLITE_MAX_BATCH_PUT
     }
 
     async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError> {

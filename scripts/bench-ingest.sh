@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# End-to-end `sluice ingest` of a 1,000,000-row, 10-column CSV on the embedded (SQLite)
+# backend, release build: prints wall time and peak memory (max RSS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${ROWS:-1000000}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cargo build --release -p sluice --quiet
+python3 - "$work/big.csv" "$rows" <<'PY'
+import sys
+path, rows = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("id,name,email,city,zip,amount,count,active,joined,note\n")
+    for i in range(rows):
+        f.write(f"{i:08},Person {i},person{i}@example.test,City {i % 500},{i % 99999:05},"
+                f"{i % 10000}.{i % 100:02},{i % 77},{'true' if i % 3 == 0 else 'false'},"
+                f"2026-{i % 12 + 1:02}-{i % 28 + 1:02},\"note, with comma {i}\"\n")
+PY
+printf '[stage]\nmax_attachment_bytes = 1000000000\n' > "$work/sluice.toml"
+echo "input: $rows rows, $(du -h "$work/big.csv" | cut -f1)"
+python3 - "$(pwd)/target/release/sluice" "$work" <<'PY'
+import resource, subprocess, sys, time
+binary, work = sys.argv[1], sys.argv[2]
+start = time.monotonic()
+result = subprocess.run([binary, "--config", f"{work}/sluice.toml", "ingest", f"{work}/big.csv",
+                         "--dataset", "bench", "--json"], capture_output=True, text=True)
+elapsed = time.monotonic() - start
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(result.stdout.strip())
+if result.returncode != 0:
+    print(result.stderr, file=sys.stderr)
+    sys.exit(result.returncode)
+print(f"wall time: {elapsed:.2f} s, peak memory (max RSS): {peak_kib / 1024:.1f} MiB")
+PY
