@@ -27,10 +27,13 @@ impl DateTimeRecognizer {
     }
 
     pub fn find(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
-        let possible = shape.date_run_separators >= 2
-            || shape.digit_colon_digit
+        let possible = shape.numeric_date
+            || shape.clock_time
             || shape.digit_meridiem
-            || (shape.digits > 0 && mentions_month(text));
+            || shape.month_near_number
+            // 'ſ' folds to 's' under the pattern's case-insensitive Unicode matching, so it may
+            // spell a month ("ſep") or an ordinal ("1ſt") the byte-level shape does not see.
+            || (shape.digits > 0 && !text.is_ascii() && text.contains('\u{17F}'));
         if !possible {
             return;
         }
@@ -62,20 +65,8 @@ impl DateTimeRecognizer {
     }
 }
 
-/// Whether a word of `text` starts with the first three letters of a month name in any case (every date pattern
-/// without a numeric date or a clock time names a month). 'ſ' folds to 's' under the pattern's
-/// case-insensitive Unicode matching, so it counts as a possible month letter too.
-fn mentions_month(text: &str) -> bool {
-    // The pattern starts at an ASCII word boundary or after a space, so an ASCII month name
-    // starts a word.
-    let bytes = text.as_bytes();
-    let word_byte = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_';
-    (0..bytes.len().saturating_sub(2)).any(|at| (at == 0 || !word_byte(bytes[at - 1])) && month_at(bytes, at))
-        || (!text.is_ascii() && text.contains('\u{17F}'))
-}
-
 /// Whether the three bytes at `at` are a month's first three letters, in any ASCII case.
-fn month_at(bytes: &[u8], at: usize) -> bool {
+pub(super) fn month_at(bytes: &[u8], at: usize) -> bool {
     // Each prefix as one number; `| 0x20` lowercases ASCII letters and never turns another byte
     // into a lowercase letter.
     const fn key(name: &[u8; 3]) -> u32 {
@@ -95,7 +86,10 @@ fn month_at(bytes: &[u8], at: usize) -> bool {
         key(b"nov"),
         key(b"dec"),
     ];
-    let first = bytes[at] | 0x20;
+    let Some(&first) = bytes.get(at) else {
+        return false;
+    };
+    let first = first | 0x20;
     matches!(first, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
         && bytes.len() >= at + 3
         && MONTHS.contains(&key(&[first, bytes[at + 1] | 0x20, bytes[at + 2] | 0x20]))

@@ -44,14 +44,19 @@ pub(crate) struct TextShape {
     pub nine_digit_run: bool,
     /// Most "digit then dot" pairs in one run of `0-9.` (an IPv4 address has three).
     pub dotted_run_dots: usize,
-    /// Most "digit then `/`, `.` or `-`" pairs in one run of `0-9/.-` (a numeric date has two).
-    pub date_run_separators: usize,
-    /// A digit, a colon and a digit (a clock time).
-    pub digit_colon_digit: bool,
-    /// A digit followed by `a` or `p`, optionally after one space ("3pm", "10 AM").
+    /// Digit runs of 1-4, 1-2 and 2+ digits joined by single `/`, `.` or `-` (a numeric date).
+    pub numeric_date: bool,
+    /// A run of one or two digits, a colon and two digits (a clock time).
+    pub clock_time: bool,
+    /// A digit, an optional space, then `am` or `pm` in any case, the `m` perhaps after a dot
+    /// ("3pm", "10 A.M.").
     pub digit_meridiem: bool,
     /// Two ASCII letters followed by two digits (how an IBAN starts).
     pub iban_start: bool,
+    /// A month's first three letters where a date with a month name would put them: ending a
+    /// word right before " <digit>" ("March 5", "Sep. 2024"), or after a number and an optional
+    /// ordinal and "of" ("5 March", "3rd of March").
+    pub month_near_number: bool,
     /// Maximal digit runs of 3, 2 and 4 digits joined by the same single dash or space (an SSN).
     pub ssn_groups: bool,
 }
@@ -69,10 +74,8 @@ const PHONE_RUN: u16 = 1 << 6;
 const CARD_RUN: u16 = 1 << 7;
 /// `0-9.` (IPv4 addresses).
 const DOTTED_RUN: u16 = 1 << 8;
-/// `0-9/.-` (numeric dates).
-const DATE_RUN: u16 = 1 << 9;
 /// Digits and the punctuation numbers are written with (`.-+()/:` and space).
-const NUMBER: u16 = 1 << 10;
+const NUMBER: u16 = 1 << 9;
 
 const BYTE_CLASS: [u16; 256] = {
     let mut table = [0u16; 256];
@@ -81,7 +84,7 @@ const BYTE_CLASS: [u16; 256] = {
         let byte = index as u8;
         let mut class = 0;
         if byte.is_ascii_digit() {
-            class |= DIGIT | PHONE_RUN | CARD_RUN | DOTTED_RUN | DATE_RUN | NUMBER;
+            class |= DIGIT | PHONE_RUN | CARD_RUN | DOTTED_RUN | NUMBER;
         }
         if byte.is_ascii_uppercase() {
             class |= UPPER;
@@ -89,11 +92,11 @@ const BYTE_CLASS: [u16; 256] = {
         class |= match byte {
             b'@' => AT_SIGN,
             b':' => COLON | NUMBER,
-            b'-' => DASH | PHONE_RUN | CARD_RUN | DATE_RUN | NUMBER,
-            b'.' => DOT | PHONE_RUN | DOTTED_RUN | DATE_RUN | NUMBER,
+            b'-' => DASH | PHONE_RUN | CARD_RUN | NUMBER,
+            b'.' => DOT | PHONE_RUN | DOTTED_RUN | NUMBER,
             b' ' => PHONE_RUN | CARD_RUN | NUMBER,
             b'+' => PHONE_RUN | NUMBER,
-            b'/' => DATE_RUN | NUMBER,
+            b'/' => NUMBER,
             b'(' | b')' => PHONE_RUN | NUMBER,
             _ => 0,
         };
@@ -146,8 +149,14 @@ impl TextShape {
         {
             self.iban_start = true;
         }
+        if start >= 2 && bytes[start - 1] == b' ' && !self.month_near_number {
+            // The word before the space (and an optional dot) may be a month name of 3-9 letters.
+            let word_end = if bytes[start - 2] == b'.' { start - 2 } else { start - 1 };
+            self.month_near_number =
+                (3..=9).any(|length| word_end >= length && datetime::month_at(bytes, word_end - length));
+        }
         let (mut phone_run, mut card_run, mut digit_run) = (0usize, 0usize, 0usize);
-        let (mut dotted_run, mut date_run) = (0usize, 0usize);
+        let mut dotted_run = 0usize;
         let (mut prev, mut prev2) = (0u8, 0u8);
         // The last two finished digit runs (byte ranges), and where the current one started.
         let mut finished = [(0usize, 0usize); 2];
@@ -169,14 +178,15 @@ impl TextShape {
                 run_start = at;
             } else if !digit && digit_run > 0 {
                 self.finish_digit_run(bytes, &mut finished, (run_start, at));
+                self.clock_time |= byte == b':'
+                    && digit_run <= 2
+                    && bytes
+                        .get(at + 1..at + 3)
+                        .is_some_and(|next| next.iter().all(u8::is_ascii_digit));
             }
             digit_run = (digit_run + 1) * usize::from(digit);
             dotted_run = (dotted_run + usize::from(byte == b'.' && prev_digit)) * usize::from(class & DOTTED_RUN != 0);
             self.dotted_run_dots = self.dotted_run_dots.max(dotted_run);
-            let date_separator = matches!(byte, b'/' | b'.' | b'-');
-            date_run = (date_run + usize::from(date_separator && prev_digit)) * usize::from(class & DATE_RUN != 0);
-            self.date_run_separators = self.date_run_separators.max(date_run);
-            self.digit_colon_digit |= digit && prev == b':' && prev2.is_ascii_digit();
             (prev2, prev) = (prev, byte);
             at += 1;
         }
@@ -184,8 +194,10 @@ impl TextShape {
             self.finish_digit_run(bytes, &mut finished, (run_start, at));
         }
         // A letter ends the stretch; "3pm" and "10 AM" put the meridiem right here.
+        let m_at = |at: usize| bytes.get(at).is_some_and(|&byte| byte | 0x20 == b'm');
         if bytes.get(at).is_some_and(|&byte| matches!(byte | 0x20, b'a' | b'p'))
             && (prev.is_ascii_digit() || (prev == b' ' && prev2.is_ascii_digit()))
+            && (m_at(at + 1) || (bytes.get(at + 1) == Some(&b'.') && m_at(at + 2)))
         {
             self.digit_meridiem = true;
         }
@@ -195,7 +207,19 @@ impl TextShape {
     /// Notes a maximal digit run `run` (a byte range) that follows the `finished` two.
     fn finish_digit_run(&mut self, bytes: &[u8], finished: &mut [(usize, usize); 2], run: (usize, usize)) {
         let [(start1, end1), (start2, end2)] = *finished;
+        let date_separator = |at: usize| matches!(bytes[at], b'/' | b'.' | b'-');
+        // "5 March", "5th March", "5 of March", "5th of March".
+        self.month_near_number |= [1, 3, 4, 6]
+            .iter()
+            .any(|offset| datetime::month_at(bytes, run.1 + offset));
         self.nine_digit_run |= run.1 - run.0 == 9;
+        self.numeric_date |= run.1 - run.0 >= 2
+            && (1..=2).contains(&(end2 - start2))
+            && (1..=4).contains(&(end1 - start1))
+            && end2 + 1 == run.0
+            && end1 + 1 == start2
+            && date_separator(end1)
+            && date_separator(end2);
         self.ssn_groups |= run.1 - run.0 == 4
             && end2 - start2 == 2
             && end1 - start1 == 3
