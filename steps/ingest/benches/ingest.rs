@@ -3,6 +3,10 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice_core::config::DatasetSettings;
 
+// The same allocator as the `sluice` binary, so the figure is the one a user gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROWS: usize = 100_000;
 
 fn csv_text() -> Vec<u8> {

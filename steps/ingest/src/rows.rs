@@ -56,6 +56,8 @@ pub struct Schema {
     pub columns: Vec<String>,
     types: Vec<ColumnType>,
     key_indices: Vec<usize>,
+    /// Column indices in name order.
+    sorted_columns: Vec<usize>,
 }
 
 impl Schema {
@@ -92,10 +94,13 @@ impl Schema {
             .iter()
             .map(|c| settings.columns.get(c).copied().unwrap_or_default())
             .collect();
+        let mut sorted_columns: Vec<usize> = (0..columns.len()).collect();
+        sorted_columns.sort_by(|&a, &b| columns[a].cmp(&columns[b]));
         Ok(Schema {
             columns,
             types,
             key_indices,
+            sorted_columns,
         })
     }
 
@@ -112,13 +117,19 @@ impl Schema {
                 format!("expected {} fields, found {}", self.columns.len(), record.len()),
             ));
         }
-        let mut data = BTreeMap::new();
-        for (index, field) in record.iter().enumerate() {
-            let column = &self.columns[index];
-            let text = std::str::from_utf8(field).map_err(|_| problem(Some(column), "is not valid UTF-8".into()))?;
-            let value = type_cell(text, self.types[index]).map_err(|p| problem(Some(column), p.describe().into()))?;
-            data.insert(column.clone(), value);
+        // Columns in name order, so the map is bulk-built from sorted pairs rather than
+        // inserted into one by one.
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for &index in &self.sorted_columns {
+            let typed = std::str::from_utf8(&record[index])
+                .ok()
+                .and_then(|text| type_cell(text, self.types[index]).ok());
+            match typed {
+                Some(value) => cells.push((self.columns[index].clone(), value)),
+                None => return Err(self.first_cell_problem(record, line)),
+            }
         }
+        let data: BTreeMap<String, AttrValue> = cells.into_iter().collect();
         let mut key = String::new();
         for (position, &index) in self.key_indices.iter().enumerate() {
             let column = &self.columns[index];
@@ -151,6 +162,28 @@ impl Schema {
             ));
         }
         Ok((item_key, item))
+    }
+}
+
+impl Schema {
+    /// The first bad cell of `record` in file order (the slow path, only for bad rows).
+    fn first_cell_problem(&self, record: &csv::ByteRecord, line: u64) -> LineProblem {
+        for (index, field) in record.iter().enumerate() {
+            let column = Some(self.columns[index].clone());
+            let reason = match std::str::from_utf8(field) {
+                Err(_) => "is not valid UTF-8".to_string(),
+                Ok(text) => match type_cell(text, self.types[index]) {
+                    Err(problem) => problem.describe().to_string(),
+                    Ok(_) => continue,
+                },
+            };
+            return LineProblem { line, column, reason };
+        }
+        LineProblem {
+            line,
+            column: None,
+            reason: "holds a cell that cannot be typed".into(),
+        }
     }
 }
 
