@@ -97,7 +97,7 @@ mod tests {
     fn key_runs_are_found_wherever_they_sit() {
         use super::has_key_run;
         let run = |n: usize| "aB3/+".repeat(n).chars().take(n).collect::<String>();
-        for prefix in ["", " ", "a b ", "xx  yy  zz", "é "] {
+        for prefix in ["", " ", "a b ", "xx  yy  zz ", "é "] {
             for (length, min) in [(16, 16), (15, 16), (40, 40), (39, 40), (41, 16)] {
                 let text = format!("{prefix}{} end", run(length));
                 assert_eq!(has_key_run(text.as_bytes(), min), length >= min, "{text} {min}");

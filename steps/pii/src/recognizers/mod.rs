@@ -259,12 +259,15 @@ impl BuiltinRecognizers {
 
     /// Every candidate in `text`, unresolved (they may overlap), in byte offsets.
     pub(crate) fn candidates(&self, text: &str, out: &mut Vec<Candidate>) {
-        let shape = TextShape::of(text);
-        self.contact.find(text, &shape, out);
-        self.financial.find(text, &shape, out);
-        self.network.find(text, &shape, out);
-        self.datetime.find(text, &shape, out);
-        self.credentials.find(text, &shape, out);
+        self.candidates_in_shape(text, &TextShape::of(text), out);
+    }
+
+    fn candidates_in_shape(&self, text: &str, shape: &TextShape, out: &mut Vec<Candidate>) {
+        self.contact.find(text, shape, out);
+        self.financial.find(text, shape, out);
+        self.network.find(text, shape, out);
+        self.datetime.find(text, shape, out);
+        self.credentials.find(text, shape, out);
     }
 
     /// The entities of `text` in code points, overlaps resolved.
@@ -336,5 +339,90 @@ pub(crate) mod test_support {
             .filter(|(k, _)| k == kind)
             .map(|(_, v)| v)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shape that lets every recognizer run.
+    fn permissive() -> TextShape {
+        TextShape {
+            digits: usize::MAX,
+            has_at: true,
+            colons: usize::MAX,
+            dashes: usize::MAX,
+            dots: usize::MAX,
+            has_upper: true,
+            phone_run_digits: usize::MAX,
+            card_run_digits: usize::MAX,
+            nine_digit_run: true,
+            dotted_run_dots: usize::MAX,
+            numeric_date: true,
+            clock_time: true,
+            digit_meridiem: true,
+            iban_start: true,
+            month_near_number: true,
+            ssn_groups: true,
+        }
+    }
+
+    #[test]
+    fn the_shape_prefilter_never_hides_a_candidate() {
+        let values = [
+            "ana.smith+x@mail.example.co.uk",
+            "+1 (555) 123-4567",
+            "0044 20 7946 0958",
+            "555.123.4567 ext. 89",
+            "555-123-4567 x12",
+            "020 7946 0958 #5",
+            "4111 1111 1111 1111",
+            "3782-822463-10005",
+            "536-22-1234",
+            "536 22 1234",
+            "ssn 536221234",
+            "DE89 3704 0044 0532 0130 00",
+            "gb82west12345698765432",
+            "192.168.1.20",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.128",
+            "00:1A:2B:3C:4D:5E",
+            "00-1a-2b-3c-4d-5e",
+            "001a.2b3c.4d5e",
+            "https://example.com/a?b=1",
+            "WWW.example.org/x",
+            "2024-01-15T10:30:00Z",
+            "01/15/2024",
+            "15.01.2024",
+            "1/5/24",
+            "January 15, 2024",
+            "SEP. 5th, 2024 at 10:30 PM",
+            "3rd of March 2023",
+            "15TH OF MARCH",
+            "5 may",
+            "March 2024",
+            "10:30",
+            "3pm",
+            "10 A.M.",
+            "23:59:59.123 UTC",
+            "1\u{17F}t of \u{17F}ep",
+            "aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
+            "secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "Version 2.4.1 and 12345 and 3:2",
+        ];
+        let recognizers = BuiltinRecognizers::new();
+        for value in values {
+            for text in [
+                value.to_string(),
+                format!("Note (café): {value}; ok"),
+                format!("x{value}."),
+            ] {
+                let (mut gated, mut ungated) = (Vec::new(), Vec::new());
+                recognizers.candidates(&text, &mut gated);
+                recognizers.candidates_in_shape(&text, &permissive(), &mut ungated);
+                assert_eq!(gated, ungated, "{text}");
+            }
+        }
     }
 }
