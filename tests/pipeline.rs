@@ -2,6 +2,9 @@
 //! embedded backends and on moto; the consent path through the CLI against a fake Google;
 //! a stage that fails twice and is retried.
 
+#[path = "../steps/pii/tests/support/comprehend_server.rs"]
+#[allow(dead_code)]
+mod comprehend_server;
 #[path = "../steps/gmail/tests/support/fake_google.rs"]
 mod fake_google;
 
@@ -222,11 +225,16 @@ async fn local_run_over_fixture_mail_builds_the_expected_dataset() {
     run_twice_over_fixtures(config, backends).await;
 }
 
+/// The same mission with `backend = "aws"` on moto, Gmail through the fake Google API (with the
+/// consent round trip) and PII through the DetectPiiEntities test server.
 #[tokio::test(flavor = "multi_thread")]
-async fn aws_backend_run_reaches_the_same_result_on_moto() {
+async fn aws_backend_run_with_gmail_and_comprehend_fakes_reaches_the_same_result() {
     let Some(endpoint) = sluice_core::testing::aws_endpoint() else {
         return;
     };
+    let google = fake_google::FakeGoogle::start().await;
+    google.add_dir(&repo_root().join("fixtures/mail"));
+    let comprehend = comprehend_server::ComprehendServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = sluice_core::testing::unique_name("sluice-e2e");
     let records = format!("{bucket}-records");
@@ -242,11 +250,52 @@ async fn aws_backend_run_reaches_the_same_result_on_moto() {
             ("SLUICE_AWS__RECORDS_TABLE", &records),
             ("SLUICE_AWS__CONTROL_TABLE", &control),
             ("SLUICE_AWS__SECRET_PREFIX", &prefix),
+            ("SLUICE_GMAIL__SOURCE", "gmail"),
+            ("SLUICE_GMAIL__ACCOUNT", "reports@example.com"),
+            ("SLUICE_GMAIL__CLIENT_ID", fake_google::CLIENT_ID),
+            ("SLUICE_GMAIL__REDIRECT_URI", "http://127.0.0.1:8080/oauth/callback"),
+            ("SLUICE_GMAIL__TOKEN_URI", &google.token_uri),
+            ("SLUICE_GMAIL__API_BASE_URL", &google.base_url),
+            ("SLUICE_PII__ENGINE", "comprehend"),
+            ("SLUICE_PII__COMPREHEND__ENDPOINT_URL", &comprehend.url),
         ],
     );
     Backends::provision_aws(&config).await.unwrap();
     let backends = Backends::aws(&config).await;
-    run_twice_over_fixtures(config, backends).await;
+    backends
+        .secrets
+        .put("gmail/client-secret", &SecretValue::new(fake_google::CLIENT_SECRET))
+        .await
+        .unwrap();
+    let pipeline = open(&config, backends.clone(), None).await;
+
+    let parked = pipeline.start(json!({})).await.unwrap();
+    let ExecutionOutcome::Waiting { task_tokens } = &parked.outcome else {
+        panic!("with no Gmail token the run waits for consent: {:?}", parked.outcome)
+    };
+    let consent_url = pipeline.consent_url.lock().unwrap().clone().unwrap();
+    let code = google.grant_consent(&consent_url);
+    let status = sluice::runner::exchange_code(&pipeline, &code).await.unwrap();
+    assert_eq!(status, "authorized");
+    let report = pipeline
+        .engine
+        .send_task_success(&task_tokens[0], json!({"status": status}))
+        .await
+        .unwrap();
+    let ExecutionOutcome::Succeeded { output } = &report.outcome else {
+        panic!("the resumed run did not succeed: {:?}", report.outcome)
+    };
+    assert_fixture_dataset(&backends, output).await;
+    assert_consumer_key_works(&config, &backends).await;
+    assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");
+    assert!(google.quota_units() > 0, "mail came through the Gmail API");
+
+    let again = pipeline.start(json!({})).await.unwrap();
+    let ExecutionOutcome::Succeeded { output } = &again.outcome else {
+        panic!("the second run did not succeed: {:?}", again.outcome)
+    };
+    assert_eq!(output["attachments_fetched"], 0, "a rerun fetches nothing");
+    assert_eq!(output["files"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
