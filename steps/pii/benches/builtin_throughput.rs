@@ -9,6 +9,10 @@ mod support;
 
 use std::hint::black_box;
 
+// The allocator of the `sluice` binary, which runs these stages in local pipelines.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group};
 use sluice_pii::comprehend::packing::billing_units;
 use sluice_pii::{
