@@ -3,7 +3,6 @@
 //! a stage that fails twice and is retried.
 
 #[path = "../steps/pii/tests/support/comprehend_server.rs"]
-#[allow(dead_code)]
 mod comprehend_server;
 #[path = "../steps/gmail/tests/support/fake_google.rs"]
 mod fake_google;
