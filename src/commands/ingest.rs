@@ -31,6 +31,7 @@ struct IngestReport {
     rows_written: u64,
     rows_rejected: u64,
     rows_collapsed: u64,
+    rows_overwritten: u64,
     quarantined: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     quarantine_key: Option<String>,
@@ -89,6 +90,7 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
         rows_written: 0,
         rows_rejected: 0,
         rows_collapsed: 0,
+        rows_overwritten: 0,
         quarantined: false,
         quarantine_key: staged.quarantine_key.clone(),
         quarantine_reason: staged.reason.clone(),
@@ -112,6 +114,7 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
             report.rows_written = ingested.rows_written;
             report.rows_rejected = ingested.rows_rejected;
             report.rows_collapsed = ingested.rows_collapsed;
+            report.rows_overwritten = ingested.rows_overwritten;
             report.quarantined = ingested.quarantined;
             report.quarantine_key = ingested.quarantine_key.clone();
             report.rejects_key = ingested.rejects_key.clone();
@@ -167,6 +170,12 @@ fn print_sentence(report: &IngestReport) {
                 .as_deref()
                 .map(|key| format!(" (rejected rows in {key})"))
                 .unwrap_or_default()
+        );
+    }
+    if report.rows_overwritten > 0 {
+        println!(
+            "  warning: {} rows repeat a key written earlier in the file (the later row wins); are the key columns unique?",
+            report.rows_overwritten
         );
     }
     for reason in &report.reasons {

@@ -541,3 +541,30 @@ fn a_lambda_error_type_is_the_stage_error_name() {
     assert_eq!(diagnostic.error_type, "Ingest.MissingObject");
     assert!(diagnostic.error_message.contains("staged/x/y/z.csv"));
 }
+
+#[tokio::test]
+async fn keys_repeated_across_batches_are_counted_as_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, backends) = local_test_backends(dir.path());
+    let path = dir.path().join("repeats.csv");
+    let mut csv = String::from("id,v\n");
+    for i in 0..30 {
+        csv.push_str(&format!("{i},first\n"));
+    }
+    csv.push_str("3,again\n4,again\n");
+    std::fs::write(&path, csv).unwrap();
+    let (_, ingested) = stage_and_ingest(&backends, &config, "repeats", &path).await;
+    let ingested = ingested.unwrap();
+    assert_eq!(
+        (ingested.rows_read, ingested.rows_overwritten, ingested.rows_collapsed),
+        (32, 2, 0)
+    );
+    let three = backends
+        .records
+        .get(&ItemKey::new("repeats", "3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data(&three)["v"], AttrValue::S("again".into()), "the later row wins");
+    assert_eq!(dump(backends.records.as_ref(), "repeats").await.len(), 30);
+}
