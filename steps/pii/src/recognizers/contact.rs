@@ -64,7 +64,15 @@ impl ContactRecognizers {
     }
 
     fn find_phones(&self, text: &str, out: &mut Vec<Candidate>) {
-        for found in self.phone.find_iter(text) {
+        // A phone number with its extension is made of `0-9 .-+()`, spaces and `ext#`.
+        let in_phone = |byte: u8| {
+            byte.is_ascii_digit()
+                || matches!(
+                    byte,
+                    b' ' | b'.' | b'-' | b'+' | b'(' | b')' | b'e' | b'x' | b't' | b'#'
+                )
+        };
+        super::for_each_match_in_runs(&self.phone, text, in_phone, 7, |found| {
             let (start, end) = (found.start(), found.end());
             // The number must stand alone: no letter, digit or joiner glued to either side.
             let glued_before = char_before(text, start)
@@ -74,11 +82,11 @@ impl ContactRecognizers {
                 || ((after.starts_with('.') || after.starts_with('-'))
                     && after[1..].starts_with(|c: char| c.is_ascii_digit()));
             if glued_before || glued_after {
-                continue;
+                return;
             }
             // Neither the run nor any window of it can hold the 7 digits a phone number needs.
             if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 7 {
-                continue;
+                return;
             }
             if let Some(score) = phone_score(&text[start..end]) {
                 out.push(Candidate {
@@ -87,7 +95,7 @@ impl ContactRecognizers {
                     end,
                     score,
                 });
-                continue;
+                return;
             }
             // A run like "2024-01-15 555-123-4567" joins a date and a phone; try the
             // space-separated windows of the run, longest first, left to right.
@@ -116,7 +124,7 @@ impl ContactRecognizers {
                     None => first += 1,
                 }
             }
-        }
+        });
     }
 
     fn find_urls(&self, text: &str, out: &mut Vec<Candidate>) {

@@ -43,16 +43,18 @@ impl FinancialRecognizers {
     }
 
     fn find_cards(&self, text: &str, out: &mut Vec<Candidate>) {
-        for found in self.card.find_iter(text) {
+        // A card number is digits joined by single spaces or dashes.
+        let in_card = |byte: u8| byte.is_ascii_digit() || matches!(byte, b' ' | b'-');
+        super::for_each_match_in_runs(&self.card, text, in_card, 13, |found| {
             let (start, end) = (found.start(), found.end());
             if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+'))
                 || char_after(text, end).is_some_and(|c| matches!(c, '-'))
             {
-                continue;
+                return;
             }
             // Card numbers have at least 13 digits.
             if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 13 {
-                continue;
+                return;
             }
             // Greedy matching may take a trailing group (an expiry, a count); drop groups from
             // the end until a valid card number remains.
@@ -73,7 +75,7 @@ impl FinancialRecognizers {
                     break;
                 }
             }
-        }
+        });
     }
 
     fn find_grouped_ssns(&self, text: &str, out: &mut Vec<Candidate>) {

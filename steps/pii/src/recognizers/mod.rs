@@ -294,6 +294,48 @@ pub(crate) fn pattern(source: &str) -> Regex {
     }
 }
 
+/// Calls `each` with every match `regex.find_iter(text)` would report that lies in a maximal run
+/// of `in_run` bytes holding at least `min_digits` ASCII digits, in order.
+///
+/// Only for patterns whose every match is made of `in_run` bytes (ASCII) and whose callers drop
+/// matches with fewer than `min_digits` digits: then no match crosses a run's edge, a run with
+/// fewer digits only yields dropped matches, and searching each qualifying run from its start
+/// finds exactly what the full scan finds there. The haystack keeps everything before the run
+/// and the character after it, so word boundaries see the same neighbours.
+pub(crate) fn for_each_match_in_runs<'t>(
+    regex: &Regex,
+    text: &'t str,
+    in_run: impl Fn(u8) -> bool,
+    min_digits: usize,
+    mut each: impl FnMut(regex::Match<'t>),
+) {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !in_run(bytes[at]) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let mut digits = 0;
+        while at < bytes.len() && in_run(bytes[at]) {
+            digits += usize::from(bytes[at].is_ascii_digit());
+            at += 1;
+        }
+        if digits < min_digits {
+            continue;
+        }
+        let window_end = at + char_after(text, at).map_or(0, char::len_utf8);
+        let haystack = &text[..window_end];
+        let mut from = start;
+        while let Some(found) = regex.find_at(haystack, from) {
+            each(found);
+            // Every match holds a digit, so it is never empty and the search moves on.
+            from = found.end();
+        }
+    }
+}
+
 /// The character before byte `at`, if any.
 pub(crate) fn char_before(text: &str, at: usize) -> Option<char> {
     text[..at].chars().next_back()
