@@ -41,26 +41,39 @@ impl ContactRecognizers {
     }
 
     fn find_emails(&self, text: &str, out: &mut Vec<Candidate>) {
-        for found in self.email.find_iter(text) {
-            let (mut start, end) = (found.start(), found.end());
-            // A quote or dot cannot start an address; they belong to the surrounding text.
-            while start < end && matches!(text.as_bytes()[start], b'\'' | b'.' | b'-') {
-                start += 1;
-            }
-            let address = &text[start..end];
-            let Some((local, _domain)) = address.split_once('@') else {
-                continue;
-            };
-            if local.is_empty() || local.ends_with('.') || local.contains("..") {
-                continue;
-            }
-            out.push(Candidate {
-                kind: EntityType::Email,
-                start,
-                end,
-                score: 0.99,
-            });
-        }
+        // An address is letters, digits and `._%+'-@` (all of them ASCII but the letters and
+        // digits) around an `@`.
+        let in_email = |byte: u8| {
+            byte >= 0x80
+                || byte.is_ascii_alphanumeric()
+                || matches!(byte, b'.' | b'_' | b'%' | b'+' | b'\'' | b'-' | b'@')
+        };
+        super::for_each_match_in_runs(
+            &self.email,
+            text,
+            in_email,
+            |run| run.contains(&b'@'),
+            |found| {
+                let (mut start, end) = (found.start(), found.end());
+                // A quote or dot cannot start an address; they belong to the surrounding text.
+                while start < end && matches!(text.as_bytes()[start], b'\'' | b'.' | b'-') {
+                    start += 1;
+                }
+                let address = &text[start..end];
+                let Some((local, _domain)) = address.split_once('@') else {
+                    return;
+                };
+                if local.is_empty() || local.ends_with('.') || local.contains("..") {
+                    return;
+                }
+                out.push(Candidate {
+                    kind: EntityType::Email,
+                    start,
+                    end,
+                    score: 0.99,
+                });
+            },
+        );
     }
 
     fn find_phones(&self, text: &str, out: &mut Vec<Candidate>) {
@@ -72,59 +85,65 @@ impl ContactRecognizers {
                     b' ' | b'.' | b'-' | b'+' | b'(' | b')' | b'e' | b'x' | b't' | b'#'
                 )
         };
-        super::for_each_match_in_runs(&self.phone, text, in_phone, 7, |found| {
-            let (start, end) = (found.start(), found.end());
-            // The number must stand alone: no letter, digit or joiner glued to either side.
-            let glued_before = char_before(text, start)
-                .is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '/' | '+' | '_'));
-            let after = &text[end..];
-            let glued_after = after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
-                || ((after.starts_with('.') || after.starts_with('-'))
-                    && after[1..].starts_with(|c: char| c.is_ascii_digit()));
-            if glued_before || glued_after {
-                return;
-            }
-            // Neither the run nor any window of it can hold the 7 digits a phone number needs.
-            if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 7 {
-                return;
-            }
-            if let Some(score) = phone_score(&text[start..end]) {
-                out.push(Candidate {
-                    kind: EntityType::Phone,
-                    start,
-                    end,
-                    score,
-                });
-                return;
-            }
-            // A run like "2024-01-15 555-123-4567" joins a date and a phone; try the
-            // space-separated windows of the run, longest first, left to right.
-            let chunks: Vec<(usize, usize)> = space_chunks(&text[start..end], start);
-            let mut first = 0;
-            while first < chunks.len() {
-                let accepted = (first + 1..=chunks.len()).rev().find_map(|last| {
-                    let (from, to) = (chunks[first].0, chunks[last - 1].1);
-                    let window = &text[from..to];
-                    let whole = first == 0 && last == chunks.len();
-                    (!whole)
-                        .then(|| phone_score(window))
-                        .flatten()
-                        .map(|score| (last, from, to, score))
-                });
-                match accepted {
-                    Some((last, from, to, score)) => {
-                        out.push(Candidate {
-                            kind: EntityType::Phone,
-                            start: from,
-                            end: to,
-                            score,
-                        });
-                        first = last;
-                    }
-                    None => first += 1,
+        super::for_each_match_in_runs(
+            &self.phone,
+            text,
+            in_phone,
+            |run| super::has_digits(run, 7),
+            |found| {
+                let (start, end) = (found.start(), found.end());
+                // The number must stand alone: no letter, digit or joiner glued to either side.
+                let glued_before = char_before(text, start)
+                    .is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '/' | '+' | '_'));
+                let after = &text[end..];
+                let glued_after = after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    || ((after.starts_with('.') || after.starts_with('-'))
+                        && after[1..].starts_with(|c: char| c.is_ascii_digit()));
+                if glued_before || glued_after {
+                    return;
                 }
-            }
-        });
+                // Neither the run nor any window of it can hold the 7 digits a phone number needs.
+                if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 7 {
+                    return;
+                }
+                if let Some(score) = phone_score(&text[start..end]) {
+                    out.push(Candidate {
+                        kind: EntityType::Phone,
+                        start,
+                        end,
+                        score,
+                    });
+                    return;
+                }
+                // A run like "2024-01-15 555-123-4567" joins a date and a phone; try the
+                // space-separated windows of the run, longest first, left to right.
+                let chunks: Vec<(usize, usize)> = space_chunks(&text[start..end], start);
+                let mut first = 0;
+                while first < chunks.len() {
+                    let accepted = (first + 1..=chunks.len()).rev().find_map(|last| {
+                        let (from, to) = (chunks[first].0, chunks[last - 1].1);
+                        let window = &text[from..to];
+                        let whole = first == 0 && last == chunks.len();
+                        (!whole)
+                            .then(|| phone_score(window))
+                            .flatten()
+                            .map(|score| (last, from, to, score))
+                    });
+                    match accepted {
+                        Some((last, from, to, score)) => {
+                            out.push(Candidate {
+                                kind: EntityType::Phone,
+                                start: from,
+                                end: to,
+                                score,
+                            });
+                            first = last;
+                        }
+                        None => first += 1,
+                    }
+                }
+            },
+        );
     }
 
     fn find_urls(&self, text: &str, out: &mut Vec<Candidate>) {

@@ -45,37 +45,43 @@ impl FinancialRecognizers {
     fn find_cards(&self, text: &str, out: &mut Vec<Candidate>) {
         // A card number is digits joined by single spaces or dashes.
         let in_card = |byte: u8| byte.is_ascii_digit() || matches!(byte, b' ' | b'-');
-        super::for_each_match_in_runs(&self.card, text, in_card, 13, |found| {
-            let (start, end) = (found.start(), found.end());
-            if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+'))
-                || char_after(text, end).is_some_and(|c| matches!(c, '-'))
-            {
-                return;
-            }
-            // Card numbers have at least 13 digits.
-            if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 13 {
-                return;
-            }
-            // Greedy matching may take a trailing group (an expiry, a count); drop groups from
-            // the end until a valid card number remains.
-            let groups = digit_groups(&text[start..end]);
-            for last in (1..=groups.len()).rev() {
-                // Card numbers end in a group of at least three digits (4-4-4-4, 4-6-5, 4-4-4-4-3).
-                if last > 1 && groups[last - 1].1 - groups[last - 1].0 < 3 {
-                    continue;
+        super::for_each_match_in_runs(
+            &self.card,
+            text,
+            in_card,
+            |run| super::has_digits(run, 13),
+            |found| {
+                let (start, end) = (found.start(), found.end());
+                if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+'))
+                    || char_after(text, end).is_some_and(|c| matches!(c, '-'))
+                {
+                    return;
                 }
-                let (from, to) = (start + groups[0].0, start + groups[last - 1].1);
-                if let Some(score) = card_score(&text[from..to]) {
-                    out.push(Candidate {
-                        kind: EntityType::CreditDebitNumber,
-                        start: from,
-                        end: to,
-                        score,
-                    });
-                    break;
+                // Card numbers have at least 13 digits.
+                if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 13 {
+                    return;
                 }
-            }
-        });
+                // Greedy matching may take a trailing group (an expiry, a count); drop groups from
+                // the end until a valid card number remains.
+                let groups = digit_groups(&text[start..end]);
+                for last in (1..=groups.len()).rev() {
+                    // Card numbers end in a group of at least three digits (4-4-4-4, 4-6-5, 4-4-4-4-3).
+                    if last > 1 && groups[last - 1].1 - groups[last - 1].0 < 3 {
+                        continue;
+                    }
+                    let (from, to) = (start + groups[0].0, start + groups[last - 1].1);
+                    if let Some(score) = card_score(&text[from..to]) {
+                        out.push(Candidate {
+                            kind: EntityType::CreditDebitNumber,
+                            start: from,
+                            end: to,
+                            score,
+                        });
+                        break;
+                    }
+                }
+            },
+        );
     }
 
     fn find_grouped_ssns(&self, text: &str, out: &mut Vec<Candidate>) {

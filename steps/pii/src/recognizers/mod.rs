@@ -295,18 +295,19 @@ pub(crate) fn pattern(source: &str) -> Regex {
 }
 
 /// Calls `each` with every match `regex.find_iter(text)` would report that lies in a maximal run
-/// of `in_run` bytes holding at least `min_digits` ASCII digits, in order.
+/// of `in_run` bytes that `keep_run` accepts, in order.
 ///
-/// Only for patterns whose every match is made of `in_run` bytes (ASCII) and whose callers drop
-/// matches with fewer than `min_digits` digits: then no match crosses a run's edge, a run with
-/// fewer digits only yields dropped matches, and searching each qualifying run from its start
+/// Only for patterns whose every match is made of `in_run` bytes (a run never splits a
+/// character: non-ASCII bytes are all in or all out) and whose callers drop every match that
+/// `keep_run` would reject as a whole run: then no match crosses a run's edge, a rejected run
+/// only yields dropped matches, and searching each accepted run from its start
 /// finds exactly what the full scan finds there. The haystack keeps everything before the run
 /// and the character after it, so word boundaries see the same neighbours.
 pub(crate) fn for_each_match_in_runs<'t>(
     regex: &Regex,
     text: &'t str,
     in_run: impl Fn(u8) -> bool,
-    min_digits: usize,
+    keep_run: impl Fn(&[u8]) -> bool,
     mut each: impl FnMut(regex::Match<'t>),
 ) {
     let bytes = text.as_bytes();
@@ -317,12 +318,10 @@ pub(crate) fn for_each_match_in_runs<'t>(
             continue;
         }
         let start = at;
-        let mut digits = 0;
         while at < bytes.len() && in_run(bytes[at]) {
-            digits += usize::from(bytes[at].is_ascii_digit());
             at += 1;
         }
-        if digits < min_digits {
+        if !keep_run(&bytes[start..at]) {
             continue;
         }
         let window_end = at + char_after(text, at).map_or(0, char::len_utf8);
@@ -330,10 +329,15 @@ pub(crate) fn for_each_match_in_runs<'t>(
         let mut from = start;
         while let Some(found) = regex.find_at(haystack, from) {
             each(found);
-            // Every match holds a digit, so it is never empty and the search moves on.
+            // These patterns never match empty text, so the search moves on.
             from = found.end();
         }
     }
+}
+
+/// Whether `run` holds at least `count` ASCII digits.
+pub(crate) fn has_digits(run: &[u8], count: usize) -> bool {
+    run.iter().filter(|byte| byte.is_ascii_digit()).count() >= count
 }
 
 /// The character before byte `at`, if any.
