@@ -167,6 +167,25 @@ impl S3ObjectStore {
         Ok(parts)
     }
 
+    /// One PutObject: SHA-256 checksum, SSE-KMS when configured, the caller's metadata.
+    async fn put_object(&self, key: &ObjectKey, body: ByteStream, options: &PutOptions) -> Result<(), BackendError> {
+        let (sse, kms_key) = self.sse();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .body(body)
+            .set_metadata(Some(to_hash_map(&options.metadata)))
+            .set_content_type(options.content_type.clone())
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, "PutObject", e))?;
+        Ok(())
+    }
+
     fn not_found(key: &ObjectKey) -> BackendError {
         BackendError::NotFound {
             what: format!("object {key}"),
@@ -178,20 +197,7 @@ impl S3ObjectStore {
 impl ObjectStore for S3ObjectStore {
     async fn put_bytes(&self, key: &ObjectKey, body: Bytes, options: &PutOptions) -> Result<ObjectInfo, BackendError> {
         let size = body.len() as u64;
-        let (sse, kms_key) = self.sse();
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .body(ByteStream::from(body))
-            .set_metadata(Some(to_hash_map(&options.metadata)))
-            .set_content_type(options.content_type.clone())
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms_key)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, "PutObject", e))?;
+        self.put_object(key, ByteStream::from(body), options).await?;
         Ok(ObjectInfo {
             key: key.clone(),
             size,
@@ -211,20 +217,7 @@ impl ObjectStore for S3ObjectStore {
                 path: path.display().to_string(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-            let (sse, kms_key) = self.sse();
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key.as_str())
-                .body(body)
-                .set_metadata(Some(to_hash_map(&options.metadata)))
-                .set_content_type(options.content_type.clone())
-                .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                .set_server_side_encryption(sse)
-                .set_ssekms_key_id(kms_key)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, "PutObject", e))?;
+            self.put_object(key, body, options).await?;
         }
         Ok(ObjectInfo {
             key: key.clone(),
