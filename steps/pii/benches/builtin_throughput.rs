@@ -18,23 +18,7 @@ use sluice_pii::comprehend::packing::billing_units;
 use sluice_pii::{
     BuiltinDetector, Cell, CellCleaner, ComprehendDetector, ComprehendSettings, Detector, PiiPolicy, Tokenizer,
 };
-use support::corpus;
-
-/// A CSV body: an id, an amount, a date-free status and 3 free-text columns.
-fn csv_rows(rows: usize, seed: u64) -> Vec<Vec<String>> {
-    let mut rng = corpus::Rng::new(seed);
-    (0..rows)
-        .map(|i| {
-            vec![
-                i.to_string(),
-                format!("{}.{:02}", rng.range(1, 9999), rng.range(0, 99)),
-                corpus::free_text_cell(&mut rng),
-                corpus::free_text_cell(&mut rng),
-                corpus::free_text_cell(&mut rng),
-            ]
-        })
-        .collect()
-}
+use support::corpus::csv_rows;
 
 fn detect_and_mask(c: &mut Criterion) {
     let rows = csv_rows(20_000, 1);

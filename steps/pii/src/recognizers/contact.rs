@@ -2,12 +2,12 @@
 
 use regex::Regex;
 
-use super::{Candidate, TextShape, char_before, pattern};
+use super::{Candidate, DensePattern, TextShape, char_before, pattern};
 use crate::entity::EntityType;
 
 pub(super) struct ContactRecognizers {
     email: Regex,
-    phone: Regex,
+    phone: DensePattern,
     url: Regex,
 }
 
@@ -17,7 +17,7 @@ impl ContactRecognizers {
             email: pattern(r"[\p{L}\p{N}._%+'-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}\b"),
             // Country code (+CC or 00CC), an optional area code in parentheses, then up to six
             // digit groups joined by one space, dot or dash; an optional extension.
-            phone: pattern(
+            phone: DensePattern::new(
                 r"(?x)
                 (?: \+ [0-9]{1,3} [\ .-]? | (?-u:\b) 00 [1-9][0-9]{0,2} [\ .-]? )?
                 (?: \( [0-9]{1,5} \) [\ .-]? )?
@@ -53,8 +53,7 @@ impl ContactRecognizers {
             text,
             in_email,
             |run| run.contains(&b'@'),
-            |found| {
-                let (mut start, end) = (found.start(), found.end());
+            |mut start, end| {
                 // A quote or dot cannot start an address; they belong to the surrounding text.
                 while start < end && matches!(text.as_bytes()[start], b'\'' | b'.' | b'-') {
                     start += 1;
@@ -90,8 +89,7 @@ impl ContactRecognizers {
             text,
             in_phone,
             |run| super::has_digits(run, 7),
-            |found| {
-                let (start, end) = (found.start(), found.end());
+            |start, end| {
                 // The number must stand alone: no letter, digit or joiner glued to either side.
                 let glued_before = char_before(text, start)
                     .is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '/' | '+' | '_'));

@@ -3,11 +3,11 @@
 
 use regex::Regex;
 
-use super::{Candidate, TextShape, char_after, char_before, context_before, pattern};
+use super::{Candidate, DensePattern, TextShape, char_after, char_before, context_before, pattern};
 use crate::entity::EntityType;
 
 pub(super) struct FinancialRecognizers {
-    card: Regex,
+    card: DensePattern,
     ssn: Regex,
     bare_ssn: Regex,
     ssn_context: Regex,
@@ -17,7 +17,7 @@ pub(super) struct FinancialRecognizers {
 impl FinancialRecognizers {
     pub fn new() -> Self {
         FinancialRecognizers {
-            card: pattern(r"(?-u:\b)[0-9]{2,6}(?:[ -]?[0-9]{2,7}){1,6}(?-u:\b)"),
+            card: DensePattern::new(r"(?-u:\b)[0-9]{2,6}(?:[ -]?[0-9]{2,7}){1,6}(?-u:\b)"),
             ssn: pattern(r"(?-u:\b)[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} )[0-9]{4}(?-u:\b)"),
             bare_ssn: pattern(r"(?-u:\b)[0-9]{9}(?-u:\b)"),
             ssn_context: pattern(r"(?i)ssn|social security"),
@@ -50,8 +50,7 @@ impl FinancialRecognizers {
             text,
             in_card,
             |run| super::has_digits(run, 13),
-            |found| {
-                let (start, end) = (found.start(), found.end());
+            |start, end| {
                 if char_before(text, start).is_some_and(|c| matches!(c, '-' | '.' | '+'))
                     || char_after(text, end).is_some_and(|c| matches!(c, '-'))
                 {

@@ -294,21 +294,67 @@ pub(crate) fn pattern(source: &str) -> Regex {
     }
 }
 
-/// Calls `each` with every match `regex.find_iter(text)` would report that lies in a maximal run
-/// of `in_run` bytes that `keep_run` accepts, in order.
+/// A pattern compiled to a full (dense) DFA: no per-search setup beyond a start state, for the
+/// short runs [`for_each_match_in_runs`] searches many times per cell. Only for ASCII patterns
+/// with ASCII word boundaries, which keep the DFA small (tens of KiB) and quick to build.
+pub(crate) struct DensePattern {
+    dfa: regex_automata::dfa::regex::Regex,
+    /// The same pattern for the regex crate, used should the DFA ever refuse a search.
+    fallback: Regex,
+}
+
+impl DensePattern {
+    pub fn new(source: &str) -> Self {
+        match regex_automata::dfa::regex::Regex::new(source) {
+            Ok(dfa) => DensePattern {
+                dfa,
+                fallback: pattern(source),
+            },
+            Err(err) => panic!("built-in PII pattern does not compile to a DFA: {err}"),
+        }
+    }
+}
+
+/// What [`for_each_match_in_runs`] needs of a pattern: the leftmost-first match at or after
+/// `from`, with the whole haystack visible to look-around.
+pub(crate) trait RunPattern {
+    fn find_at(&self, haystack: &str, from: usize) -> Option<(usize, usize)>;
+}
+
+impl RunPattern for Regex {
+    fn find_at(&self, haystack: &str, from: usize) -> Option<(usize, usize)> {
+        Regex::find_at(self, haystack, from).map(|found| (found.start(), found.end()))
+    }
+}
+
+impl RunPattern for DensePattern {
+    fn find_at(&self, haystack: &str, from: usize) -> Option<(usize, usize)> {
+        let input = regex_automata::Input::new(haystack).range(from..);
+        match self.dfa.try_search(&input) {
+            Ok(found) => found.map(|found| (found.start(), found.end())),
+            // A DFA without quit bytes does not refuse; should it, the regex crate answers.
+            Err(_) => RunPattern::find_at(&self.fallback, haystack, from),
+        }
+    }
+}
+
+/// Calls `each` with the byte range of every match `regex.find_iter(text)` would report that
+/// lies in a maximal run of `in_run` bytes that `keep_run` accepts, in order.
 ///
 /// Only for patterns whose every match is made of `in_run` bytes (a run never splits a
 /// character: non-ASCII bytes are all in or all out) and whose callers drop every match that
 /// `keep_run` would reject as a whole run: then no match crosses a run's edge, a rejected run
-/// only yields dropped matches, and searching each accepted run from its start
-/// finds exactly what the full scan finds there. The haystack keeps everything before the run
-/// and the character after it, so word boundaries see the same neighbours.
-pub(crate) fn for_each_match_in_runs<'t>(
-    regex: &Regex,
-    text: &'t str,
+/// only yields dropped matches, and searching each accepted run from its start finds exactly
+/// what the full scan finds there. `keep_run` must also reject every part of a run it rejects
+/// (the rest of a run too short to hold a kept match is not searched). The haystack keeps
+/// everything before the run and the character after it, so word boundaries see the same
+/// neighbours.
+pub(crate) fn for_each_match_in_runs(
+    regex: &impl RunPattern,
+    text: &str,
     in_run: impl Fn(u8) -> bool,
     keep_run: impl Fn(&[u8]) -> bool,
-    mut each: impl FnMut(regex::Match<'t>),
+    mut each: impl FnMut(usize, usize),
 ) {
     let bytes = text.as_bytes();
     let mut at = 0;
@@ -327,10 +373,14 @@ pub(crate) fn for_each_match_in_runs<'t>(
         let window_end = at + char_after(text, at).map_or(0, char::len_utf8);
         let haystack = &text[..window_end];
         let mut from = start;
-        while let Some(found) = regex.find_at(haystack, from) {
-            each(found);
-            // These patterns never match empty text, so the search moves on.
-            from = found.end();
+        while let Some((found_start, found_end)) = regex.find_at(haystack, from) {
+            each(found_start, found_end);
+            // These patterns never match empty text, so the search moves on; a later match lies
+            // in the rest of the run, so a rest that `keep_run` rejects holds only dropped ones.
+            from = found_end;
+            if !keep_run(&bytes[from.min(at)..at]) {
+                break;
+            }
         }
     }
 }

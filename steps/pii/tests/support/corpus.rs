@@ -358,3 +358,19 @@ pub fn free_text_cell(rng: &mut Rng) -> String {
     }
     template.replacen("{}", &generate(rng), 1)
 }
+
+/// The benchmark's CSV body: an id, an amount and 3 free-text columns per row.
+pub fn csv_rows(rows: usize, seed: u64) -> Vec<Vec<String>> {
+    let mut rng = Rng::new(seed);
+    (0..rows)
+        .map(|i| {
+            vec![
+                i.to_string(),
+                format!("{}.{:02}", rng.range(1, 9999), rng.range(0, 99)),
+                free_text_cell(&mut rng),
+                free_text_cell(&mut rng),
+                free_text_cell(&mut rng),
+            ]
+        })
+        .collect()
+}
