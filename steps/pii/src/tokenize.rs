@@ -35,7 +35,16 @@ impl Tokenizer {
         let mut mac = self.keyed.clone();
         mac.update(value.as_bytes());
         let digest = mac.finalize().into_bytes();
-        format!("{}_{}", kind.as_str(), hex::encode(&digest[..16]))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let name = kind.as_str();
+        let mut token = String::with_capacity(name.len() + 1 + 32);
+        token.push_str(name);
+        token.push('_');
+        for byte in &digest[..16] {
+            token.push(char::from(HEX[usize::from(byte >> 4)]));
+            token.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        token
     }
 }
 
@@ -70,6 +79,19 @@ mod tests {
             &orders.token(&EntityType::CreditDebitNumber, "4111111111111111")
         ));
         assert!(!is_token("EMAIL_xyz"));
+    }
+
+    #[test]
+    fn a_token_is_the_type_and_the_first_half_of_the_hmac_in_hex() {
+        let key = [5u8; 32];
+        let mut mac = HmacSha256::new_from_slice(&key).unwrap();
+        mac.update("+44 20 7946 0958".as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            Tokenizer::new(&key).token(&EntityType::Phone, "+44 20 7946 0958"),
+            format!("PHONE_{hex}")
+        );
     }
 
     #[test]

@@ -51,29 +51,37 @@ impl CellCleaner {
     ) -> CleanedCell<'a> {
         let min_score = self.policy.min_score_for(column);
         let applied: Vec<PiiEntity> = entities.iter().filter(|e| e.score >= min_score).cloned().collect();
-        let changes = applied
-            .iter()
-            .any(|e| *self.policy.action_for(column, &e.kind) != Action::Keep);
-        if !changes {
+        if applied.is_empty() {
             return CleanedCell {
                 text: Cow::Borrowed(text),
                 applied,
             };
         }
         let map = CodePoints::new(text);
-        // Room for a token or two (`EMAIL_` and 32 hex digits) so the common cell never regrows.
-        let mut out = String::with_capacity(text.len() + 48 * applied.len());
-        let mut cursor = 0;
+        // Made at the first entity that changes the text; `copied` is how much of `text` it holds.
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        // The end of the last entity handled (kept ones too): overlaps were resolved, and a stray
+        // overlap keeps the earlier decision.
+        let mut handled = 0;
         for entity in &applied {
             let (start, end) = (map.byte_offset(entity.begin), map.byte_offset(entity.end));
-            if start < cursor {
-                continue; // overlaps were resolved; a stray overlap keeps the earlier rewrite
+            if start < handled {
+                continue;
             }
-            out.push_str(&text[cursor..start]);
+            handled = end;
+            let action = self.policy.action_for(column, &entity.kind);
+            if *action == Action::Keep {
+                continue;
+            }
+            // Room for a token or two (`EMAIL_` and 32 hex digits) so the common cell never regrows.
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 48 * applied.len()));
+            out.push_str(&text[copied..start]);
+            copied = end;
             let original = &text[start..end];
-            match self.policy.action_for(column, &entity.kind) {
+            match action {
                 Action::Keep => out.push_str(original),
-                Action::Mask { char, keep_last } => mask_into(&mut out, original, *char, *keep_last),
+                Action::Mask { char, keep_last } => mask_into(out, original, *char, *keep_last),
                 Action::Redact => {
                     out.push('[');
                     out.push_str(entity.kind.as_str());
@@ -92,13 +100,15 @@ impl CellCleaner {
                     }
                 }
             }
-            cursor = end;
         }
-        out.push_str(&text[cursor..]);
-        CleanedCell {
-            text: Cow::Owned(out),
-            applied,
-        }
+        let text = match out {
+            Some(mut out) => {
+                out.push_str(&text[copied..]);
+                Cow::Owned(out)
+            }
+            None => Cow::Borrowed(text),
+        };
+        CleanedCell { text, applied }
     }
 }
 

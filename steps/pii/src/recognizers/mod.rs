@@ -155,44 +155,46 @@ impl TextShape {
             self.month_near_number =
                 (3..=9).any(|length| word_end >= length && datetime::month_at(bytes, word_end - length));
         }
-        let (mut phone_run, mut card_run, mut digit_run) = (0usize, 0usize, 0usize);
-        let mut dotted_run = 0usize;
-        let (mut prev, mut prev2) = (0u8, 0u8);
-        // The last two finished digit runs (byte ranges), and where the current one started.
+        // Whole digit runs at a time, then one punctuation byte: digits only extend the runs.
+        let (mut phone_run, mut card_run, mut dotted_run) = (0usize, 0usize, 0usize);
+        // The last two finished digit runs (byte ranges).
         let mut finished = [(0usize, 0usize); 2];
-        let mut run_start = start;
         let mut at = start;
-        while let Some(&byte) = bytes.get(at) {
+        loop {
+            let run_start = at;
+            while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+                at += 1;
+            }
+            let digits = at - run_start;
+            if digits > 0 {
+                self.digits += digits;
+                phone_run += digits;
+                card_run += digits;
+                self.phone_run_digits = self.phone_run_digits.max(phone_run);
+                self.card_run_digits = self.card_run_digits.max(card_run);
+                self.finish_digit_run(bytes, &mut finished, (run_start, at));
+            }
+            let Some(&byte) = bytes.get(at) else {
+                break;
+            };
             let class = BYTE_CLASS[usize::from(byte)];
             if class & NUMBER == 0 {
                 break;
             }
-            let digit = class & DIGIT != 0;
-            let prev_digit = prev.is_ascii_digit();
-            self.digits += usize::from(digit);
-            phone_run = (phone_run + usize::from(digit)) * usize::from(class & PHONE_RUN != 0);
-            self.phone_run_digits = self.phone_run_digits.max(phone_run);
-            card_run = (card_run + usize::from(digit)) * usize::from(class & CARD_RUN != 0);
-            self.card_run_digits = self.card_run_digits.max(card_run);
-            if digit && digit_run == 0 {
-                run_start = at;
-            } else if !digit && digit_run > 0 {
-                self.finish_digit_run(bytes, &mut finished, (run_start, at));
-                self.clock_time |= byte == b':'
-                    && digit_run <= 2
-                    && bytes
-                        .get(at + 1..at + 3)
-                        .is_some_and(|next| next.iter().all(u8::is_ascii_digit));
-            }
-            digit_run = (digit_run + 1) * usize::from(digit);
-            dotted_run = (dotted_run + usize::from(byte == b'.' && prev_digit)) * usize::from(class & DOTTED_RUN != 0);
+            self.clock_time |= byte == b':'
+                && (1..=2).contains(&digits)
+                && bytes
+                    .get(at + 1..at + 3)
+                    .is_some_and(|next| next.iter().all(u8::is_ascii_digit));
+            phone_run *= usize::from(class & PHONE_RUN != 0);
+            card_run *= usize::from(class & CARD_RUN != 0);
+            dotted_run = (dotted_run + usize::from(byte == b'.' && digits > 0)) * usize::from(class & DOTTED_RUN != 0);
             self.dotted_run_dots = self.dotted_run_dots.max(dotted_run);
-            (prev2, prev) = (prev, byte);
             at += 1;
         }
-        if digit_run > 0 {
-            self.finish_digit_run(bytes, &mut finished, (run_start, at));
-        }
+        // The stretch starts with a digit, so `at > start`; bytes before it are no digits.
+        let prev = bytes[at - 1];
+        let prev2 = if at >= start + 2 { bytes[at - 2] } else { 0 };
         // A letter ends the stretch; "3pm" and "10 AM" put the meridiem right here.
         let m_at = |at: usize| bytes.get(at).is_some_and(|&byte| byte | 0x20 == b'm');
         if bytes.get(at).is_some_and(|&byte| matches!(byte | 0x20, b'a' | b'p'))
