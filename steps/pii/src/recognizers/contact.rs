@@ -5,6 +5,19 @@ use regex::Regex;
 use super::{Candidate, DensePattern, TextShape, char_before, pattern};
 use crate::entity::EntityType;
 
+/// Country code (+CC or 00CC), an optional area code in parentheses, then up to six digit groups
+/// joined by one space, dot or dash; an optional extension.
+pub(super) const PHONE_PATTERN: &str = r"(?x)
+    (?: \+ [0-9]{1,3} [\ .-]? | (?-u:\b) 00 [1-9][0-9]{0,2} [\ .-]? )?
+    (?: \( [0-9]{1,5} \) [\ .-]? )?
+    [0-9]{1,12} (?: [\ .-] [0-9]{1,12} ){0,6}
+    (?: \ ? (?: ext\.? | x | \# ) \ ? [0-9]{1,5} )?";
+
+/// Every phone match begins with a digit, `+` or `(`.
+pub(super) fn phone_can_start(byte: u8) -> bool {
+    byte.is_ascii_digit() || matches!(byte, b'+' | b'(')
+}
+
 pub(super) struct ContactRecognizers {
     email: Regex,
     phone: DensePattern,
@@ -14,15 +27,7 @@ impl ContactRecognizers {
     pub fn new() -> Self {
         ContactRecognizers {
             email: pattern(r"[\p{L}\p{N}._%+'-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}\b"),
-            // Country code (+CC or 00CC), an optional area code in parentheses, then up to six
-            // digit groups joined by one space, dot or dash; an optional extension.
-            phone: DensePattern::new(
-                r"(?x)
-                (?: \+ [0-9]{1,3} [\ .-]? | (?-u:\b) 00 [1-9][0-9]{0,2} [\ .-]? )?
-                (?: \( [0-9]{1,5} \) [\ .-]? )?
-                [0-9]{1,12} (?: [\ .-] [0-9]{1,12} ){0,6}
-                (?: \ ? (?: ext\.? | x | \# ) \ ? [0-9]{1,5} )?",
-            ),
+            phone: DensePattern::new(PHONE_PATTERN, phone_can_start),
         }
     }
 
