@@ -439,10 +439,13 @@ pub(crate) fn context_before(text: &str, at: usize, window: usize, needles: &[&s
 pub(crate) mod test_support {
     use super::*;
 
+    /// Built once: compiling the patterns is most of a test's time in debug builds.
+    static RECOGNIZERS: std::sync::LazyLock<BuiltinRecognizers> = std::sync::LazyLock::new(BuiltinRecognizers::new);
+
     /// The `(type, matched text)` pairs the built-in recognizers report for `text`.
     pub fn found(text: &str) -> Vec<(String, String)> {
         let map = CodePoints::new(text);
-        BuiltinRecognizers::new()
+        RECOGNIZERS
             .recognize(text)
             .into_iter()
             .map(|e| {
