@@ -21,11 +21,12 @@ pub struct CellCleaner {
 
 /// What cleaning one cell did.
 #[derive(Debug, Default)]
-pub struct CleanedCell<'a> {
+pub struct CleanedCell<'a, 'e> {
     pub text: Cow<'a, str>,
     /// The entities at or above the column's minimum score (the ones the policy acted on,
     /// `keep` included).
-    pub applied: Vec<PiiEntity>,
+    /// Borrowed when every entity qualifies (the common case), so cleaning does not allocate.
+    pub applied: Cow<'e, [PiiEntity]>,
 }
 
 impl CellCleaner {
@@ -42,15 +43,19 @@ impl CellCleaner {
 
     /// The cell `text` of `column` with its `entities` (resolved, code points) handled by the
     /// policy; tokenized originals are appended to `vault` for sealing.
-    pub fn clean<'a>(
+    pub fn clean<'a, 'e>(
         &self,
         column: &str,
         text: &'a str,
-        entities: &[PiiEntity],
+        entities: &'e [PiiEntity],
         vault: &mut Vec<VaultEntry>,
-    ) -> CleanedCell<'a> {
+    ) -> CleanedCell<'a, 'e> {
         let min_score = self.policy.min_score_for(column);
-        let applied: Vec<PiiEntity> = entities.iter().filter(|e| e.score >= min_score).cloned().collect();
+        let applied: Cow<'e, [PiiEntity]> = if entities.iter().all(|e| e.score >= min_score) {
+            Cow::Borrowed(entities)
+        } else {
+            Cow::Owned(entities.iter().filter(|e| e.score >= min_score).cloned().collect())
+        };
         if applied.is_empty() {
             return CleanedCell {
                 text: Cow::Borrowed(text),
@@ -64,7 +69,7 @@ impl CellCleaner {
         // The end of the last entity handled (kept ones too): overlaps were resolved, and a stray
         // overlap keeps the earlier decision.
         let mut handled = 0;
-        for entity in &applied {
+        for entity in applied.iter() {
             let (start, end) = (map.byte_offset(entity.begin), map.byte_offset(entity.end));
             if start < handled {
                 continue;

@@ -100,7 +100,7 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
                 let name = header.get(column).unwrap_or("");
                 let found = entities.get(column).map_or(&[][..], Vec::as_slice);
                 let cleaned = cleaner.clean(name, text, found, &mut sealed);
-                for entity in &cleaned.applied {
+                for entity in cleaned.applied.iter() {
                     let action: &Action = cleaner.policy().action_for(name, &entity.kind);
                     *by_action.entry(action.name().to_string()).or_default() += 1;
                     *by_column
