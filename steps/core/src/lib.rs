@@ -15,6 +15,7 @@ pub mod backends;
 pub mod config;
 pub mod error;
 pub mod item;
+pub mod lambda;
 pub mod objects;
 pub mod quarantine;
 pub mod retry;

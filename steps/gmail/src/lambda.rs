@@ -19,9 +19,9 @@ pub struct LambdaContext {
 
 impl LambdaContext {
     pub async fn from_env() -> anyhow::Result<LambdaContext> {
-        sluice_core::telemetry::init();
-        let config = Config::from_env()?;
-        let backends = Backends::from_config(&config).await?;
+        let (config, backends) = sluice_core::lambda::environment()
+            .await
+            .map_err(|err| anyhow::anyhow!(err))?;
         let sdk = sluice_core::aws::sdk_config(&config.aws).await;
         let task_tokens = Arc::new(StepFunctionsTaskTokens::new(&sdk));
         let http = https_client()?;

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use sluice_core::StepFailure;
 use sluice_gmail::RawObjectSink;
-use sluice_gmail::fetch::{self, FetchDeps, FetchInput};
+use sluice_gmail::fetch::{self, FetchDeps};
 use sluice_gmail::lambda::LambdaContext;
 
 #[tokio::main]
@@ -20,8 +18,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &context.http,
     );
     let deps = &deps;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<FetchInput>| async move {
-        fetch::run(event.payload, deps).await.map_err(StepFailure::from)
-    }))
-    .await
+    sluice_core::lambda::serve_step(|input| fetch::run(input, deps)).await
 }
