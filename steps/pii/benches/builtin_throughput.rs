@@ -15,33 +15,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use sluice_pii::comprehend::packing::billing_units;
-use sluice_pii::{
-    BuiltinDetector, Cell, CellCleaner, ComprehendDetector, ComprehendSettings, Detector, PiiPolicy, Tokenizer,
-};
-use support::corpus::csv_rows;
+use sluice_pii::{BuiltinDetector, Cell, ComprehendDetector, ComprehendSettings, Detector};
+use support::corpus::{bench_cleaner, csv_rows, detect_and_mask_rows};
 
 fn detect_and_mask(c: &mut Criterion) {
     let rows = csv_rows(20_000, 1);
     let bytes: usize = rows.iter().flatten().map(|c| c.len() + 1).sum();
     let detector = BuiltinDetector::new();
-    let policy = PiiPolicy::from_toml("[entities]\nEMAIL = \"tokenize\"\nPHONE = \"redact\"", "bench").unwrap();
-    let cleaner = CellCleaner::new(policy, Some(Tokenizer::new(&[3; 32]))).unwrap();
+    let cleaner = bench_cleaner();
     let mut group = c.benchmark_group("builtin");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(10);
     group.bench_function("detect+mask csv cells", |b| {
-        b.iter(|| {
-            let mut vault = Vec::new();
-            let mut out = 0usize;
-            for row in &rows {
-                for (column, text) in row.iter().enumerate() {
-                    let entities = detector.detect_cell(&Cell::new(text));
-                    let cleaned = cleaner.clean(["id", "amount", "a", "b", "c"][column], text, &entities, &mut vault);
-                    out += cleaned.text.len();
-                }
-            }
-            black_box((out, vault.len()))
-        })
+        b.iter(|| black_box(detect_and_mask_rows(&rows, &detector, &cleaner)))
     });
     group.finish();
 }

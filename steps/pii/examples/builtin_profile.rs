@@ -9,15 +9,14 @@ mod corpus;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use sluice_pii::{BuiltinDetector, Cell, CellCleaner, PiiPolicy, Tokenizer};
+use sluice_pii::{BuiltinDetector, CellCleaner};
 
 fn main() {
     let rows: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let rows = corpus::csv_rows(rows, 1);
     let bytes: usize = rows.iter().flatten().map(|c| c.len() + 1).sum();
     let detector = BuiltinDetector::new();
-    let policy = PiiPolicy::from_toml("[entities]\nEMAIL = \"tokenize\"\nPHONE = \"redact\"", "bench").unwrap();
-    let cleaner = CellCleaner::new(policy, Some(Tokenizer::new(&[3; 32]))).unwrap();
+    let cleaner = corpus::bench_cleaner();
     let passes: usize = std::env::var("PASSES").ok().and_then(|p| p.parse().ok()).unwrap_or(1);
     // Fills the regex engines' lazy DFA caches, as every later pass of a long file finds them.
     warm_up(&rows, &detector, &cleaner);
@@ -43,14 +42,5 @@ fn workload(rows: &[Vec<String>], passes: usize, detector: &BuiltinDetector, cle
 
 #[inline(never)]
 fn one_pass(rows: &[Vec<String>], detector: &BuiltinDetector, cleaner: &CellCleaner) -> usize {
-    let mut out = 0usize;
-    let mut vault = Vec::new();
-    for row in rows {
-        for (column, text) in row.iter().enumerate() {
-            let entities = detector.detect_cell(&Cell::new(text));
-            let cleaned = cleaner.clean(["id", "amount", "a", "b", "c"][column], text, &entities, &mut vault);
-            out += cleaned.text.len();
-        }
-    }
-    out
+    corpus::detect_and_mask_rows(rows, detector, cleaner).0
 }

@@ -85,7 +85,8 @@ impl CellCleaner {
             copied = end;
             let original = &text[start..end];
             match action {
-                Action::Keep => out.push_str(original),
+                // Kept entities never get here: they stay in the text copied later.
+                Action::Keep => {}
                 Action::Mask { char, keep_last } => mask_into(out, original, *char, *keep_last),
                 Action::Redact => {
                     out.push('[');

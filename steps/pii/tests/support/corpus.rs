@@ -374,3 +374,29 @@ pub fn csv_rows(rows: usize, seed: u64) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// The benchmark's policy over [`csv_rows`]: emails tokenized, phones redacted, the rest masked.
+pub fn bench_cleaner() -> sluice_pii::CellCleaner {
+    let policy =
+        sluice_pii::PiiPolicy::from_toml("[entities]\nEMAIL = \"tokenize\"\nPHONE = \"redact\"", "bench").unwrap();
+    sluice_pii::CellCleaner::new(policy, Some(sluice_pii::Tokenizer::new(&[3; 32]))).unwrap()
+}
+
+/// Detects and cleans every cell of [`csv_rows`]; returns the bytes of cleaned text and the
+/// number of values sent to the vault.
+pub fn detect_and_mask_rows(
+    rows: &[Vec<String>],
+    detector: &sluice_pii::BuiltinDetector,
+    cleaner: &sluice_pii::CellCleaner,
+) -> (usize, usize) {
+    let mut vault = Vec::new();
+    let mut out = 0usize;
+    for row in rows {
+        for (column, text) in row.iter().enumerate() {
+            let entities = detector.detect_cell(&sluice_pii::Cell::new(text));
+            let cleaned = cleaner.clean(["id", "amount", "a", "b", "c"][column], text, &entities, &mut vault);
+            out += cleaned.text.len();
+        }
+    }
+    (out, vault.len())
+}
