@@ -29,7 +29,7 @@ async fn every_recorded_jsonpath_case_passes() {
     let subset = dir.path().join("jsonpath.jsonl");
     std::fs::write(&subset, jsonpath.join("\n")).unwrap();
     let mut out = Vec::new();
-    let (passed, failed) = sluice_statemachine::cli::conformance(&subset, None, &mut out).await;
+    let (passed, failed) = sluice_statemachine::cli::conformance(&subset, None, None, &mut out).await;
     let report = String::from_utf8_lossy(&out);
     assert_eq!(failed, 0, "{report}");
     assert!(passed >= 404, "{passed} JSONPath cases passed\n{report}");

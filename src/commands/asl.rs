@@ -27,6 +27,10 @@ pub struct ExecArgs {
     /// The test case of the mock config to use.
     #[arg(long, requires = "mock_config")]
     test_case: Option<String>,
+    /// The S3 stand-in of a Distributed Map's ItemReader and ResultWriter: object `KEY` of
+    /// bucket `BUCKET` is the file `DIR/BUCKET/KEY`.
+    #[arg(long, value_name = "DIR")]
+    s3_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -36,6 +40,9 @@ pub struct ConformanceArgs {
     /// Only the cases of this category.
     #[arg(long)]
     category: Option<String>,
+    /// Seed each case's S3 objects into `DIR/BUCKET/KEY` (in memory without it).
+    #[arg(long, value_name = "DIR")]
+    s3_dir: Option<PathBuf>,
 }
 
 fn exit(code: i32) -> ExitCode {
@@ -53,6 +60,7 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
         &args.input,
         args.mock_config.as_deref(),
         args.test_case.as_deref(),
+        args.s3_dir.as_deref(),
         &mut std::io::stdout(),
     )
     .await;
@@ -60,7 +68,13 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
 }
 
 pub async fn conformance(args: ConformanceArgs) -> ExitCode {
-    let (_, failed) = cli::conformance(&args.file, args.category.as_deref(), &mut std::io::stdout()).await;
+    let (_, failed) = cli::conformance(
+        &args.file,
+        args.category.as_deref(),
+        args.s3_dir.as_deref(),
+        &mut std::io::stdout(),
+    )
+    .await;
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

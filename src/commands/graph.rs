@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sluice_statemachine::graph::{ExecutionPath, render_svg};
+use sluice_asl_graph::{ExecutionPath, render_svg};
 use sluice_statemachine::{ExecutionStore, ExecutionSummary, SqliteExecutionStore, StateMachine};
 
 #[derive(Args)]

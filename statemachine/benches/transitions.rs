@@ -8,7 +8,10 @@ use std::sync::Arc;
 fn engine() -> Engine {
     Engine::new(TaskRegistry::new())
         .with_clock(Arc::new(ManualClock::default()))
-        .with_options(EngineOptions { history_limit: None })
+        .with_options(EngineOptions {
+            history_limit: None,
+            ..Default::default()
+        })
 }
 
 fn transitions(c: &mut Criterion) {

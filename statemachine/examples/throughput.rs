@@ -12,7 +12,10 @@ use std::time::Instant;
 fn engine() -> Engine {
     Engine::new(TaskRegistry::new())
         .with_clock(Arc::new(ManualClock::default()))
-        .with_options(EngineOptions { history_limit: None })
+        .with_options(EngineOptions {
+            history_limit: None,
+            ..Default::default()
+        })
 }
 
 async fn measure(label: &str, definition: &str, input: serde_json::Value, transitions: u64, runs: u32) {

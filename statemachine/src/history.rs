@@ -1,5 +1,6 @@
 //! Execution history, with events named as AWS names them, and AWS's event limit.
 
+use crate::store::HistorySplice;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +15,8 @@ pub enum EventType {
     ExecutionSucceeded,
     ExecutionFailed,
     ExecutionTimedOut,
+    ExecutionAborted,
+    ExecutionRedriven,
     PassStateEntered,
     PassStateExited,
     TaskStateEntered,
@@ -38,6 +41,10 @@ pub enum EventType {
     MapStateSucceeded,
     MapStateFailed,
     MapStateExited,
+    MapRunStarted,
+    MapRunSucceeded,
+    MapRunFailed,
+    MapRunRedriven,
     TaskScheduled,
     TaskStarted,
     TaskSubmitted,
@@ -104,6 +111,10 @@ pub struct EventDetails {
     pub index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_run_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redrive_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,24 +137,47 @@ pub(crate) struct History {
     limit: Option<usize>,
     /// Timestamps of a previous run of the same execution, reused while a resume replays it.
     earlier: Vec<(EventType, DateTime<Utc>)>,
+    /// Events of runs before a redrive, inserted where they happened (see [`HistorySplice`]).
+    splices: std::collections::VecDeque<HistorySplice>,
+    /// Events this run has produced itself (not spliced in).
+    produced: usize,
+    /// How many events a checkpoint has already stored.
+    pub checkpointed: usize,
 }
 
 impl History {
-    pub fn new(limit: Option<usize>, earlier: &[HistoryEvent]) -> Self {
+    pub fn new(limit: Option<usize>, earlier: &[HistoryEvent], splices: &[HistorySplice]) -> Self {
         Self {
             events: Vec::new(),
             limit,
             earlier: earlier.iter().map(|e| (e.event_type, e.timestamp)).collect(),
+            splices: splices.iter().cloned().collect(),
+            produced: 0,
+            checkpointed: 0,
+        }
+    }
+
+    fn splice_due(&mut self) {
+        while self.splices.front().is_some_and(|s| s.after_replayed <= self.produced) {
+            if let Some(splice) = self.splices.pop_front() {
+                for mut event in splice.events {
+                    event.id = self.events.len() as u64 + 1;
+                    event.previous_event_id = event.id - 1;
+                    self.events.push(event);
+                }
+            }
         }
     }
 
     /// Appends an event; `Err` when the limit is reached (the caller fails the execution).
     pub fn push(&mut self, event_type: EventType, details: EventDetails, now: DateTime<Utc>) -> Result<u64, usize> {
+        self.splice_due();
         if let Some(limit) = self.limit
             && self.events.len() >= limit
         {
             return Err(limit);
         }
+        self.produced += 1;
         let id = self.events.len() as u64 + 1;
         let timestamp = match self.earlier.get(self.events.len()) {
             Some((t, at)) if *t == event_type => *at,
@@ -173,7 +207,7 @@ mod tests {
 
     #[test]
     fn history_refuses_events_past_its_limit_but_keeps_the_final_one() {
-        let mut h = History::new(Some(2), &[]);
+        let mut h = History::new(Some(2), &[], &[]);
         let now = Utc::now();
         assert_eq!(h.push(EventType::ExecutionStarted, EventDetails::default(), now), Ok(1));
         assert_eq!(h.push(EventType::PassStateEntered, EventDetails::default(), now), Ok(2));

@@ -8,7 +8,8 @@
 //! - [`errors`]: error names, Retry and Catch;
 //! - [`executor`]: the [`Engine`] that runs executions, parks them on task tokens and resumes them;
 //! - [`history`]: execution history events as AWS names them;
-//! - [`store`]: where executions wait (in memory or SQLite);
+//! - [`store`]: where executions wait (in memory or SQLite), with their map runs and leases;
+//! - [`objects`]: the S3 port a Distributed Map reads items from and writes results to;
 //! - [`task`]: task handlers by resource ARN; [`mock`]: AWS mock-config files;
 //! - [`clock`]: injectable time; [`cli`]: the `sluice validate | exec | conformance` commands.
 
@@ -18,12 +19,12 @@ pub mod cli;
 pub mod clock;
 pub mod errors;
 pub mod executor;
-pub mod graph;
 pub mod history;
 pub mod intrinsics;
 pub mod json;
 pub mod mock;
 pub mod model;
+pub mod objects;
 pub mod path;
 pub mod payload;
 mod states;
@@ -39,6 +40,7 @@ pub use executor::{
 pub use history::{EventType, HistoryEvent};
 pub use mock::{MockConfig, MockConfigError, MockedTestCase};
 pub use model::{ParseError, StateMachine};
+pub use objects::{DirectoryObjectStorage, MemoryObjectStorage, ObjectError, ObjectStorage};
 pub use store::{
     ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, MemoryExecutionStore, SqliteExecutionStore,
     StoreError,

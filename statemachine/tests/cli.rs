@@ -61,11 +61,11 @@ async fn exec_runs_mocked_test_cases() {
     let mocks = write(dir.path(), "mocks.json", MOCKS);
 
     let mut out = Vec::new();
-    let code = exec(&definition, "{}", Some(&mocks), Some("HappyPath"), &mut out).await;
+    let code = exec(&definition, "{}", Some(&mocks), Some("HappyPath"), None, &mut out).await;
     assert_eq!((code, text(out)), (0, "{\"staged\":2}\n".to_string()));
 
     let mut out = Vec::new();
-    let code = exec(&definition, "{}", Some(&mocks), Some("Expired"), &mut out).await;
+    let code = exec(&definition, "{}", Some(&mocks), Some("Expired"), None, &mut out).await;
     assert_eq!(code, 1);
     let failure: serde_json::Value = serde_json::from_str(&text(out)).unwrap();
     assert_eq!(
@@ -79,17 +79,17 @@ async fn exec_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let definition = write(dir.path(), "pipeline.asl.json", PIPELINE);
     let mut out = Vec::new();
-    assert_eq!(exec(&definition, "{nope", None, None, &mut out).await, EXIT_USAGE);
+    assert_eq!(exec(&definition, "{nope", None, None, None, &mut out).await, EXIT_USAGE);
     assert!(text(out).contains("--input is not valid JSON"));
     let mut out = Vec::new();
     assert_eq!(
-        exec(&definition, "{}", None, Some("HappyPath"), &mut out).await,
+        exec(&definition, "{}", None, Some("HappyPath"), None, &mut out).await,
         EXIT_USAGE
     );
     let mocks = write(dir.path(), "mocks.json", MOCKS);
     let mut out = Vec::new();
     assert_eq!(
-        exec(&definition, "{}", Some(&mocks), Some("Missing"), &mut out).await,
+        exec(&definition, "{}", Some(&mocks), Some("Missing"), None, &mut out).await,
         EXIT_USAGE
     );
     assert!(text(out).contains("no test case named 'Missing'"));
@@ -106,7 +106,7 @@ async fn conformance_prints_failures_and_a_summary() {
     ];
     let file = write(dir.path(), "cases.jsonl", &cases.join("\n"));
     let mut out = Vec::new();
-    assert_eq!(conformance(&file, None, &mut out).await, (2, 2));
+    assert_eq!(conformance(&file, None, None, &mut out).await, (2, 2));
     let shown = text(out);
     assert!(
         shown.contains("FAIL [other] wrong: output {\"a\":1} != expected {\"a\":2}"),
@@ -115,5 +115,5 @@ async fn conformance_prints_failures_and_a_summary() {
     assert!(shown.contains("FAIL line 4"), "{shown}");
     assert!(shown.ends_with("2 passed, 2 failed\n"));
     let mut out = Vec::new();
-    assert_eq!(conformance(&file, Some("base"), &mut out).await, (2, 1));
+    assert_eq!(conformance(&file, Some("base"), None, &mut out).await, (2, 1));
 }

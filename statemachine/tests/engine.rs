@@ -349,6 +349,7 @@ async fn the_history_limit_stops_runaway_loops() {
 async fn the_history_limit_can_be_lifted() {
     let options = EngineOptions {
         history_limit: Some(100),
+        ..Default::default()
     };
     let engine = Engine::new(TaskRegistry::new())
         .with_clock(Arc::new(ManualClock::default()))

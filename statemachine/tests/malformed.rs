@@ -15,6 +15,7 @@ fn engine() -> Engine {
         .with_clock(Arc::new(ManualClock::default()))
         .with_options(EngineOptions {
             history_limit: Some(2_000),
+            ..Default::default()
         })
 }
 

@@ -19,14 +19,19 @@ async fn main() {
                 &args[2],
                 args.get(3).map(Path::new),
                 args.get(4).map(String::as_str),
+                None,
                 &mut out,
             )
             .await
         }
         Some("conformance") if args.len() >= 2 => {
-            let (_, failed) =
-                sluice_statemachine::cli::conformance(Path::new(&args[1]), args.get(2).map(String::as_str), &mut out)
-                    .await;
+            let (_, failed) = sluice_statemachine::cli::conformance(
+                Path::new(&args[1]),
+                args.get(2).map(String::as_str),
+                None,
+                &mut out,
+            )
+            .await;
             i32::from(failed > 0)
         }
         _ => {

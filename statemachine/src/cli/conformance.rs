@@ -3,11 +3,12 @@
 
 use crate::clock::ManualClock;
 use crate::executor::{Engine, ExecutionOutcome, StartExecution};
-use crate::json::numbers_equal;
 use crate::model::StateMachine;
+use crate::objects::{DirectoryObjectStorage, MemoryObjectStorage, ObjectStorage};
 use crate::task::TaskRegistry;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,13 +22,46 @@ pub struct ConformanceCase {
     #[serde(default)]
     pub input: Value,
     pub expected: Value,
+    /// Objects to put in the S3 stand-in first: bucket -> key -> body.
+    #[serde(default)]
+    pub s3: BTreeMap<String, BTreeMap<String, String>>,
+    /// How to compare where exact equality cannot hold (see the README of the cases).
+    #[serde(default)]
+    pub compare: Option<Value>,
 }
 
-/// Runs one case; `Err` says why it does not match AWS.
-pub async fn run_case(case: &ConformanceCase) -> Result<(), String> {
+/// Runs one case; `Err` says why it does not match AWS. The case's `s3` objects are seeded
+/// into `s3_dir` when given (as `DIR/<bucket>/<key>`), else into memory.
+pub async fn run_case(case: &ConformanceCase, s3_dir: Option<&Path>) -> Result<(), String> {
     let text = serde_json::to_string(&case.definition).map_err(|e| e.to_string())?;
     let machine = StateMachine::from_json(&text).map_err(|e| format!("definition rejected: {e}"))?;
-    let engine = Engine::new(TaskRegistry::new()).with_clock(Arc::new(ManualClock::default()));
+    let objects: Arc<dyn ObjectStorage> = match s3_dir {
+        Some(dir) => {
+            let store = DirectoryObjectStorage::new(dir);
+            for (bucket, objects) in &case.s3 {
+                for (key, body) in objects {
+                    store
+                        .put_object(bucket, key, body.clone().into_bytes())
+                        .await
+                        .map_err(|e| format!("cannot seed s3://{bucket}/{key}: {e}"))?;
+                }
+            }
+            Arc::new(store)
+        }
+        None => {
+            let store = MemoryObjectStorage::new();
+            for (bucket, objects) in &case.s3 {
+                store.create_bucket(bucket);
+                for (key, body) in objects {
+                    store.insert(bucket, key, body.clone());
+                }
+            }
+            Arc::new(store)
+        }
+    };
+    let engine = Engine::new(TaskRegistry::new())
+        .with_clock(Arc::new(ManualClock::default()))
+        .with_objects(objects);
     let report = engine
         .start_execution(&machine, StartExecution::new("Conformance", case.input.clone()))
         .await
@@ -36,7 +70,7 @@ pub async fn run_case(case: &ConformanceCase) -> Result<(), String> {
     match (status, &report.outcome) {
         ("SUCCEEDED", ExecutionOutcome::Succeeded { output }) => {
             let expected = case.expected.get("output").unwrap_or(&Value::Null);
-            if numbers_equal(output, expected) {
+            if super::compare::matches(output, expected, case.compare.as_ref())? {
                 Ok(())
             } else {
                 Err(format!(
@@ -60,7 +94,12 @@ pub async fn run_case(case: &ConformanceCase) -> Result<(), String> {
 
 /// `sluice conformance FILE.jsonl [--category C]`: one line per failing case, then
 /// `N passed, M failed`. Returns the counts.
-pub async fn conformance(file: &Path, category: Option<&str>, out: &mut dyn Write) -> (usize, usize) {
+pub async fn conformance(
+    file: &Path,
+    category: Option<&str>,
+    s3_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> (usize, usize) {
     let reader = match std::fs::File::open(file) {
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
@@ -91,7 +130,7 @@ pub async fn conformance(file: &Path, category: Option<&str>, out: &mut dyn Writ
         if category.is_some_and(|c| c != case.category) {
             continue;
         }
-        match run_case(&case).await {
+        match run_case(&case, s3_dir).await {
             Ok(()) => passed += 1,
             Err(reason) => {
                 failed += 1;

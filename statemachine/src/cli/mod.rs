@@ -2,6 +2,7 @@
 //! functions the `sluice` binary wires to its arguments. Each returns the exit code (or the
 //! counts) and writes what the user sees to `out`.
 
+mod compare;
 mod conformance;
 
 pub use conformance::{ConformanceCase, conformance, run_case};
@@ -47,7 +48,7 @@ pub fn validate_files(paths: &[&Path], out: &mut dyn Write) -> i32 {
     code
 }
 
-/// `sluice exec --definition FILE --input JSON [--mock-config FILE --test-case NAME]`:
+/// `sluice exec --definition FILE --input JSON [--mock-config FILE --test-case NAME] [--s3-dir DIR]`:
 /// prints the output JSON (exit 0) or `{"Error":..,"Cause":..}` (exit 1). Without a mock
 /// config no task handlers are bound, so Task states fail with `States.Runtime`.
 pub async fn exec(
@@ -55,11 +56,15 @@ pub async fn exec(
     input: &str,
     mock_config: Option<&Path>,
     test_case: Option<&str>,
+    s3_dir: Option<&Path>,
     out: &mut dyn Write,
 ) -> i32 {
     match prepare_exec(definition, input, mock_config, test_case) {
         Ok((machine, request)) => {
-            let engine = Engine::new(TaskRegistry::new());
+            let mut engine = Engine::new(TaskRegistry::new());
+            if let Some(dir) = s3_dir {
+                engine = engine.with_objects(std::sync::Arc::new(crate::objects::DirectoryObjectStorage::new(dir)));
+            }
             match engine.start_execution(&machine, request).await {
                 Ok(report) => print_outcome(&report.outcome, out),
                 Err(e) => {

@@ -1,6 +1,8 @@
 //! The engine: starts executions, parks them on task tokens, resumes them when a token is
 //! answered (in this process or another one sharing the store), and fires task timeouts.
 
+mod lease;
+mod redrive;
 pub(crate) mod replay;
 pub(crate) mod run;
 
@@ -10,8 +12,10 @@ use crate::history::{DEFAULT_HISTORY_LIMIT, EventDetails, EventType, History, Hi
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::mock::MockedTestCase;
 use crate::model::{ParseError, StateMachine};
+use crate::objects::{NoObjectStorage, ObjectStorage};
 use crate::store::{
-    ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, MemoryExecutionStore, StoreError,
+    ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, FailurePoint, MapRunRecord,
+    MemoryExecutionStore, StoreError,
 };
 use crate::task::TaskRegistry;
 use chrono::{DateTime, Utc};
@@ -23,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Region and account used in the ARNs the local engine makes up.
-const LOCAL_ARN_PREFIX: &str = "arn:aws:states:local:000000000000";
+pub(crate) const LOCAL_ARN_PREFIX: &str = "arn:aws:states:us-east-1:123456789012";
 
 /// How a run ended (so far).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +67,16 @@ pub enum EngineError {
     InputTooLarge(usize),
     #[error("the stored definition no longer parses: {0}")]
     InvalidDefinition(#[from] ParseError),
+    #[error("the execution '{arn}' is {status}; only FAILED, TIMED_OUT and ABORTED executions can be redriven")]
+    NotRedrivable { arn: String, status: ExecutionStatus },
+    #[error("the execution '{arn}' is being run by another process ({owner}) until {until}")]
+    Busy {
+        arn: String,
+        owner: String,
+        until: DateTime<Utc>,
+    },
+    #[error("this process lost its lease on the execution '{0}' (another process took it over)")]
+    LeaseLost(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -124,18 +138,25 @@ pub(crate) struct ExecutionInfo {
     pub input: Value,
     pub start_time: DateTime<Utc>,
     pub seed: u64,
+    pub redrive_count: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// `Some(25_000)` (AWS's limit) by default; `None` lifts it (benchmarks).
     pub history_limit: Option<usize>,
+    /// How long a process's claim on a running execution lasts unless renewed.
+    pub lease: std::time::Duration,
+    /// How often a running execution renews its lease and checkpoints its progress.
+    pub heartbeat: std::time::Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             history_limit: Some(DEFAULT_HISTORY_LIMIT),
+            lease: std::time::Duration::from_secs(30),
+            heartbeat: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -169,17 +190,33 @@ pub struct Engine {
     store: Arc<dyn ExecutionStore>,
     clock: Arc<dyn Clock>,
     options: EngineOptions,
+    objects: Arc<dyn ObjectStorage>,
+    /// Who this engine is, in the leases it takes (host, process and a per-engine nonce).
+    owner: Arc<str>,
 }
 
 impl Engine {
-    /// An engine with the given handlers, an in-memory store and the system clock.
+    /// An engine with the given handlers, an in-memory store, the system clock and no object
+    /// storage (a Distributed Map that reads S3 fails until one is bound).
     pub fn new(registry: TaskRegistry) -> Self {
         Self {
             registry: Arc::new(registry),
             store: Arc::new(MemoryExecutionStore::new()),
             clock: Arc::new(SystemClock),
             options: EngineOptions::default(),
+            objects: Arc::new(NoObjectStorage),
+            owner: Arc::from(lease::owner_id()),
         }
+    }
+
+    /// Binds the S3 stand-in that `ItemReader` and `ResultWriter` use.
+    pub fn with_objects(mut self, objects: Arc<dyn ObjectStorage>) -> Self {
+        self.objects = objects;
+        self
+    }
+
+    pub fn objects(&self) -> &Arc<dyn ObjectStorage> {
+        &self.objects
     }
 
     pub fn with_store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
@@ -231,36 +268,111 @@ impl Engine {
             mocks: request.mocks,
             seed: rand::random(),
             history_limit: self.options.history_limit,
+            parent: None,
+            execution_type: Default::default(),
+            redrive_count: 0,
+            redrive_date: None,
+            history_splices: Vec::new(),
+            failure_point: None,
             version: 0,
             history: Arc::new(Vec::new()),
         };
         self.store.create(&record)?;
-        let outcome = self.run(machine, &mut record).await;
-        record.version += 1;
+        self.claim(&record.execution_arn)?;
         let execution_arn = record.execution_arn.clone();
-        self.store.save(record)?;
-        Ok(ExecutionReport { execution_arn, outcome })
+        let result = self.run_claimed(machine, &mut record, false).await;
+        self.finish_claimed(&execution_arn, record, result).await
     }
 
-    /// Runs (or re-runs, replaying what is recorded) an execution and updates its record.
-    async fn run(&self, machine: &StateMachine, record: &mut ExecutionRecord) -> ExecutionOutcome {
+    /// Saves what a claimed run did and gives the claim up.
+    async fn finish_claimed(
+        &self,
+        execution_arn: &str,
+        mut record: ExecutionRecord,
+        result: Result<ExecutionOutcome, EngineError>,
+    ) -> Result<ExecutionReport, EngineError> {
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let _ = self.store.release_lease(execution_arn, &self.owner);
+                return Err(e);
+            }
+        };
+        record.version += 1;
+        let parent = record
+            .parent
+            .clone()
+            .filter(|_| record.status != ExecutionStatus::Running);
+        let saved = self.store.save(record);
+        self.store.release_lease(execution_arn, &self.owner)?;
+        saved?;
+        if let Some(parent) = parent {
+            // A child that ends after a resume lets its parent's map run go on.
+            Box::pin(self.continue_execution(&parent.execution_arn)).await?;
+        }
+        Ok(ExecutionReport {
+            execution_arn: execution_arn.to_string(),
+            outcome,
+        })
+    }
+
+    /// Runs a claimed execution, renewing the claim and checkpointing progress meanwhile.
+    async fn run_claimed(
+        &self,
+        machine: &StateMachine,
+        record: &mut ExecutionRecord,
+        redriving: bool,
+    ) -> Result<ExecutionOutcome, EngineError> {
+        let arn = record.execution_arn.clone();
+        let outcome = self.run_record_with(machine, record, redriving, true).await;
+        if lease::lost(&outcome) {
+            return Err(EngineError::LeaseLost(arn));
+        }
+        Ok(outcome)
+    }
+
+    /// Runs (or re-runs, replaying what is recorded) an execution and updates its record;
+    /// a Distributed Map runs its children through this.
+    pub(crate) async fn run_record(
+        &self,
+        machine: &StateMachine,
+        record: &mut ExecutionRecord,
+        redriving: bool,
+    ) -> ExecutionOutcome {
+        self.run_record_with(machine, record, redriving, false).await
+    }
+
+    async fn run_record_with(
+        &self,
+        machine: &StateMachine,
+        record: &mut ExecutionRecord,
+        redriving: bool,
+        heartbeat: bool,
+    ) -> ExecutionOutcome {
         let info = Arc::new(ExecutionInfo {
             execution_arn: record.execution_arn.clone(),
             name: record.name.clone(),
             state_machine_arn: record.state_machine_arn.clone(),
             state_machine_name: record.state_machine_name.clone(),
-            role_arn: format!("arn:aws:iam::000000000000:role/{}", record.state_machine_name),
+            role_arn: format!("arn:aws:iam::123456789012:role/{}", record.state_machine_name),
             input: record.input.clone(),
             start_time: record.start_date,
             seed: record.seed,
+            redrive_count: record.redrive_count,
         });
         let run = Run {
+            engine: self.clone(),
+            redriving,
             machine: machine.clone(),
             info,
             registry: self.registry.clone(),
             clock: self.clock.clone(),
             mocks: record.mocks.clone().map(Arc::new),
-            history: Mutex::new(History::new(record.history_limit, &record.history)),
+            history: Mutex::new(History::new(
+                record.history_limit,
+                &record.history,
+                &record.history_splices,
+            )),
             replay: Mutex::new(std::mem::take(&mut record.replay)),
             parked: Mutex::new(Vec::new()),
             mock_invocations: Mutex::new(HashMap::new()),
@@ -275,11 +387,23 @@ impl Engine {
         let mut thread = Thread::new(String::new(), Arc::new(Map::new()));
         let result = match started {
             Ok(_) => {
-                run.run_scope(&run.machine.root, record.input.clone(), &mut thread)
-                    .await
+                let work = run.run_scope(&run.machine.root, record.input.clone(), &mut thread);
+                if heartbeat {
+                    self.with_heartbeat(&run, &record.execution_arn, work).await
+                } else {
+                    work.await
+                }
             }
             Err(f) => Err(f),
         };
+        if let Err(failure) = &result
+            && lease::is_lost_failure(failure)
+        {
+            return ExecutionOutcome::Failed {
+                error: failure.error.clone(),
+                cause: failure.cause.clone(),
+            };
+        }
         let now = self.clock.now();
         let timed_out = machine
             .timeout_seconds()
@@ -349,6 +473,10 @@ impl Engine {
                 record.status = ExecutionStatus::Failed;
                 record.error = failure.error.clone();
                 record.cause = failure.cause.clone();
+                record.failure_point = Some(FailurePoint {
+                    call: thread.call_id(),
+                    entered_event: thread.entered_event,
+                });
                 ExecutionOutcome::Failed {
                     error: failure.error,
                     cause: failure.cause,
@@ -492,34 +620,38 @@ impl Engine {
 
     /// Replays an execution with its answered tokens until it ends or parks again.
     pub async fn resume(&self, execution_arn: &str) -> Result<ExecutionReport, EngineError> {
+        self.rerun(execution_arn, false).await
+    }
+
+    /// Re-runs a parked execution whose map run has a child that just ended.
+    async fn continue_execution(&self, execution_arn: &str) -> Result<ExecutionReport, EngineError> {
+        self.rerun(execution_arn, true).await
+    }
+
+    async fn rerun(&self, execution_arn: &str, child_ended: bool) -> Result<ExecutionReport, EngineError> {
         loop {
             let mut record = self
                 .store
                 .load(execution_arn)?
                 .ok_or_else(|| EngineError::ExecutionDoesNotExist(execution_arn.to_string()))?;
-            if record.status != ExecutionStatus::Running || record.pending_tasks.iter().all(|p| p.answer.is_none()) {
+            let answered = record.pending_tasks.iter().any(|p| p.answer.is_some());
+            if record.status != ExecutionStatus::Running || !(answered || child_ended) {
                 return Ok(ExecutionReport {
                     execution_arn: record.execution_arn.clone(),
                     outcome: outcome_of(&record),
                 });
             }
+            self.claim(execution_arn)?;
             for task in &record.pending_tasks {
                 if let Some(answer) = &task.answer {
                     record.replay.insert(task.answer_key.clone(), answer.clone());
                 }
             }
             let machine = StateMachine::from_json(&record.definition)?;
-            let outcome = self.run(&machine, &mut record).await;
-            record.version += 1;
-            match self.store.save(record) {
-                Ok(()) => {
-                    return Ok(ExecutionReport {
-                        execution_arn: execution_arn.to_string(),
-                        outcome,
-                    });
-                }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
+            let result = self.run_claimed(&machine, &mut record, false).await;
+            match self.finish_claimed(execution_arn, record, result).await {
+                Err(EngineError::Store(StoreError::Conflict(_))) => continue,
+                other => return other,
             }
         }
     }
@@ -534,6 +666,31 @@ impl Engine {
         Ok(self.store.list()?)
     }
 
+    /// The map runs an execution started (`ListMapRuns`).
+    pub fn list_map_runs(&self, execution_arn: &str) -> Result<Vec<MapRunRecord>, EngineError> {
+        Ok(self.store.map_runs(execution_arn)?)
+    }
+
+    /// `DescribeMapRun`.
+    pub fn describe_map_run(&self, map_run_arn: &str) -> Result<Option<MapRunRecord>, EngineError> {
+        Ok(self.store.map_run(map_run_arn)?)
+    }
+
+    /// A map run's child executions, in item order (`ListExecutions --map-run-arn`).
+    pub fn list_children(&self, map_run_arn: &str) -> Result<Vec<ExecutionSummary>, EngineError> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.store.children(map_run_arn, from, 1000)?;
+            let Some(last) = page.last().and_then(|c| c.parent.as_ref()) else {
+                break;
+            };
+            from = last.index + 1;
+            out.extend(page.iter().map(ExecutionSummary::from));
+        }
+        Ok(out)
+    }
+
     pub fn execution_history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, EngineError> {
         Ok(self.store.history(execution_arn)?)
     }
@@ -545,7 +702,7 @@ pub fn outcome_of(record: &ExecutionRecord) -> ExecutionOutcome {
         ExecutionStatus::Succeeded => ExecutionOutcome::Succeeded {
             output: record.output.clone().unwrap_or(Value::Null),
         },
-        ExecutionStatus::Failed | ExecutionStatus::TimedOut => ExecutionOutcome::Failed {
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted => ExecutionOutcome::Failed {
             error: record.error.clone(),
             cause: record.cause.clone(),
         },

@@ -19,6 +19,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Everything one run of an execution shares across its branches.
 pub(crate) struct Run {
+    /// The engine running it: its store, object storage and handlers (a Distributed Map
+    /// runs its children through it).
+    pub engine: super::Engine,
+    /// This run redrives the execution: map runs rerun their failed children.
+    pub redriving: bool,
     pub machine: StateMachine,
     pub info: Arc<ExecutionInfo>,
     pub registry: Arc<TaskRegistry>,
@@ -41,6 +46,8 @@ pub(crate) struct Thread {
     path_hash: u64,
     /// How many states this thread has entered.
     pub seq: u64,
+    /// The event that entered the current state.
+    pub entered_event: u64,
     pub vars: Arc<Map<String, Value>>,
 }
 
@@ -53,6 +60,7 @@ impl Thread {
             path,
             path_hash,
             seq: 0,
+            entered_event: 0,
             vars,
         }
     }
@@ -118,7 +126,7 @@ impl ContextSource for ContextObject<'_> {
                 "Name": info.name,
                 "RoleArn": info.role_arn,
                 "StartTime": timestamp(info.start_time),
-                "RedriveCount": 0
+                "RedriveCount": info.redrive_count
             },
             "State": {
                 "EnteredTime": timestamp(self.visit.entered_time),
@@ -216,6 +224,7 @@ impl Run {
                         ..Default::default()
                     },
                 )?;
+                thread.entered_event = entered_event;
                 let visit = Visit {
                     name,
                     entered_event,

@@ -7,9 +7,11 @@
 
 mod choice;
 mod fields;
+pub mod map;
 
 pub use choice::{ChoiceBranch, ChoiceRule, Comparison, Operand, Operator};
 pub use fields::{PathField, Seconds, whole_seconds as whole_seconds_of};
+pub use map::{ExecutionType, ItemBatcher, ItemReader, Processor, ProcessorMode, ResultWriter};
 
 use crate::errors::{Catcher, Retrier};
 use crate::path::JsonPath;
@@ -85,6 +87,16 @@ impl StateMachine {
         })
     }
 
+    /// A Map processor as a machine of its own (what a Distributed Map's children run).
+    pub(crate) fn from_scope(root: Arc<Scope>, source: String) -> Self {
+        Self {
+            root,
+            comment: None,
+            timeout_seconds: None,
+            source: Arc::from(source),
+        }
+    }
+
     /// The definition text this machine was parsed from.
     pub fn definition(&self) -> &str {
         &self.source
@@ -97,6 +109,11 @@ impl StateMachine {
     /// The machine's top-level `TimeoutSeconds`, if any.
     pub fn timeout_seconds(&self) -> Option<u64> {
         self.timeout_seconds
+    }
+
+    /// The top-level scope: `StartAt` and the states, nested scopes inside them.
+    pub fn root(&self) -> &Scope {
+        &self.root
     }
 
     /// The names of the top-level states.
@@ -280,12 +297,15 @@ pub struct ParallelState {
 pub struct MapState {
     #[serde(flatten)]
     pub flow: Flow,
-    pub item_processor: Option<Scope>,
-    pub iterator: Option<Scope>,
+    pub item_processor: Option<Processor>,
+    pub iterator: Option<Processor>,
     pub items_path: Option<JsonPath>,
     pub item_selector: Option<Template>,
     pub parameters: Option<Template>,
-    pub item_reader: Option<Value>,
+    pub item_reader: Option<ItemReader>,
+    pub item_batcher: Option<ItemBatcher>,
+    pub result_writer: Option<ResultWriter>,
+    pub label: Option<String>,
     pub max_concurrency: Option<u64>,
     pub max_concurrency_path: Option<JsonPath>,
     pub tolerated_failure_count: Option<u64>,
@@ -307,9 +327,20 @@ pub struct MapState {
 }
 
 impl MapState {
-    /// `ItemProcessor`, or the legacy `Iterator`.
+    /// The states of `ItemProcessor`, or of the legacy `Iterator`.
     pub fn processor(&self) -> Option<&Scope> {
+        self.item_processor().map(|p| p.scope.as_ref())
+    }
+
+    /// `ItemProcessor`, or the legacy `Iterator`, with its configuration.
+    pub fn item_processor(&self) -> Option<&Processor> {
         self.item_processor.as_ref().or(self.iterator.as_ref())
+    }
+
+    /// Whether the items run as child executions (`ProcessorConfig.Mode = DISTRIBUTED`).
+    pub fn is_distributed(&self) -> bool {
+        self.item_processor()
+            .is_some_and(|p| p.config.mode == ProcessorMode::Distributed)
     }
 
     /// `ItemSelector`, or the legacy `Parameters`.

@@ -1,6 +1,6 @@
-//! The Map state (inline processing; Distributed maps run the same way locally): items from
-//! ItemsPath, each shaped by ItemSelector, run through the processor with MaxConcurrency;
-//! the output keeps input order. Tolerated failures apply when configured.
+//! The inline Map state: items from ItemsPath, each shaped by ItemSelector, run through the
+//! processor with MaxConcurrency; the output keeps input order. Tolerated failures apply when
+//! configured. A Distributed Map hands over to [`super::distributed`].
 
 use super::{Finish, keep_raw, select};
 use crate::errors::{StateFailure, names};
@@ -14,9 +14,9 @@ use futures::StreamExt;
 use serde_json::Value;
 
 /// How many failed iterations the state tolerates; `None` when no tolerance is configured.
-struct Tolerance {
-    count: Option<u64>,
-    percentage: Option<f64>,
+pub(super) struct Tolerance {
+    pub count: Option<u64>,
+    pub percentage: Option<f64>,
 }
 
 impl Tolerance {
@@ -24,7 +24,7 @@ impl Tolerance {
         self.count.is_some() || self.percentage.is_some()
     }
 
-    fn exceeded(&self, failed: u64, total: usize) -> bool {
+    pub fn exceeded(&self, failed: u64, total: usize) -> bool {
         let by_count = self.count.is_some_and(|c| failed > c);
         let by_share = self
             .percentage
@@ -65,7 +65,7 @@ fn read_path(
     .map_err(|e| visit.runtime(e))
 }
 
-fn integer_from_path(
+pub(super) fn integer_from_path(
     run: &Run,
     visit: &Visit<'_>,
     thread: &Thread,
@@ -86,7 +86,7 @@ fn integer_from_path(
         })
 }
 
-fn limits(
+pub(super) fn limits(
     run: &Run,
     state: &MapState,
     visit: &Visit<'_>,
@@ -154,10 +154,8 @@ pub(super) async fn attempt<'a>(
     input: Value,
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
-    if state.item_reader.is_some() {
-        return Err(visit.runtime(EvalError(
-            "ItemReader (reading items from S3) is not supported by the local engine".into(),
-        )));
+    if state.is_distributed() {
+        return super::distributed::attempt(run, state, visit, input, thread).await;
     }
     let processor = state
         .processor()

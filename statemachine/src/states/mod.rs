@@ -3,6 +3,7 @@
 //! `Assign`, and Retry/Catch around the states that can fail.
 
 pub(crate) mod choice;
+mod distributed;
 mod map;
 mod parallel;
 mod simple;

@@ -33,6 +33,12 @@ fn record(name: &str) -> ExecutionRecord {
         mocks: None,
         seed: 7,
         history_limit: Some(25_000),
+        parent: None,
+        execution_type: Default::default(),
+        redrive_count: 0,
+        redrive_date: None,
+        history_splices: Vec::new(),
+        failure_point: None,
         version: 0,
         history: std::sync::Arc::new(vec![HistoryEvent {
             id: 1,

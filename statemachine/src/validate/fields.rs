@@ -371,6 +371,7 @@ fn map_fields(c: &mut StateCheck<'_, '_>) {
     ] {
         c.path(field, false, false);
     }
+    super::map::distributed_fields(c.checker, c.name, c.map, c.at);
 }
 
 fn error_equals(c: &mut StateCheck<'_, '_>, entry: &Map<String, Value>, at: &str) {

@@ -5,6 +5,7 @@
 //! checks of each state type live in [`fields`].
 
 mod fields;
+mod map;
 
 use crate::payload::escape_pointer;
 use serde_json::{Map, Value};

@@ -9,7 +9,8 @@ mod place;
 mod rank;
 
 use super::{labels, text};
-use crate::model::{Scope, State};
+use sluice_statemachine::errors::Catcher;
+use sluice_statemachine::model::{Flow, Scope, State};
 use std::collections::HashMap;
 
 pub(crate) const NAME_SIZE: f64 = 13.0;
@@ -201,7 +202,7 @@ fn discovery_order(scope: &Scope) -> Vec<&str> {
 type Transition<'s> = (Option<&'s str>, EdgeKind, Option<String>);
 
 /// `Next` (or the end of the scope) and the Catch transitions.
-fn flow_and_catch<'s>(flow: &'s crate::model::Flow, catch: &'s [crate::errors::Catcher]) -> Vec<Transition<'s>> {
+fn flow_and_catch<'s>(flow: &'s Flow, catch: &'s [Catcher]) -> Vec<Transition<'s>> {
     let first = match &flow.next {
         Some(next) => (Some(next.as_str()), EdgeKind::Next, None),
         None => (None, EdgeKind::End, None),

@@ -1,11 +1,13 @@
 use super::layout::{NodeKind, ScopeLayout, layout_scope};
 use super::*;
-use crate::history::{EventDetails, EventType, HistoryEvent};
-use crate::task::{FnHandler, TaskContext, TaskFailure, TaskHandler, TaskRegistry};
-use crate::{Engine, ExecutionOutcome, StartExecution};
 use quick_xml::XmlVersion;
 use quick_xml::events::Event;
 use serde_json::{Value, json};
+use sluice_statemachine::history::{EventDetails, EventType, HistoryEvent};
+use sluice_statemachine::{
+    Engine, ExecutionOutcome, FnHandler, StartExecution, StateMachine, TaskContext, TaskFailure, TaskHandler,
+    TaskRegistry,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -194,7 +196,7 @@ fn parallel_branches_and_map_processors_are_nested_groups() {
     assert_eq!(elements.iter().filter(|e| has_class(e, "branch")).count(), 2);
     // The inner states are drawn inside their container's box.
     let m = machine(&rich_definition());
-    let layout = layout_scope(&m.root, true);
+    let layout = layout_scope(m.root(), true);
     let map = layout
         .nodes
         .iter()
@@ -228,7 +230,7 @@ fn assert_no_overlaps(scope: &ScopeLayout<'_>) {
 #[test]
 fn boxes_never_overlap_and_loops_point_back_up() {
     let m = machine(&rich_definition());
-    let layout = layout_scope(&m.root, true);
+    let layout = layout_scope(m.root(), true);
     assert_no_overlaps(&layout);
     let y_of = |name: &str| {
         layout
@@ -390,7 +392,7 @@ fn odd_histories_do_not_confuse_the_path() {
 
 #[test]
 fn the_pipeline_definition_renders_every_state() {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../asl/pipeline.asl.json");
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../asl/pipeline.asl.json");
     let Ok(text) = std::fs::read_to_string(&file) else {
         eprintln!("SKIPPED: {} is not there", file.display());
         return;
@@ -401,5 +403,5 @@ fn the_pipeline_definition_renders_every_state() {
     for name in all_state_names(&definition) {
         state_classes(&elements, &name);
     }
-    assert_no_overlaps(&layout_scope(&m.root, true));
+    assert_no_overlaps(&layout_scope(m.root(), true));
 }

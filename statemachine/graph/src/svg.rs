@@ -5,7 +5,7 @@ use super::layout::{
     Edge, EdgeKind, KIND_SIZE, LABEL_HEIGHT, LABEL_SIZE, LOOP_REACH, NAME_SIZE, Node, NodeKind, Point, ScopeLayout,
 };
 use super::{labels, text};
-use crate::model::State;
+use sluice_statemachine::model::State;
 use std::fmt::Write;
 
 const MARGIN: f64 = 24.0;

@@ -1,7 +1,7 @@
 //! The path one execution took, read back from its history: which states it entered, how
 //! each ended, and which transitions it followed.
 
-use crate::history::{EventType, HistoryEvent};
+use sluice_statemachine::history::{EventType, HistoryEvent};
 use std::collections::{HashMap, HashSet};
 
 /// How a state fared in an execution. When a state ran several times (Map iterations,

@@ -2,8 +2,8 @@
 //! and a Choice rule written as a condition (`$.status == "ok"`).
 
 use super::text::truncate;
-use crate::model::{ChoiceRule, Comparison, Operand, Operator, State};
 use serde_json::Value;
+use sluice_statemachine::model::{ChoiceRule, Comparison, Operand, Operator, State};
 
 /// Edge labels longer than this are cut; the definition has the rest.
 const MAX_LABEL_CHARS: usize = 44;
