@@ -3,7 +3,7 @@
 //! (kill -9, power loss) its lease runs out, or its process id is gone from this host; the
 //! next engine to look marks the execution ABORTED, and it can be redriven from there.
 
-use super::run::{Run, lock};
+use super::run::Run;
 use super::{Engine, EngineError, ExecutionOutcome};
 use crate::errors::StateFailure;
 use crate::history::{EventDetails, EventType};
@@ -125,16 +125,7 @@ impl Engine {
                         Ok(false) => return Err(StateFailure::new(LEASE_LOST, "the lease was taken over")),
                         Err(e) => tracing::warn!(execution = execution_arn, error = %e, "could not renew the execution's lease"),
                     }
-                    let replay = lock(&run.replay).clone();
-                    let events = {
-                        let mut history = lock(&run.history);
-                        let from = history.checkpointed.min(history.events.len());
-                        history.checkpointed = history.events.len();
-                        history.events[from..].to_vec()
-                    };
-                    if let Err(e) = self.store.checkpoint(execution_arn, &replay, &events) {
-                        tracing::warn!(execution = execution_arn, error = %e, "could not checkpoint the execution");
-                    }
+                    run.checkpoint();
                 }
             }
         }

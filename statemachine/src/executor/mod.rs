@@ -363,6 +363,7 @@ impl Engine {
         let run = Run {
             engine: self.clone(),
             redriving,
+            checkpoints: heartbeat,
             machine: machine.clone(),
             info,
             registry: self.registry.clone(),

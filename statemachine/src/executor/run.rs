@@ -24,6 +24,9 @@ pub(crate) struct Run {
     pub engine: super::Engine,
     /// This run redrives the execution: map runs rerun their failed children.
     pub redriving: bool,
+    /// This run holds a lease and keeps checkpoints (top-level runs; children are kept by
+    /// their map run).
+    pub checkpoints: bool,
     pub machine: StateMachine,
     pub info: Arc<ExecutionInfo>,
     pub registry: Arc<TaskRegistry>,
@@ -146,6 +149,28 @@ impl ContextSource for ContextObject<'_> {
 }
 
 impl Run {
+    /// Stores the replay log and the history events since the last checkpoint, so that a
+    /// crash from here on loses nothing before this point.
+    pub fn checkpoint(&self) {
+        if !self.checkpoints {
+            return;
+        }
+        let replay = lock(&self.replay).clone();
+        let events = {
+            let mut history = lock(&self.history);
+            let from = history.checkpointed.min(history.events.len());
+            history.checkpointed = history.events.len();
+            history.events[from..].to_vec()
+        };
+        if let Err(e) = self
+            .engine
+            .store()
+            .checkpoint(&self.info.execution_arn, &replay, &events)
+        {
+            tracing::warn!(execution = %self.info.execution_arn, error = %e, "could not checkpoint the execution");
+        }
+    }
+
     pub fn record(&self, event_type: EventType, details: EventDetails) -> Result<u64, StateFailure> {
         let now = self.clock.now();
         lock(&self.history).push(event_type, details, now).map_err(|limit| {

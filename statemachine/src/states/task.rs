@@ -271,6 +271,11 @@ fn remember_result(run: &Run, call: &str, result: &Result<Value, StateFailure>) 
         Err(f) => Recorded::Failed(f.clone()),
     };
     run.remember(call.to_string(), recorded);
+    // A top-level task's result is kept at once: a crash must not make it run again. (Nested
+    // ones wait for the next heartbeat: checkpointing each would cost a quadratic amount.)
+    if call.matches('/').count() == 1 {
+        run.checkpoint();
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

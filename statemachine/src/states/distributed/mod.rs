@@ -35,8 +35,10 @@ use writer::{ResultTarget, write_results};
 const MAX_ITEMS_CAP: u64 = 100_000_000;
 /// AWS runs at most 10,000 children at once.
 const MAX_CHILDREN_AT_ONCE: usize = 10_000;
-/// Finished children are stored in groups of this many (one transaction each).
+/// Finished children are stored in groups of this many (one transaction each), or sooner
+/// when the oldest waits longer than `SAVE_INTERVAL`: a crash loses little finished work.
 const SAVE_GROUP: usize = 512;
+const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Children are read back from the store this many at a time.
 const PAGE: usize = 1_000;
 
@@ -314,6 +316,7 @@ pub(super) async fn attempt<'a>(
         )?;
     }
     store.put_map_run(&map_run).map_err(stored)?;
+    run.checkpoint();
 
     let known: HashMap<u64, ChildState> = store
         .child_states(&map_run_arn)
@@ -507,6 +510,7 @@ async fn run_children(
     let mut in_flight = FuturesUnordered::new();
     let mut exhausted = false;
     let mut item_index = 0usize;
+    let mut last_save = std::time::Instant::now();
     let store = run.engine.store().clone();
     let flush = |progress: &mut Progress| -> Result<(), StateFailure> {
         if progress.pending_saves.is_empty() {
@@ -575,10 +579,11 @@ async fn run_children(
         }
         let parked = record.status == ExecutionStatus::Running;
         progress.pending_saves.push(record);
-        if (parked || progress.pending_saves.len() >= SAVE_GROUP)
-            && let Err(f) = flush(&mut progress)
-        {
-            return Err((progress, f));
+        if parked || progress.pending_saves.len() >= SAVE_GROUP || last_save.elapsed() >= SAVE_INTERVAL {
+            if let Err(f) = flush(&mut progress) {
+                return Err((progress, f));
+            }
+            last_save = std::time::Instant::now();
         }
         // Counts are known at once; a percentage needs the total, known at the end.
         let fail_fast = match (plan.tolerance.count, plan.tolerance.percentage) {
