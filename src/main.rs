@@ -44,8 +44,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Answer the task a parked execution waits on (the Gmail consent) and continue it.
     Resume(commands::run::ResumeArgs),
-    /// List the local executions.
-    Executions,
+    /// Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not finish.
+    Redrive(commands::run::RedriveArgs),
+    /// List the local executions and their map runs (marking ABORTED those whose process died).
+    Executions(commands::run::ExecutionsArgs),
     /// Show an execution's history events.
     History(commands::run::HistoryArgs),
     /// Draw a state machine as SVG, optionally with the path an execution took.
@@ -76,7 +78,8 @@ fn main() -> ExitCode {
             Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
             Command::Run(args) => commands::run::run(cli.config.as_deref(), args).await,
             Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,
-            Command::Executions => commands::run::executions(cli.config.as_deref()).await,
+            Command::Redrive(args) => commands::run::redrive(cli.config.as_deref(), args).await,
+            Command::Executions(args) => commands::run::executions(cli.config.as_deref(), args).await,
             Command::History(args) => commands::run::history(cli.config.as_deref(), args).await,
             Command::Graph(args) => commands::graph::run(cli.config.as_deref(), args).await,
             Command::Validate(args) => Ok(commands::asl::validate(args)),

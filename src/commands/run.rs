@@ -1,5 +1,5 @@
-//! `sluice run`, `sluice resume`, `sluice executions`, `sluice history`: the whole pipeline on
-//! the local ASL engine.
+//! `sluice run`, `sluice resume`, `sluice redrive`, `sluice executions`, `sluice history`: the
+//! whole pipeline on the local ASL engine.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,6 +52,21 @@ pub struct ResumeArgs {
     cause: String,
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
+}
+
+#[derive(Args)]
+pub struct RedriveArgs {
+    /// The FAILED, TIMED_OUT or ABORTED execution (its name, a unique prefix of it, or its ARN).
+    execution: String,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+}
+
+#[derive(Args)]
+pub struct ExecutionsArgs {
+    /// List the child executions of this map run (its ARN) instead.
+    #[arg(long)]
+    map_run: Option<String>,
 }
 
 #[derive(Args)]
@@ -111,6 +126,7 @@ fn default_config() -> Option<PathBuf> {
 pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let input: Value = serde_json::from_str(&args.input).context("--input is not JSON")?;
     let (_, pipeline) = open(config_path, args.backend, args.definition.as_deref()).await?;
+    abort_abandoned(&pipeline)?;
     let started = Instant::now();
     let report = pipeline.start(input).await;
     pipeline.progress.finish();
@@ -154,31 +170,74 @@ pub async fn resume(config_path: Option<&Path>, args: ResumeArgs) -> anyhow::Res
     Ok(print_outcome(&pipeline, &report?, started))
 }
 
-pub async fn executions(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Marks ABORTED the executions whose process died, and says so.
+fn abort_abandoned(pipeline: &Pipeline) -> anyhow::Result<()> {
+    for arn in pipeline.engine.abort_abandoned()? {
+        println!(
+            "execution {} was left RUNNING by a process that is gone: marked ABORTED (`sluice redrive {}` finishes it)",
+            short_name(&arn),
+            short_name(&arn)
+        );
+    }
+    Ok(())
+}
+
+pub async fn redrive(config_path: Option<&Path>, args: RedriveArgs) -> anyhow::Result<ExitCode> {
+    let (_, pipeline) = open(config_path, args.backend, None).await?;
+    let arn = pipeline.find_execution(&args.execution)?;
+    let started = Instant::now();
+    let report = pipeline.engine.redrive_execution(&arn).await;
+    pipeline.progress.finish();
+    Ok(print_outcome(&pipeline, &report?, started))
+}
+
+fn seconds_between(start: chrono::DateTime<chrono::Utc>, stop: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    stop.map(|stop| format!("{:.1} s", (stop - start).num_milliseconds() as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn executions(config_path: Option<&Path>, args: ExecutionsArgs) -> anyhow::Result<ExitCode> {
     let (_, pipeline) = open(config_path, None, None).await?;
     pipeline.progress.finish();
+    if let Some(map_run) = args.map_run {
+        for child in pipeline.engine.list_children(&map_run)? {
+            println!(
+                "{}  {:<9}  {}  {:>8}",
+                child.name,
+                child.status.as_str(),
+                child.start_date.format("%Y-%m-%d %H:%M:%S"),
+                seconds_between(child.start_date, child.stop_date)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    abort_abandoned(&pipeline)?;
     let mut all = pipeline.engine.list_executions()?;
     all.sort_by_key(|e| e.start_date);
     if all.is_empty() {
         println!("no executions yet (start one with `sluice run`)");
     }
     for execution in all {
-        let took = execution
-            .stop_date
-            .map(|stop| {
-                format!(
-                    "{:.1} s",
-                    (stop - execution.start_date).num_milliseconds() as f64 / 1000.0
-                )
-            })
-            .unwrap_or_else(|| "-".into());
         println!(
             "{}  {:<9}  {}  {:>8}",
             execution.name,
             execution.status.as_str(),
             execution.start_date.format("%Y-%m-%d %H:%M:%S"),
-            took
+            seconds_between(execution.start_date, execution.stop_date)
         );
+        for map_run in pipeline.engine.list_map_runs(&execution.execution_arn)? {
+            let items = map_run.item_counts;
+            println!(
+                "    map run {} ({}): {:?}, {} children, items {} succeeded / {} failed / {} total",
+                map_run.state_name,
+                map_run.map_run_arn,
+                map_run.status,
+                map_run.execution_counts.total,
+                items.succeeded,
+                items.failed,
+                items.total
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -186,15 +245,21 @@ pub async fn executions(config_path: Option<&Path>) -> anyhow::Result<ExitCode> 
 pub async fn history(config_path: Option<&Path>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let (_, pipeline) = open(config_path, None, None).await?;
     pipeline.progress.finish();
-    let arn = pipeline.find_execution(&args.execution)?;
+    let arn = match pipeline.find_execution(&args.execution) {
+        Ok(arn) => arn,
+        // A map run's child is not listed among the executions: take its ARN as given.
+        Err(_) if args.execution.starts_with("arn:") => args.execution.clone(),
+        Err(e) => return Err(e.into()),
+    };
     for event in pipeline.engine.execution_history(&arn)? {
         if args.json {
             println!("{}", serde_json::to_string(&event)?);
         } else {
             let details = serde_json::to_value(&event.details)?;
             let state = details
-                .as_object()
-                .and_then(|o| o.values().find_map(|v| v.get("name").and_then(Value::as_str)))
+                .get("name")
+                .or_else(|| details.get("mapRunArn"))
+                .and_then(Value::as_str)
                 .unwrap_or("");
             println!(
                 "{:>4}  {}  {:<28} {}",

@@ -2,6 +2,7 @@
 //! ARN bound to its stage's in-process handler, executions parked durably in the SQLite file.
 
 mod handlers;
+mod objects;
 mod progress;
 mod task_tokens;
 
@@ -16,6 +17,7 @@ use sluice_statemachine::{
 };
 
 pub use handlers::FUNCTIONS;
+pub use objects::PipelineObjects;
 pub use progress::Progress;
 pub use task_tokens::EngineTaskTokens;
 
@@ -73,6 +75,7 @@ impl Pipeline {
         let progress = Progress::new(options.show_progress);
         let consent_url = Arc::new(Mutex::new(None));
         let task_tokens = Arc::new(EngineTaskTokens::default());
+        let objects = PipelineObjects::new(pipeline_bucket(config), backends.objects.clone());
         let mut registry = TaskRegistry::new();
         let (bindings, oauth) = handlers::bind(handlers::BindContext {
             config,
@@ -90,7 +93,7 @@ impl Pipeline {
             };
             registry.register_lambda(function, handler);
         }
-        let engine = Arc::new(Engine::new(registry).with_store(store));
+        let engine = Arc::new(Engine::new(registry).with_store(store).with_objects(Arc::new(objects)));
         task_tokens.attach(&engine);
         Ok(Pipeline {
             engine,
@@ -135,6 +138,12 @@ impl Pipeline {
             _ => Vec::new(),
         })
     }
+}
+
+/// The bucket name a Distributed Map's ItemReader and ResultWriter use for the pipeline's
+/// objects: `aws.bucket`, or `sluice` on the embedded backends.
+pub fn pipeline_bucket(config: &Config) -> String {
+    config.aws.bucket.clone().unwrap_or_else(|| "sluice".into())
 }
 
 /// The local ARN of a pipeline function.

@@ -87,8 +87,11 @@ fn etag_of(body: &[u8]) -> String {
 /// or [`MemoryObjectStorage::create_bucket`] names them.
 #[derive(Debug, Default)]
 pub struct MemoryObjectStorage {
-    buckets: Mutex<BTreeMap<String, BTreeMap<String, (Vec<u8>, DateTime<Utc>)>>>,
+    buckets: Mutex<Buckets>,
 }
+
+/// Bucket -> key -> (body, last modified).
+type Buckets = BTreeMap<String, BTreeMap<String, (Vec<u8>, DateTime<Utc>)>>;
 
 impl MemoryObjectStorage {
     pub fn new() -> Self {
@@ -115,7 +118,7 @@ impl MemoryObjectStorage {
             .unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, (Vec<u8>, DateTime<Utc>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
         self.buckets.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

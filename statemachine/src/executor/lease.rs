@@ -140,10 +140,10 @@ impl Engine {
             if summary.status != ExecutionStatus::Running {
                 continue;
             }
-            if let Some(cause) = self.abandonment(&summary.execution_arn)? {
-                if self.abort(&summary.execution_arn, &cause)? {
-                    aborted.push(summary.execution_arn);
-                }
+            if let Some(cause) = self.abandonment(&summary.execution_arn)?
+                && self.abort(&summary.execution_arn, &cause)?
+            {
+                aborted.push(summary.execution_arn);
             }
         }
         Ok(aborted)

@@ -363,14 +363,11 @@ fn result_writer(f: &mut Fields<'_, '_>) {
             "a ResultWriter with Parameters needs \"Resource\": \"arn:aws:states:::s3:putObject\"",
         ),
         None => {}
-        Some(Value::String(r)) if r == S3_PUT_OBJECT => {
-            if !has_parameters {
-                f.problem(
-                    "",
-                    "a ResultWriter with a Resource needs Parameters (or Arguments) with the Bucket",
-                );
-            }
-        }
+        Some(Value::String(r)) if r == S3_PUT_OBJECT && !has_parameters => f.problem(
+            "",
+            "a ResultWriter with a Resource needs Parameters (or Arguments) with the Bucket",
+        ),
+        Some(Value::String(r)) if r == S3_PUT_OBJECT => {}
         Some(other) => f.problem(
             "Resource",
             format!("the ResultWriter's Resource must be {S3_PUT_OBJECT}, not {other}"),
