@@ -35,6 +35,9 @@ use writer::{ResultTarget, write_results};
 const MAX_ITEMS_CAP: u64 = 100_000_000;
 /// AWS runs at most 10,000 children at once.
 const MAX_CHILDREN_AT_ONCE: usize = 10_000;
+/// Without a MaxConcurrency, AWS runs as many as it can; locally every child in flight holds
+/// its input in memory, so "as many as it can" is this many.
+const DEFAULT_CHILDREN_AT_ONCE: usize = 256;
 /// Finished children are stored in groups of this many (one transaction each), or sooner
 /// when the oldest waits longer than `SAVE_INTERVAL`: a crash loses little finished work.
 const SAVE_GROUP: usize = 512;
@@ -339,7 +342,7 @@ pub(super) async fn attempt<'a>(
             known: &known,
             redriving,
             width: if max_concurrency == 0 {
-                MAX_CHILDREN_AT_ONCE
+                DEFAULT_CHILDREN_AT_ONCE
             } else {
                 max_concurrency.min(MAX_CHILDREN_AT_ONCE)
             },
