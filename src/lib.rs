@@ -1,4 +1,5 @@
-//! The `sluice` binary's library half: the local pipeline runner, shared by the CLI and the
-//! end-to-end tests.
+//! The `sluice` binary's library half: the local pipeline runner and the ASL engine's own
+//! commands, shared by the CLI and the end-to-end tests.
 
+pub mod asl;
 pub mod runner;

@@ -1,11 +1,15 @@
 //! The recorded AWS executions in `../shared/asl-conformance/` (beside the repository, as in CI):
-//! every JSONPath case must pass on the local engine. (JSONata cases are not supported yet.)
+//! every JSONPath case must pass on the local engine, the Distributed Map ones with their S3
+//! objects seeded into an object directory. (JSONata cases are not supported yet.)
 
 use std::path::PathBuf;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_recorded_jsonpath_case_passes() {
-    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/asl-conformance/public.jsonl");
+/// The JSONPath cases of `file`, written to a file of their own; `None` (or a panic in CI)
+/// when `shared/` is not beside the repository.
+fn jsonpath_cases(file: &str, dir: &std::path::Path) -> Option<PathBuf> {
+    let cases = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/asl-conformance")
+        .join(file);
     let Ok(text) = std::fs::read_to_string(&cases) else {
         if std::env::var_os("CI").is_some() || std::env::var("SLUICE_REQUIRE_AWS_TESTS").as_deref() == Ok("1") {
             panic!(
@@ -14,7 +18,7 @@ async fn every_recorded_jsonpath_case_passes() {
             );
         }
         eprintln!("SKIPPED: {} is not there", cases.display());
-        return;
+        return None;
     };
     let jsonpath: Vec<&str> = text
         .lines()
@@ -25,12 +29,38 @@ async fn every_recorded_jsonpath_case_passes() {
                 .unwrap_or(true)
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let subset = dir.path().join("jsonpath.jsonl");
+    let subset = dir.join(file);
     std::fs::write(&subset, jsonpath.join("\n")).unwrap();
+    Some(subset)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_recorded_jsonpath_case_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(subset) = jsonpath_cases("public.jsonl", dir.path()) else {
+        return;
+    };
     let mut out = Vec::new();
-    let (passed, failed) = sluice_statemachine::cli::conformance(&subset, None, None, &mut out).await;
+    let (passed, failed) = sluice::asl::conformance(&subset, None, None, &mut out).await;
     let report = String::from_utf8_lossy(&out);
     assert_eq!(failed, 0, "{report}");
     assert!(passed >= 404, "{passed} JSONPath cases passed\n{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_recorded_distributed_map_case_passes_over_an_object_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(subset) = jsonpath_cases("distributed-map.jsonl", dir.path()) else {
+        return;
+    };
+    let s3 = dir.path().join("s3");
+    let mut out = Vec::new();
+    let (passed, failed) = sluice::asl::conformance(&subset, None, Some(&s3), &mut out).await;
+    let report = String::from_utf8_lossy(&out);
+    assert_eq!(failed, 0, "{report}");
+    assert!(passed >= 22, "{passed} Distributed Map cases passed\n{report}");
+    assert!(
+        s3.join("test-bucket").is_dir(),
+        "the cases' objects were seeded into the directory"
+    );
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use sluice_statemachine::cli;
+use sluice::asl as cli;
 
 #[derive(Args)]
 pub struct ValidateArgs {

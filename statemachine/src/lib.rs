@@ -3,7 +3,8 @@
 //! The modules follow the language's chapters:
 //! - [`model`]: the state machine and its states, parsed from JSON;
 //! - [`validate`]: every problem of a definition at once, with its location;
-//! - [`path`], [`payload`], [`intrinsics`]: JSONPath, payload templates and intrinsic functions;
+//! - [`path`], [`payload`], [`intrinsics`]: JSONPath, payload templates and intrinsic functions,
+//!   evaluated in an [`env`];
 //! - `states`: what each state type does (Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map);
 //! - [`errors`]: error names, Retry and Catch;
 //! - [`executor`]: the [`Engine`] that runs executions, parks them on task tokens and resumes them;
@@ -11,12 +12,14 @@
 //! - [`store`]: where executions wait (in memory or SQLite), with their map runs and leases;
 //! - [`objects`]: the S3 port a Distributed Map reads items from and writes results to;
 //! - [`task`]: task handlers by resource ARN; [`mock`]: AWS mock-config files;
-//! - [`clock`]: injectable time; [`cli`]: the `sluice validate | exec | conformance` commands.
+//! - [`clock`]: injectable time.
+//!
+//! The commands around it (`sluice validate | exec | conformance`) live in the `sluice` binary.
 
 #[doc(hidden)]
 pub mod bench_support;
-pub mod cli;
 pub mod clock;
+pub mod env;
 pub mod errors;
 pub mod executor;
 pub mod history;
@@ -39,11 +42,11 @@ pub use executor::{
 };
 pub use history::{EventType, HistoryEvent};
 pub use mock::{MockConfig, MockConfigError, MockedTestCase};
-pub use model::{ParseError, StateMachine};
+pub use model::StateMachine;
 pub use objects::{DirectoryObjectStorage, MemoryObjectStorage, ObjectError, ObjectStorage};
 pub use store::{
     ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, MemoryExecutionStore, SqliteExecutionStore,
     StoreError,
 };
 pub use task::{FnHandler, TaskContext, TaskFailure, TaskHandler, TaskRegistry};
-pub use validate::{ValidationProblem, validate};
+pub use validate::{ParseError, ValidationProblem, validate};

@@ -3,7 +3,6 @@
 
 mod lease;
 mod redrive;
-pub(crate) mod replay;
 pub(crate) mod run;
 
 use crate::clock::{Clock, SystemClock};
@@ -11,17 +10,17 @@ use crate::errors::{StateFailure, names};
 use crate::history::{DEFAULT_HISTORY_LIMIT, EventDetails, EventType, History, HistoryEvent};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::mock::MockedTestCase;
-use crate::model::{ParseError, StateMachine};
+use crate::model::StateMachine;
 use crate::objects::{NoObjectStorage, ObjectStorage};
+pub use crate::store::PendingTask;
 use crate::store::{
     ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, FailurePoint, MapRunRecord,
-    MemoryExecutionStore, StoreError,
+    MemoryExecutionStore, Recorded, StoreError,
 };
 use crate::task::TaskRegistry;
+use crate::validate::ParseError;
 use chrono::{DateTime, Utc};
-use replay::Recorded;
 use run::{Run, ScopeEnd, Thread, lock};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,43 +86,6 @@ impl From<StoreError> for EngineError {
             StoreError::AlreadyExists(name) => EngineError::ExecutionAlreadyExists(name),
             other => EngineError::Store(other),
         }
-    }
-}
-
-/// A task parked on its token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PendingTask {
-    pub token: String,
-    pub(crate) answer_key: String,
-    pub state_name: String,
-    pub resource: String,
-    pub scheduled_at: DateTime<Utc>,
-    pub last_heartbeat: DateTime<Utc>,
-    pub heartbeat_seconds: Option<u64>,
-    pub timeout_seconds: Option<u64>,
-    pub(crate) answer: Option<Recorded>,
-}
-
-impl PendingTask {
-    /// The reason the task has timed out at `now`, if it has.
-    fn timed_out(&self, now: DateTime<Utc>) -> Option<StateFailure> {
-        if let Some(h) = self.heartbeat_seconds
-            && now > self.last_heartbeat + chrono::Duration::seconds(h as i64)
-        {
-            return Some(StateFailure::new(
-                names::TIMEOUT,
-                format!("The task '{}' sent no heartbeat for {h} seconds.", self.state_name),
-            ));
-        }
-        if let Some(t) = self.timeout_seconds
-            && now > self.scheduled_at + chrono::Duration::seconds(t.min(i64::MAX as u64 / 1000) as i64)
-        {
-            return Some(StateFailure::new(
-                names::TIMEOUT,
-                format!("The task '{}' timed out after {t} seconds.", self.state_name),
-            ));
-        }
-        None
     }
 }
 

@@ -1,15 +1,15 @@
 //! One run of an execution: walks scopes state by state, records history, and keeps what a
 //! later resume needs to replay it (task results, tokens, wake-up times).
 
-use super::replay::{Recorded, ReplayLog};
-use super::{ExecutionInfo, PendingTask};
+use super::ExecutionInfo;
 use crate::clock::Clock;
+use crate::env::{ContextSource, Env, EvalError, RandomSource};
 use crate::errors::StateFailure;
 use crate::history::{EventDetails, EventType, History};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::mock::MockedTestCase;
 use crate::model::{Scope, StateMachine};
-use crate::payload::{ContextSource, Env, EvalError, RandomSource};
+use crate::store::{PendingTask, Recorded, ReplayLog};
 use crate::task::TaskRegistry;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;

@@ -1,8 +1,8 @@
 //! The intrinsic functions themselves, each checking its argument types as AWS does.
 
 use super::{Arg, Function, IntrinsicCall};
+use crate::env::{Env, EvalError};
 use crate::json::{java_string, numbers_equal, to_compact};
-use crate::payload::{Env, EvalError};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -168,7 +168,7 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
             let draw = match args.get(2) {
                 Some(seed) => {
                     let seed = integer_arg("MathRandom", seed, 3)?;
-                    crate::payload::RandomSource::new(seed as u64).next_u64()
+                    crate::env::RandomSource::new(seed as u64).next_u64()
                 }
                 None => env.random.next_u64(),
             };

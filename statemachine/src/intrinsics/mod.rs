@@ -3,8 +3,8 @@
 
 mod functions;
 
+use crate::env::{Env, EvalError};
 use crate::path::JsonPath;
-use crate::payload::{Env, EvalError};
 use serde_json::{Number, Value};
 
 /// A call that cannot be parsed, or names an unknown function or a wrong number of arguments.
@@ -314,7 +314,7 @@ impl CallParser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload::RandomSource;
+    use crate::env::RandomSource;
     use serde_json::{Map, json};
 
     fn run(call: &str, input: Value) -> Result<Value, EvalError> {

@@ -262,7 +262,7 @@ fn literal_problem(operator: Operator, value: &Value) -> Option<&'static str> {
         | TimestampGreaterThan
         | TimestampLessThanEquals
         | TimestampGreaterThanEquals => match value.as_str() {
-            Some(s) if crate::states::choice::parse_timestamp(s).is_some() => None,
+            Some(s) if crate::model::parse_timestamp(s).is_some() => None,
             _ => Some("must be an RFC 3339 timestamp string"),
         },
     }

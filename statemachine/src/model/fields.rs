@@ -52,3 +52,37 @@ pub fn whole_seconds(value: &Value) -> Option<u64> {
             .map(|f| f as u64)
     })
 }
+
+/// A whole number above zero (`3` or `3.0`).
+pub fn is_positive_integer(value: &Value) -> bool {
+    whole_seconds(value).is_some_and(|n| n > 0)
+}
+
+/// A whole number of zero or more.
+pub fn is_non_negative_integer(value: &Value) -> bool {
+    whole_seconds(value).is_some()
+}
+
+/// An RFC 3339 timestamp with an uppercase `T` and an offset or `Z`, as AWS requires (Wait's
+/// `Timestamp`, the `Timestamp...` choice rules).
+pub fn parse_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if !text.contains('T') {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_need_rfc3339() {
+        assert!(parse_timestamp("2016-03-14T01:59:00Z").is_some());
+        assert!(parse_timestamp("2016-03-14T01:59:00.123+02:00").is_some());
+        assert!(parse_timestamp("2023-02-24").is_none());
+        assert!(parse_timestamp("2012-10-09T19:00:55").is_none());
+    }
+}

@@ -2,47 +2,28 @@
 //! Parallel branch and each Map processor) and its eight state types.
 //!
 //! Parsing happens in two steps: [`crate::validate`] checks the raw JSON and reports every
-//! problem at once; only a definition without problems is then deserialized into this model,
-//! whose paths, templates and choice rules arrive already compiled.
+//! problem at once; only a definition without problems is then deserialized into this model
+//! (`StateMachine::from_json`), whose paths, templates and choice rules arrive compiled.
 
 mod choice;
 mod fields;
 pub mod map;
+pub mod retry;
 
 pub use choice::{ChoiceBranch, ChoiceRule, Comparison, Operand, Operator};
-pub use fields::{PathField, Seconds, whole_seconds as whole_seconds_of};
+pub use fields::{
+    PathField, Seconds, is_non_negative_integer, is_positive_integer, parse_timestamp,
+    whole_seconds as whole_seconds_of,
+};
 pub use map::{ExecutionType, ItemBatcher, ItemReader, Processor, ProcessorMode, ResultWriter};
+pub use retry::{Catcher, Retrier};
 
-use crate::errors::{Catcher, Retrier};
 use crate::path::JsonPath;
 use crate::payload::{Expr, Template};
-use crate::validate::{ValidationProblem, validate_value};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// AWS rejects definitions over 1 MiB; the same bound keeps hostile input cheap to refuse.
-pub const MAX_DEFINITION_BYTES: usize = 1_048_576;
-
-/// Why a definition could not become a [`StateMachine`].
-#[derive(Debug, thiserror::Error)]
-pub enum ParseError {
-    #[error("the definition is not valid JSON (line {line}, column {column}): {message}")]
-    Json {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("the definition is {bytes} bytes; the limit is {MAX_DEFINITION_BYTES} bytes")]
-    TooLarge { bytes: usize },
-    #[error("the definition has {} problem(s): {}", .0.len(), join_problems(.0))]
-    Invalid(Vec<ValidationProblem>),
-}
-
-fn join_problems(problems: &[ValidationProblem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
 
 /// A validated, executable state machine.
 #[derive(Debug, Clone)]
@@ -63,22 +44,10 @@ struct TopLevel {
 }
 
 impl StateMachine {
-    /// Parses and validates a definition; every validation problem is reported together.
-    pub fn from_json(text: &str) -> Result<Self, ParseError> {
-        if text.len() > MAX_DEFINITION_BYTES {
-            return Err(ParseError::TooLarge { bytes: text.len() });
-        }
-        let value: Value = serde_json::from_str(text).map_err(|e| ParseError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        let problems = validate_value(&value);
-        if !problems.is_empty() {
-            return Err(ParseError::Invalid(problems));
-        }
-        let top: TopLevel = serde_json::from_value(value)
-            .map_err(|e| ParseError::Invalid(vec![ValidationProblem::new(None, "", e.to_string())]))?;
+    /// Builds the machine from a definition that validation has passed (see
+    /// [`StateMachine::from_json`]).
+    pub(crate) fn from_validated(value: Value, text: &str) -> Result<Self, serde_json::Error> {
+        let top: TopLevel = serde_json::from_value(value)?;
         Ok(Self {
             root: Arc::new(top.scope),
             comment: top.comment,

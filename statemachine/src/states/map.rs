@@ -3,13 +3,13 @@
 //! configured. A Distributed Map hands over to [`super::distributed`].
 
 use super::{Finish, keep_raw, select};
+use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{ContextObject, Run, ScopeEnd, Step, Thread, Visit};
 use crate::history::{EventDetails, EventType};
 use crate::json::to_compact;
 use crate::model::MapState;
 use crate::path::JsonPath;
-use crate::payload::{Env, EvalError};
 use futures::StreamExt;
 use serde_json::Value;
 

@@ -9,10 +9,12 @@ mod parallel;
 mod simple;
 mod task;
 
-use crate::errors::{Catcher, Recovery, Retrier, StateFailure, recover};
+use crate::env::RandomSource;
+use crate::errors::StateFailure;
 use crate::executor::run::{Run, Step, Thread, Visit};
+use crate::model::retry::{Catcher, Recovery, Retrier, recover};
 use crate::model::{Flow, PathField, State, Transition};
-use crate::payload::{RandomSource, Template};
+use crate::payload::Template;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -140,7 +142,7 @@ pub(crate) fn result_path(
         PathField::Null => Ok(raw_input),
         PathField::Path(path) => path
             .write_into(raw_input, result)
-            .map_err(|e| visit.runtime(crate::payload::EvalError(e))),
+            .map_err(|e| visit.runtime(crate::env::EvalError(e))),
     }
 }
 

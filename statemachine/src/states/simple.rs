@@ -1,10 +1,10 @@
 //! Pass, Wait, Succeed and Fail.
 
 use super::{Finish, keep_raw, select};
+use crate::env::EvalError;
 use crate::errors::StateFailure;
 use crate::executor::run::{Run, Step, Thread, Visit};
 use crate::model::{FailState, PassState, SucceedState, Transition, WaitState};
-use crate::payload::EvalError;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ pub(super) async fn wait<'a>(
     let wake_at: DateTime<Utc> = if let Some(seconds) = state.seconds {
         now + Duration::seconds(seconds.0.min(i64::MAX as u64 / 1000) as i64)
     } else if let Some(ts) = &state.timestamp {
-        crate::states::choice::parse_timestamp(ts)
+        crate::model::parse_timestamp(ts)
             .ok_or_else(|| visit.runtime(EvalError(format!("'{ts}' is not a valid timestamp"))))?
     } else if let Some(path) = &state.seconds_path {
         let value = run
@@ -113,7 +113,7 @@ pub(super) async fn wait<'a>(
             .map_err(|e| visit.runtime(e))?;
         value
             .as_str()
-            .and_then(crate::states::choice::parse_timestamp)
+            .and_then(crate::model::parse_timestamp)
             .ok_or_else(|| {
                 visit.runtime(EvalError(format!(
                     "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",

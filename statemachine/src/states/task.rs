@@ -2,15 +2,14 @@
 //! TimeoutSeconds, and for `.waitForTaskToken` hands out a token and parks.
 
 use super::{Finish, select};
+use crate::env::EvalError;
 use crate::errors::{StateFailure, names};
-use crate::executor::PendingTask;
-use crate::executor::replay::Recorded;
 use crate::executor::run::{Run, Step, Thread, Visit, lock};
 use crate::history::{EventDetails, EventType};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::mock::MockedAnswer;
 use crate::model::TaskState;
-use crate::payload::EvalError;
+use crate::store::{PendingTask, Recorded};
 use crate::task::{Invocation, TaskContext, lambda_invoke_result, split_pattern};
 use base64::Engine as _;
 use serde_json::Value;

@@ -1,9 +1,9 @@
 //! Executions kept in memory, for tests and one-shot runs.
 
 use super::{
-    ChildState, ExecutionRecord, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, StoreError, is_parked,
+    ChildState, ExecutionRecord, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, ReplayLog, StoreError,
+    is_parked,
 };
-use crate::executor::replay::ReplayLog;
 use crate::history::HistoryEvent;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};

@@ -3,12 +3,12 @@
 
 mod memory;
 mod sqlite;
+mod tasks;
 
 pub use memory::MemoryExecutionStore;
 pub use sqlite::SqliteExecutionStore;
+pub use tasks::{PendingTask, Recorded, ReplayLog};
 
-use crate::executor::PendingTask;
-use crate::executor::replay::ReplayLog;
 use crate::history::HistoryEvent;
 use crate::mock::MockedTestCase;
 use crate::model::ExecutionType;

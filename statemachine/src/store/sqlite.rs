@@ -2,10 +2,9 @@
 //! of Sluice's local state (`.sluice/sluice.db`).
 
 use super::{
-    ChildState, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, StoreError,
-    is_parked,
+    ChildState, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, ReplayLog,
+    StoreError, is_parked,
 };
-use crate::executor::replay::ReplayLog;
 use crate::history::HistoryEvent;
 use crate::model::ExecutionType;
 use chrono::{DateTime, Utc};

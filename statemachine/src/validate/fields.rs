@@ -1,8 +1,7 @@
 //! Per-state-type field checks: which fields a type allows, and what each must hold.
 
 use super::Checker;
-use crate::errors::names;
-use crate::model::ChoiceRule;
+use crate::model::{ChoiceRule, is_non_negative_integer, is_positive_integer};
 use crate::path::JsonPath;
 use crate::payload::{Expr, Template};
 use serde_json::{Map, Value};
@@ -64,14 +63,6 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
         _ => return None,
     }
     Some(fields)
-}
-
-pub(super) fn is_positive_integer(v: &Value) -> bool {
-    crate::model::whole_seconds_of(v).is_some_and(|n| n > 0)
-}
-
-fn is_non_negative_integer(v: &Value) -> bool {
-    crate::model::whole_seconds_of(v).is_some()
 }
 
 struct StateCheck<'a, 'c> {
@@ -290,7 +281,7 @@ pub(super) fn check_state(checker: &mut Checker, name: &str, map: &Map<String, V
             }
             c.integer("Seconds", false);
             if let Some(ts) = c.string("Timestamp")
-                && crate::states::choice::parse_timestamp(ts).is_none()
+                && crate::model::parse_timestamp(ts).is_none()
             {
                 c.problem("Timestamp", format!("'{ts}' is not an RFC 3339 timestamp"));
             }
@@ -374,121 +365,23 @@ fn map_fields(c: &mut StateCheck<'_, '_>) {
     super::map::distributed_fields(c.checker, c.name, c.map, c.at);
 }
 
-fn error_equals(c: &mut StateCheck<'_, '_>, entry: &Map<String, Value>, at: &str) {
-    let Some(list) = entry
-        .get("ErrorEquals")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty())
-    else {
-        c.problem(
-            &format!("{at}/ErrorEquals"),
-            "ErrorEquals must be a non-empty array of error names",
-        );
-        return;
-    };
-    for (i, e) in list.iter().enumerate() {
-        match e.as_str() {
-            Some(names::ALL) if list.len() > 1 => c.problem(
-                &format!("{at}/ErrorEquals/{i}"),
-                "States.ALL must appear alone in its ErrorEquals",
-            ),
-            Some(_) => {}
-            None => c.problem(&format!("{at}/ErrorEquals/{i}"), "error names must be strings"),
-        }
-    }
-}
-
-fn has_all(entry: &Value) -> bool {
-    entry
-        .get("ErrorEquals")
-        .and_then(Value::as_array)
-        .is_some_and(|l| l.iter().any(|e| e.as_str() == Some(names::ALL)))
-}
-
 fn retriers(c: &mut StateCheck<'_, '_>, value: &Value) {
-    let Some(list) = value.as_array() else {
-        c.problem("Retry", "Retry must be an array");
-        return;
-    };
-    for (i, entry) in list.iter().enumerate() {
-        let at = format!("Retry/{i}");
-        let Some(entry) = entry.as_object() else {
-            c.problem(&at, "a retrier must be an object");
-            continue;
-        };
-        error_equals(c, entry, &at);
-        if has_all(&Value::Object(entry.clone())) && i + 1 != list.len() {
-            c.problem(
-                &format!("{at}/ErrorEquals"),
-                "a retrier with States.ALL must be the last one",
-            );
-        }
-        for (key, v) in entry {
-            let here = format!("{at}/{key}");
-            match key.as_str() {
-                "ErrorEquals" | "Comment" => {}
-                "IntervalSeconds" | "MaxDelaySeconds" if !is_positive_integer(v) => {
-                    c.problem(&here, format!("{key} must be a positive integer"))
-                }
-                "MaxAttempts" if !is_non_negative_integer(v) => {
-                    c.problem(&here, "MaxAttempts must be a non-negative integer")
-                }
-                "BackoffRate" if !v.as_f64().is_some_and(|r| r >= 1.0) => {
-                    c.problem(&here, "BackoffRate must be a number of at least 1.0")
-                }
-                "JitterStrategy" if !matches!(v.as_str(), Some("FULL" | "NONE")) => {
-                    c.problem(&here, "JitterStrategy must be FULL or NONE")
-                }
-                "IntervalSeconds" | "MaxDelaySeconds" | "MaxAttempts" | "BackoffRate" | "JitterStrategy" => {}
-                _ => c.problem(&here, format!("'{key}' is not allowed in a retrier")),
-            }
-        }
+    let mut problems = Vec::new();
+    crate::model::retry::check_retry(value, &mut problems);
+    for (pointer, message) in problems {
+        c.problem(&pointer, message);
     }
 }
 
 fn catchers(c: &mut StateCheck<'_, '_>, value: &Value, targets: &mut Targets) {
-    let Some(list) = value.as_array() else {
-        c.problem("Catch", "Catch must be an array");
-        return;
-    };
-    for (i, entry) in list.iter().enumerate() {
-        let at = format!("Catch/{i}");
-        let Some(entry) = entry.as_object() else {
-            c.problem(&at, "a catcher must be an object");
-            continue;
-        };
-        error_equals(c, entry, &at);
-        if has_all(&Value::Object(entry.clone())) && i + 1 != list.len() {
-            c.problem(
-                &format!("{at}/ErrorEquals"),
-                "a catcher with States.ALL must be the last one",
-            );
-        }
-        match entry.get("Next") {
-            Some(Value::String(n)) => targets.next.push((n.clone(), format!("{}/{at}/Next", c.at))),
-            _ => c.problem(&format!("{at}/Next"), "a catcher needs Next (a state name)"),
-        }
-        for (key, v) in entry {
-            let here = format!("{at}/{key}");
-            match key.as_str() {
-                "ErrorEquals" | "Next" | "Comment" => {}
-                "ResultPath" => match v {
-                    Value::Null => {}
-                    Value::String(p) => match JsonPath::parse(p) {
-                        Ok(path) if path.is_reference_path() => {}
-                        Ok(_) => c.problem(&here, "ResultPath must be a reference path"),
-                        Err(e) => c.problem(&here, e.to_string()),
-                    },
-                    _ => c.problem(&here, "ResultPath must be a path string or null"),
-                },
-                "Assign" => {
-                    if let Err((p, m)) = Template::compile(v) {
-                        c.problem(&format!("{here}{p}"), m);
-                    }
-                }
-                _ => c.problem(&here, format!("'{key}' is not allowed in a catcher")),
-            }
-        }
+    let mut problems = Vec::new();
+    let mut nexts = Vec::new();
+    crate::model::retry::check_catch(value, &mut problems, &mut nexts);
+    for (pointer, message) in problems {
+        c.problem(&pointer, message);
+    }
+    for (next, pointer) in nexts {
+        targets.next.push((next, format!("{}/{pointer}", c.at)));
     }
 }
 

@@ -6,6 +6,9 @@
 
 mod fields;
 mod map;
+mod parse;
+
+pub use parse::{MAX_DEFINITION_BYTES, ParseError};
 
 use crate::payload::escape_pointer;
 use serde_json::{Map, Value};
@@ -47,14 +50,14 @@ impl fmt::Display for ValidationProblem {
 
 /// Validates definition text; JSON syntax errors come back as a single problem.
 pub fn validate(definition: &str) -> Vec<ValidationProblem> {
-    if definition.len() > crate::model::MAX_DEFINITION_BYTES {
+    if definition.len() > MAX_DEFINITION_BYTES {
         return vec![ValidationProblem::new(
             None,
             "",
             format!(
                 "the definition is {} bytes; the limit is {} bytes",
                 definition.len(),
-                crate::model::MAX_DEFINITION_BYTES
+                MAX_DEFINITION_BYTES
             ),
         )];
     }
@@ -89,7 +92,7 @@ pub fn validate_value(definition: &Value) -> Vec<ValidationProblem> {
     }
     checker.query_language(None, top, "");
     if let Some(t) = top.get("TimeoutSeconds")
-        && !fields::is_positive_integer(t)
+        && !crate::model::is_positive_integer(t)
     {
         checker.problem(None, "/TimeoutSeconds", "TimeoutSeconds must be a positive integer");
     }

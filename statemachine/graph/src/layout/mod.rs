@@ -9,7 +9,7 @@ mod place;
 mod rank;
 
 use super::{labels, text};
-use sluice_statemachine::errors::Catcher;
+use sluice_statemachine::model::Catcher;
 use sluice_statemachine::model::{Flow, Scope, State};
 use std::collections::HashMap;
 

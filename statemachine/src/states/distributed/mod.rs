@@ -12,6 +12,7 @@ mod writer;
 
 use super::map::{Tolerance, integer_from_path, limits};
 use super::{Finish, keep_raw, select};
+use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{ContextObject, Run, Step, Thread, Visit};
 use crate::executor::{ExecutionOutcome, LOCAL_ARN_PREFIX};
@@ -19,7 +20,6 @@ use crate::history::{EventDetails, EventType};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len, to_compact};
 use crate::model::map::{ItemBatcher, Transformation};
 use crate::model::{MapState, Processor};
-use crate::payload::{Env, EvalError};
 use crate::store::{
     ChildState, ExecutionRecord, ExecutionStatus, MapRunCounts, MapRunRecord, MapRunStatus, ParentLink,
 };

@@ -2,9 +2,9 @@
 //! `asl-conformance/README.md`): `placeholders` inside expected strings, and
 //! `project-sort(fields=F1,F2; sort=K)` for arrays whose order or extra fields vary.
 
-use crate::json::{numbers_equal, to_compact};
 use regex::Regex;
 use serde_json::{Map, Value};
+use sluice_statemachine::json::{numbers_equal, to_compact};
 use std::collections::HashMap;
 
 /// The comparison rules a case names.

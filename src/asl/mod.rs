@@ -1,5 +1,5 @@
-//! The logic behind `sluice validate`, `sluice exec` and `sluice conformance`, as plain
-//! functions the `sluice` binary wires to its arguments. Each returns the exit code (or the
+//! The ASL engine on its own: the logic behind `sluice validate`, `sluice exec` and
+//! `sluice conformance`, as plain functions the `sluice` binary wires to its arguments. Each returns the exit code (or the
 //! counts) and writes what the user sees to `out`.
 
 mod compare;
@@ -7,12 +7,11 @@ mod conformance;
 
 pub use conformance::{ConformanceCase, conformance, run_case};
 
-use crate::executor::{Engine, ExecutionOutcome, StartExecution};
-use crate::mock::MockConfig;
-use crate::model::{ParseError, StateMachine};
-use crate::task::TaskRegistry;
-use crate::validate::validate;
 use serde_json::{Value, json};
+use sluice_statemachine::MockConfig;
+use sluice_statemachine::{Engine, ExecutionOutcome, StartExecution};
+use sluice_statemachine::{ParseError, StateMachine};
+use sluice_statemachine::{TaskRegistry, validate};
 use std::io::Write;
 use std::path::Path;
 
@@ -63,7 +62,9 @@ pub async fn exec(
         Ok((machine, request)) => {
             let mut engine = Engine::new(TaskRegistry::new());
             if let Some(dir) = s3_dir {
-                engine = engine.with_objects(std::sync::Arc::new(crate::objects::DirectoryObjectStorage::new(dir)));
+                engine = engine.with_objects(std::sync::Arc::new(sluice_statemachine::DirectoryObjectStorage::new(
+                    dir,
+                )));
             }
             match engine.start_execution(&machine, request).await {
                 Ok(report) => print_outcome(&report.outcome, out),
@@ -130,7 +131,7 @@ fn prepare_exec(
 fn print_outcome(outcome: &ExecutionOutcome, out: &mut dyn Write) -> i32 {
     match outcome {
         ExecutionOutcome::Succeeded { output } => {
-            let _ = writeln!(out, "{}", crate::json::to_compact(output));
+            let _ = writeln!(out, "{}", sluice_statemachine::json::to_compact(output));
             0
         }
         ExecutionOutcome::Failed { error, cause } => {

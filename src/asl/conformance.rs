@@ -1,13 +1,11 @@
 //! Runs ASL conformance cases (the JSON-lines format of `asl-conformance/README.md`):
 //! recorded AWS executions, judged by status, output (as JSON values) and error name.
 
-use crate::clock::ManualClock;
-use crate::executor::{Engine, ExecutionOutcome, StartExecution};
-use crate::model::StateMachine;
-use crate::objects::{DirectoryObjectStorage, MemoryObjectStorage, ObjectStorage};
-use crate::task::TaskRegistry;
 use serde::Deserialize;
 use serde_json::Value;
+use sluice_statemachine::ManualClock;
+use sluice_statemachine::{DirectoryObjectStorage, MemoryObjectStorage, ObjectStorage, StateMachine, TaskRegistry};
+use sluice_statemachine::{Engine, ExecutionOutcome, StartExecution};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -75,8 +73,8 @@ pub async fn run_case(case: &ConformanceCase, s3_dir: Option<&Path>) -> Result<(
             } else {
                 Err(format!(
                     "output {} != expected {}",
-                    crate::json::to_compact(output),
-                    crate::json::to_compact(expected)
+                    sluice_statemachine::json::to_compact(output),
+                    sluice_statemachine::json::to_compact(expected)
                 ))
             }
         }

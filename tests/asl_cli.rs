@@ -1,6 +1,6 @@
-//! The command functions the `sluice` binary wires up.
+//! The ASL commands the `sluice` binary wires up (`validate`, `exec`, `conformance`).
 
-use sluice_statemachine::cli::{EXIT_USAGE, conformance, exec, validate_files};
+use sluice::asl::{EXIT_USAGE, conformance, exec, validate_files};
 use std::path::Path;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
