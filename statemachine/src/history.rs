@@ -1,6 +1,5 @@
 //! Execution history, with events named as AWS names them, and AWS's event limit.
 
-use crate::store::HistorySplice;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -128,6 +127,14 @@ pub struct HistoryEvent {
     /// Boxed: most events carry few details, and a history can hold many events.
     #[serde(flatten)]
     pub details: Box<EventDetails>,
+}
+
+/// A redrive keeps the events after the failed state's entry: they are inserted when the
+/// replayed history reaches `after_replayed` events, followed by `ExecutionRedriven`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct HistorySplice {
+    pub after_replayed: usize,
+    pub events: Vec<HistoryEvent>,
 }
 
 /// The events of one execution as they are recorded.

@@ -582,3 +582,54 @@ async fn an_object_directory_is_what_the_engine_reads_and_writes() {
     objects.put_object("b", "x/y.json", b"[]".to_vec()).await.unwrap();
     assert_eq!(std::fs::read(dir.path().join("b/x/y.json")).unwrap(), b"[]");
 }
+
+#[tokio::test]
+async fn a_child_waiting_for_a_task_token_parks_the_parent_until_it_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "two.json", "[{\"id\": 1}, {\"id\": 2}]");
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = tokens.clone();
+    let mut registry = TaskRegistry::new();
+    registry.register(
+        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        Arc::new(FnHandler(move |ctx: TaskContext, _input: Value| {
+            seen.lock().unwrap().push(ctx.task_token.unwrap_or_default());
+            futures::future::ready(Ok(json!({})))
+        })),
+    );
+    let store = Arc::new(SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap());
+    let engine = engine(dir.path(), registry).with_store(store);
+    let machine = distributed(
+        get_object("two.json", "JSON"),
+        json!({"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+               "Parameters": {"token.$": "$$.Task.Token"}, "End": true}),
+        json!({}),
+    );
+    let (arn, outcome) = run(&engine, &machine, json!({})).await;
+    assert!(matches!(outcome, ExecutionOutcome::Waiting { .. }), "{outcome:?}");
+    assert_eq!(
+        engine.describe_execution(&arn).unwrap().status,
+        ExecutionStatus::Running
+    );
+    // Waiting for its children is not abandonment.
+    assert!(engine.abort_abandoned().unwrap().is_empty());
+    let issued = tokens.lock().unwrap().clone();
+    assert_eq!(issued.len(), 2);
+    engine
+        .send_task_success(&issued[0], json!({"answer": 1}))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.describe_execution(&arn).unwrap().status,
+        ExecutionStatus::Running
+    );
+    engine
+        .send_task_success(&issued[1], json!({"answer": 2}))
+        .await
+        .unwrap();
+    let record = engine.describe_execution(&arn).unwrap();
+    assert_eq!(record.status, ExecutionStatus::Succeeded);
+    let mut answers: Vec<Value> = record.output.unwrap().as_array().unwrap().clone();
+    answers.sort_by_key(|a| a["answer"].as_i64());
+    assert_eq!(answers, vec![json!({"answer": 1}), json!({"answer": 2})]);
+}

@@ -4,9 +4,9 @@
 //! Map in the redriven state reruns only its failed and unfinished children.
 
 use super::{Engine, EngineError, ExecutionReport};
-use crate::history::{EventDetails, EventType, HistoryEvent};
+use crate::history::{EventDetails, EventType, HistoryEvent, HistorySplice};
 use crate::model::StateMachine;
-use crate::store::{ExecutionStatus, HistorySplice};
+use crate::store::ExecutionStatus;
 
 /// How many events of a history made with `splices` were produced by the run itself (not
 /// spliced in) before the event at `position` (0-based).

@@ -9,7 +9,7 @@ pub use memory::MemoryExecutionStore;
 pub use sqlite::SqliteExecutionStore;
 pub use tasks::{PendingTask, Recorded, ReplayLog};
 
-use crate::history::HistoryEvent;
+use crate::history::{HistoryEvent, HistorySplice};
 use crate::mock::MockedTestCase;
 use crate::model::ExecutionType;
 use chrono::{DateTime, Utc};
@@ -130,14 +130,6 @@ pub struct ParentLink {
     pub map_run_arn: String,
     /// The child's place among its map run's items (or batches).
     pub index: u64,
-}
-
-/// A redrive keeps the events after the failed state's entry: they are inserted when the
-/// replayed history reaches `after_replayed` events, followed by `ExecutionRedriven`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct HistorySplice {
-    pub after_replayed: usize,
-    pub events: Vec<HistoryEvent>,
 }
 
 /// Where an execution failed: the replay key of the top-level state visit, and the event

@@ -41,9 +41,11 @@ const DEFAULT_CHILDREN_AT_ONCE: usize = 256;
 /// Finished children are stored in groups of this many (one transaction each), or sooner
 /// when the oldest waits longer than `SAVE_INTERVAL`: a crash loses little finished work.
 const SAVE_GROUP: usize = 512;
+/// ... or when the children waiting to be stored hold this much input and output.
+const SAVE_BYTES: usize = 8 * 1024 * 1024;
 const SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Children are read back from the store this many at a time.
-const PAGE: usize = 1_000;
+const PAGE: usize = 100;
 
 /// Where the items come from, with room to put one back (a batch that is full).
 struct Items {
@@ -514,6 +516,7 @@ async fn run_children(
     let mut exhausted = false;
     let mut item_index = 0usize;
     let mut last_save = std::time::Instant::now();
+    let mut pending_bytes = 0usize;
     let store = run.engine.store().clone();
     let flush = |progress: &mut Progress| -> Result<(), StateFailure> {
         if progress.pending_saves.is_empty() {
@@ -581,12 +584,20 @@ async fn run_children(
             }
         }
         let parked = record.status == ExecutionStatus::Running;
+        // Each event of a child's history copies its input or output: count them all.
+        pending_bytes += (serialized_len(&record.input) + record.output.as_ref().map_or(0, serialized_len))
+            * (1 + record.history.len() / 2);
         progress.pending_saves.push(record);
-        if parked || progress.pending_saves.len() >= SAVE_GROUP || last_save.elapsed() >= SAVE_INTERVAL {
+        if parked
+            || progress.pending_saves.len() >= SAVE_GROUP
+            || pending_bytes >= SAVE_BYTES
+            || last_save.elapsed() >= SAVE_INTERVAL
+        {
             if let Err(f) = flush(&mut progress) {
                 return Err((progress, f));
             }
             last_save = std::time::Instant::now();
+            pending_bytes = 0;
         }
         // Counts are known at once; a percentage needs the total, known at the end.
         let fail_fast = match (plan.tolerance.count, plan.tolerance.percentage) {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// A result file is closed when it passes this size (AWS closes them at 5 GB), which bounds
 /// the memory a large map run's export needs.
-const RESULT_FILE_BYTES: usize = 64 * 1024 * 1024;
+const RESULT_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 pub(crate) fn writer_failed(cause: impl Into<String>) -> StateFailure {
     StateFailure::new(names::RESULT_WRITER_FAILED, cause)
