@@ -46,7 +46,16 @@ fn owner_gone(owner: &str) -> bool {
         Ok(pid) if pid == std::process::id() => false,
         Ok(pid) => {
             let proc_root = std::path::Path::new("/proc");
-            proc_root.join("self").exists() && !proc_root.join(pid.to_string()).exists()
+            if !proc_root.join("self").exists() {
+                return false;
+            }
+            // Gone, or a zombie: killed and not yet reaped by its parent.
+            match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+                Err(_) => true,
+                Ok(stat) => stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            }
         }
         Err(_) => false,
     }
