@@ -24,6 +24,7 @@ pub enum ExecutionState {
     Succeeded,
     Failed,
     TimedOut,
+    Aborted,
 }
 
 impl ExecutionState {
@@ -33,6 +34,7 @@ impl ExecutionState {
             ExecutionState::Succeeded => "SUCCEEDED",
             ExecutionState::Failed => "FAILED",
             ExecutionState::TimedOut => "TIMED_OUT",
+            ExecutionState::Aborted => "ABORTED",
         }
     }
 }
@@ -192,13 +194,21 @@ impl ExecutionPath {
                         v.failed = false;
                     }
                 }
-                MapStateFailed | ParallelStateFailed | MapStateSucceeded | ParallelStateSucceeded => {
-                    let kind = if matches!(event.event_type, MapStateFailed | MapStateSucceeded) {
+                MapStateFailed
+                | ParallelStateFailed
+                | MapStateSucceeded
+                | ParallelStateSucceeded
+                | MapRunFailed
+                | MapRunSucceeded => {
+                    let kind = if matches!(
+                        event.event_type,
+                        MapStateFailed | MapStateSucceeded | MapRunFailed | MapRunSucceeded
+                    ) {
                         VisitKind::Map
                     } else {
                         VisitKind::Parallel
                     };
-                    let failed = matches!(event.event_type, MapStateFailed | ParallelStateFailed);
+                    let failed = matches!(event.event_type, MapStateFailed | ParallelStateFailed | MapRunFailed);
                     if let Some(v) = open.iter_mut().rev().find(|v| v.kind == kind && v.attempt_running) {
                         v.attempt_running = false;
                         v.failed = failed;
@@ -212,6 +222,18 @@ impl ExecutionPath {
                 ExecutionTimedOut => {
                     path.state = ExecutionState::TimedOut;
                     path.error = details.error.clone();
+                }
+                ExecutionAborted => {
+                    path.state = ExecutionState::Aborted;
+                    path.error = details.error.clone();
+                }
+                // A redrive enters the unfinished state again: what was open is superseded.
+                ExecutionRedriven => {
+                    path.state = ExecutionState::Running;
+                    path.error = None;
+                    for visit in open.drain(..) {
+                        path.marks.remove(visit.name);
+                    }
                 }
                 _ => {}
             }

@@ -147,7 +147,7 @@ fn draw_header(svg: &mut String, path: &ExecutionPath, title: &str) {
     let colour = match path.state() {
         ExecutionState::Succeeded => "#037f0c",
         ExecutionState::Running => "#0972d3",
-        ExecutionState::Failed | ExecutionState::TimedOut => "#d91515",
+        ExecutionState::Failed | ExecutionState::TimedOut | ExecutionState::Aborted => "#d91515",
     };
     let _ = writeln!(
         svg,

@@ -405,3 +405,54 @@ fn the_pipeline_definition_renders_every_state() {
     }
     assert_no_overlaps(&layout_scope(m.root(), true));
 }
+
+#[tokio::test]
+async fn a_redriven_distributed_map_is_drawn_as_it_finally_ran() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixed = Arc::new(AtomicBool::new(false));
+    let flag = fixed.clone();
+    let mut registry = TaskRegistry::new();
+    registry.register_lambda(
+        "item",
+        Arc::new(sluice_statemachine::FnHandler(
+            move |_ctx: TaskContext, input: Value| {
+                let broken = input == json!(2) && !flag.load(Ordering::SeqCst);
+                futures::future::ready(if broken {
+                    Err(TaskFailure::new("Item.Bad", "synthetic"))
+                } else {
+                    Ok(input)
+                })
+            },
+        )),
+    );
+    let objects = sluice_statemachine::MemoryObjectStorage::new();
+    objects.insert("b", "items.json", "[1, 2, 3]");
+    let engine = Engine::new(registry).with_objects(Arc::new(objects));
+    let definition = json!({"StartAt": "Fan", "States": {
+        "Fan": {"Type": "Map", "Next": "Done",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                           "Parameters": {"Bucket": "b", "Key": "items.json"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Item", "States": {"Item": {"Type": "Task",
+                    "Resource": "arn:aws:lambda:us-east-1:123456789012:function:item", "End": true}}}},
+        "Done": {"Type": "Succeed"}}});
+    let machine = StateMachine::from_json(&definition.to_string()).unwrap();
+    let report = engine
+        .start_execution(&machine, StartExecution::new("Graph", json!({})))
+        .await
+        .unwrap();
+    let history = engine.execution_history(&report.execution_arn).unwrap();
+    let failed = ExecutionPath::from_history(&history);
+    assert_eq!(failed.state(), ExecutionState::Failed);
+    assert_eq!(failed.mark_of("Fan"), StateMark::Failed);
+
+    fixed.store(true, Ordering::SeqCst);
+    engine.redrive_execution(&report.execution_arn).await.unwrap();
+    let history = engine.execution_history(&report.execution_arn).unwrap();
+    let redriven = ExecutionPath::from_history(&history);
+    assert_eq!(redriven.state(), ExecutionState::Succeeded);
+    assert_eq!(redriven.mark_of("Fan"), StateMark::Succeeded);
+    assert!(redriven.took("Fan", "Done"));
+    let svg = render_svg(&machine, Some(&redriven));
+    assert!(!parse(&svg).is_empty());
+}
