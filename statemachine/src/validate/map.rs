@@ -135,7 +135,16 @@ pub(super) fn distributed_fields(checker: &mut Checker, state: &str, map: &Map<S
     };
     let distributed = processor_config(&mut c);
     if !distributed {
-        for field in ["ItemReader", "ItemBatcher", "ResultWriter", "Label"] {
+        for field in [
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "Label",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+        ] {
             if map.contains_key(field) {
                 c.problem(
                     field,
