@@ -134,8 +134,10 @@ async fn a_map_killed_midway_is_aborted_then_redriven_to_the_clean_output() {
     );
     let history = engine.execution_history(ARN).unwrap();
     assert_eq!(history.last().unwrap().event_type, EventType::ExecutionAborted);
-    // What ran before the kill was checkpointed: the map run had started.
+    // What ran before the kill was checkpointed: the map run had started. It stopped with it.
     assert!(history.iter().any(|e| e.event_type == EventType::MapRunStarted));
+    let map_run = engine.list_map_runs(ARN).unwrap().remove(0);
+    assert_eq!(map_run.status, sluice_statemachine::store::MapRunStatus::Aborted);
 
     let report = engine.redrive_execution(ARN).await.unwrap();
     match &report.outcome {
@@ -158,6 +160,10 @@ async fn a_map_killed_midway_is_aborted_then_redriven_to_the_clean_output() {
     assert_eq!(types[aborted + 1], EventType::ExecutionRedriven);
     assert_eq!(types.last(), Some(&EventType::ExecutionSucceeded));
     assert_eq!(engine.describe_execution(ARN).unwrap().redrive_count, 1);
+    let map_run = engine.list_map_runs(ARN).unwrap().remove(0);
+    assert_eq!(map_run.status, sluice_statemachine::store::MapRunStatus::Succeeded);
+    assert_eq!(map_run.redrive_count, 1);
+    assert_eq!(map_run.item_counts.succeeded, ITEMS);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use super::run::Run;
 use super::{Engine, EngineError, ExecutionOutcome};
 use crate::errors::StateFailure;
 use crate::history::{EventDetails, EventType};
-use crate::store::{ExecutionStatus, Lease};
+use crate::store::{ExecutionStatus, Lease, MapRunStatus};
 use std::future::Future;
 
 /// The error a run stops with when its lease was taken over; never recorded.
@@ -224,6 +224,14 @@ impl Engine {
                 Ok(()) => {
                     if let Some(lease) = self.store.lease(execution_arn)? {
                         self.store.release_lease(execution_arn, &lease.owner)?;
+                    }
+                    // Its map runs stop with it (a redrive takes them up again).
+                    for mut map_run in self.store.map_runs(execution_arn)? {
+                        if map_run.status == MapRunStatus::Running {
+                            map_run.status = MapRunStatus::Aborted;
+                            map_run.stop_date = Some(now);
+                            self.store.put_map_run(&map_run)?;
+                        }
                     }
                     return Ok(true);
                 }
