@@ -633,3 +633,171 @@ async fn a_child_waiting_for_a_task_token_parks_the_parent_until_it_is_answered(
     answers.sort_by_key(|a| a["answer"].as_i64());
     assert_eq!(answers, vec![json!({"answer": 1}), json!({"answer": 2})]);
 }
+
+/// A map whose children each wait for a token; returns the engine, the machine and the
+/// counter of token handler calls.
+fn token_map(
+    dir: &Path,
+    tokens: Arc<std::sync::Mutex<Vec<String>>>,
+    calls: Arc<AtomicUsize>,
+) -> (Engine, StateMachine) {
+    put(dir, "data", "two.json", "[{\"id\": 1}, {\"id\": 2}]");
+    let mut registry = TaskRegistry::new();
+    registry.register(
+        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        Arc::new(FnHandler(move |ctx: TaskContext, _input: Value| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokens.lock().unwrap().push(ctx.task_token.unwrap_or_default());
+            futures::future::ready(Ok(json!({})))
+        })),
+    );
+    let store = Arc::new(SqliteExecutionStore::open(dir.join("sfn.db")).unwrap());
+    let engine = engine(dir, registry).with_store(store);
+    let machine = distributed(
+        get_object("two.json", "JSON"),
+        json!({"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+               "Parameters": {"token.$": "$$.Task.Token"}, "TimeoutSeconds": 5, "End": true}),
+        json!({"ToleratedFailureCount": 1}),
+    );
+    (engine, machine)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_answered_at_the_same_moment_both_reach_the_parent() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (engine, machine) = token_map(dir.path(), tokens.clone(), calls.clone());
+        let (arn, _) = run(&engine, &machine, json!({})).await;
+        let issued = tokens.lock().unwrap().clone();
+        let (a, b) = (engine.clone(), engine.clone());
+        let (t0, t1) = (issued[0].clone(), issued[1].clone());
+        let first = tokio::spawn(async move { a.send_task_success(&t0, json!({"answer": 1})).await });
+        let second = tokio::spawn(async move { b.send_task_success(&t1, json!({"answer": 2})).await });
+        let _ = first.await.unwrap();
+        let _ = second.await.unwrap();
+        let record = engine.describe_execution(&arn).unwrap();
+        assert_eq!(
+            record.status,
+            ExecutionStatus::Succeeded,
+            "the parent was left {:?}",
+            record.status
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "no child ran twice");
+    }
+}
+
+#[tokio::test]
+async fn a_childs_task_timeout_fires_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (engine, machine) = token_map(dir.path(), tokens.clone(), Arc::new(AtomicUsize::new(0)));
+    let clock = Arc::new(ManualClock::default());
+    let engine = engine.with_clock(clock.clone());
+    let (arn, _) = run(&engine, &machine, json!({})).await;
+    let issued = tokens.lock().unwrap().clone();
+    engine
+        .send_task_success(&issued[0], json!({"answer": 1}))
+        .await
+        .unwrap();
+    clock.advance(chrono::Duration::seconds(3600));
+    let fired = engine.check_timeouts().await.unwrap();
+    assert_eq!(fired.len(), 1);
+    let record = engine.describe_execution(&arn).unwrap();
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "one timed-out child is tolerated"
+    );
+    let output = record.output.unwrap();
+    assert_eq!(output[1]["Error"], "States.Timeout");
+}
+
+#[tokio::test]
+async fn a_redriven_standard_child_goes_on_from_the_state_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "one.json", "[{\"id\": 7}]");
+    let prepared = Arc::new(AtomicUsize::new(0));
+    let fixed = Arc::new(AtomicBool::new(false));
+    let mut registry = TaskRegistry::new();
+    let counter = prepared.clone();
+    registry.register_lambda(
+        "prepare",
+        Arc::new(FnHandler(move |_ctx: TaskContext, input: Value| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            futures::future::ready(Ok(input))
+        })),
+    );
+    let flag = fixed.clone();
+    registry.register_lambda(
+        "finish",
+        Arc::new(FnHandler(move |_ctx: TaskContext, input: Value| {
+            futures::future::ready(if flag.load(Ordering::SeqCst) {
+                Ok(json!({"finished": input["id"]}))
+            } else {
+                Err(TaskFailure::new("Finish.NotYet", "synthetic"))
+            })
+        })),
+    );
+    let store = Arc::new(SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap());
+    let engine = engine(dir.path(), registry).with_store(store);
+    let definition = json!({"StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "End": true,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket": "data", "Key": "one.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Prepare", "States": {
+                "Prepare": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:prepare", "Next": "Finish"},
+                "Finish": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:finish", "End": true}}}}}});
+    let machine = StateMachine::from_json(&definition.to_string()).unwrap();
+    let (arn, outcome) = run(&engine, &machine, json!({})).await;
+    assert_eq!(failure(&outcome).0, "States.ExceedToleratedFailureThreshold");
+    fixed.store(true, Ordering::SeqCst);
+    let report = engine.redrive_execution(&arn).await.unwrap();
+    assert_eq!(output(&report.outcome), &json!([{"finished": 7}]));
+    assert_eq!(
+        prepared.load(Ordering::SeqCst),
+        1,
+        "the state that succeeded did not run again"
+    );
+    let map_run = engine.list_map_runs(&arn).unwrap().remove(0);
+    let child = &engine.list_children(&map_run.map_run_arn).unwrap()[0];
+    let types: Vec<EventType> = engine
+        .execution_history(&child.execution_arn)
+        .unwrap()
+        .iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert!(types.contains(&EventType::ExecutionRedriven), "{types:?}");
+    assert_eq!(
+        engine.describe_execution(&child.execution_arn).unwrap().redrive_count,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_batch_never_exceeds_the_payload_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = String::new();
+    for i in 0..1000 {
+        body.push_str(&json!({"n": i, "pad": "x".repeat(1000)}).to_string());
+        body.push('\n');
+    }
+    put(dir.path(), "data", "wide.jsonl", body);
+    let engine = engine(dir.path(), TaskRegistry::new());
+    let machine = distributed(
+        get_object("wide.jsonl", "JSONL"),
+        json!({"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($.Items)"}, "End": true}),
+        json!({"ItemBatcher": {"MaxItemsPerBatch": 1000}}),
+    );
+    let (_, outcome) = run(&engine, &machine, json!({})).await;
+    let sizes: Vec<i64> = output(&outcome)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["n"].as_i64().unwrap())
+        .collect();
+    assert!(sizes.len() >= 4, "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<i64>(), 1000);
+}

@@ -74,6 +74,14 @@ impl Engine {
         chrono::Utc::now() + chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
+    /// Whether a live process holds the execution's lease.
+    pub(crate) fn lease_is_live(&self, execution_arn: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .store
+            .lease(execution_arn)?
+            .is_some_and(|l| l.expires_at > chrono::Utc::now() && !owner_gone(&l.owner)))
+    }
+
     /// Takes the execution for this engine; `Busy` when a live process holds it.
     pub(super) fn claim(&self, execution_arn: &str) -> Result<(), EngineError> {
         let now = chrono::Utc::now();

@@ -3,6 +3,7 @@
 
 mod lease;
 mod redrive;
+pub(crate) use redrive::prepare_redrive;
 pub(crate) mod run;
 
 use crate::clock::{Clock, SystemClock};
@@ -246,7 +247,8 @@ impl Engine {
         self.finish_claimed(&execution_arn, record, result).await
     }
 
-    /// Saves what a claimed run did and gives the claim up.
+    /// Saves what a claimed run did and gives the claim up. A run that parked looks once more
+    /// for a wake-up request that came while it held the claim.
     async fn finish_claimed(
         &self,
         execution_arn: &str,
@@ -261,13 +263,14 @@ impl Engine {
             }
         };
         record.version += 1;
-        let parent = record
-            .parent
-            .clone()
-            .filter(|_| record.status != ExecutionStatus::Running);
+        let running = record.status == ExecutionStatus::Running;
+        let parent = record.parent.clone().filter(|_| !running);
         let saved = self.store.save(record);
         self.store.release_lease(execution_arn, &self.owner)?;
         saved?;
+        if running && self.store.take_wakeup(execution_arn)? {
+            return Box::pin(self.continue_execution(execution_arn)).await;
+        }
         if let Some(parent) = parent {
             // A child that ends after a resume lets its parent's map run go on.
             Box::pin(self.continue_execution(&parent.execution_arn)).await?;
@@ -276,6 +279,20 @@ impl Engine {
             execution_arn: execution_arn.to_string(),
             outcome,
         })
+    }
+
+    /// Runs a claimed execution's stored definition, giving the claim up on any error.
+    async fn run_stored(
+        &self,
+        execution_arn: &str,
+        mut record: ExecutionRecord,
+        redriving: bool,
+    ) -> Result<ExecutionReport, EngineError> {
+        let result = match StateMachine::from_json(&record.definition) {
+            Ok(machine) => self.run_claimed(&machine, &mut record, redriving).await,
+            Err(e) => Err(e.into()),
+        };
+        self.finish_claimed(execution_arn, record, result).await
     }
 
     /// Runs a claimed execution, renewing the claim and checkpointing progress meanwhile.
@@ -510,11 +527,22 @@ impl Engine {
     /// `States.Timeout`) and resumes those executions.
     pub async fn check_timeouts(&self) -> Result<Vec<ExecutionReport>, EngineError> {
         let mut reports = Vec::new();
+        let mut waiting = Vec::new();
         for summary in self.store.list()? {
             if summary.status != ExecutionStatus::Running {
                 continue;
             }
-            let Some(mut record) = self.store.load(&summary.execution_arn)? else {
+            // A Distributed Map's children wait on tokens of their own.
+            for map_run in self.store.map_runs(&summary.execution_arn)? {
+                if map_run.status == crate::store::MapRunStatus::Running {
+                    let children = self.store.child_states(&map_run.map_run_arn)?;
+                    waiting.extend(children.into_iter().filter(|c| c.parked).map(|c| c.execution_arn));
+                }
+            }
+            waiting.push(summary.execution_arn);
+        }
+        for execution_arn in waiting {
+            let Some(mut record) = self.store.load(&execution_arn)? else {
                 continue;
             };
             let now = self.clock.now();
@@ -526,7 +554,7 @@ impl Engine {
                 }
             }
             if fired && self.save_answer(record)? {
-                reports.push(self.resume(&summary.execution_arn).await?);
+                reports.push(self.resume(&execution_arn).await?);
             }
         }
         Ok(reports)
@@ -586,9 +614,23 @@ impl Engine {
         self.rerun(execution_arn, false).await
     }
 
-    /// Re-runs a parked execution whose map run has a child that just ended.
+    /// Re-runs a parked execution whose map run has a child that just ended. When another
+    /// run holds it, that run is asked to look again before it lets go; if it let go meanwhile,
+    /// this one takes over.
     async fn continue_execution(&self, execution_arn: &str) -> Result<ExecutionReport, EngineError> {
-        self.rerun(execution_arn, true).await
+        match self.rerun(execution_arn, true).await {
+            Err(EngineError::Busy { .. }) => {
+                self.store.request_wakeup(execution_arn)?;
+                match self.rerun(execution_arn, true).await {
+                    Err(EngineError::Busy { .. }) => Ok(ExecutionReport {
+                        execution_arn: execution_arn.to_string(),
+                        outcome: outcome_of(&self.describe_execution(execution_arn)?),
+                    }),
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     async fn rerun(&self, execution_arn: &str, child_ended: bool) -> Result<ExecutionReport, EngineError> {
@@ -605,14 +647,19 @@ impl Engine {
                 });
             }
             self.claim(execution_arn)?;
+            // What was saved between the load and the claim counts too.
+            if let Some(latest) = self.store.load(execution_arn)?
+                && latest.version != record.version
+            {
+                self.store.release_lease(execution_arn, &self.owner)?;
+                continue;
+            }
             for task in &record.pending_tasks {
                 if let Some(answer) = &task.answer {
                     record.replay.insert(task.answer_key.clone(), answer.clone());
                 }
             }
-            let machine = StateMachine::from_json(&record.definition)?;
-            let result = self.run_claimed(&machine, &mut record, false).await;
-            match self.finish_claimed(execution_arn, record, result).await {
+            match self.run_stored(execution_arn, record, false).await {
                 Err(EngineError::Store(StoreError::Conflict(_))) => continue,
                 other => return other,
             }

@@ -5,8 +5,8 @@
 
 use super::{Engine, EngineError, ExecutionReport};
 use crate::history::{EventDetails, EventType, HistoryEvent, HistorySplice};
-use crate::model::StateMachine;
-use crate::store::ExecutionStatus;
+use crate::store::{ExecutionRecord, ExecutionStatus};
+use chrono::{DateTime, Utc};
 
 /// How many events of a history made with `splices` were produced by the run itself (not
 /// spliced in) before the event at `position` (0-based).
@@ -31,6 +31,44 @@ fn belongs_to(key: &str, call: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('#') || rest.starts_with('/'))
 }
 
+/// Turns a FAILED, TIMED_OUT or ABORTED record into the start of its redrive: the failed
+/// visit's replay entries dropped, the earlier events kept for the history, the counters up.
+pub(crate) fn prepare_redrive(record: &mut ExecutionRecord, now: DateTime<Utc>) {
+    let history = record.history.as_ref().clone();
+    // Where the replayed run stops repeating the past: before the failed state's entry,
+    // or (aborted, timed out) at the last event that was stored.
+    let position = match record.failure_point.take() {
+        Some(point) if record.status == ExecutionStatus::Failed && point.entered_event > 0 => {
+            record.replay.retain(|key, _| !belongs_to(key, &point.call));
+            (point.entered_event as usize - 1).min(history.len())
+        }
+        _ => history.len().saturating_sub(1),
+    };
+    let mut kept: Vec<HistoryEvent> = history[position..].to_vec();
+    record.redrive_count += 1;
+    kept.push(HistoryEvent {
+        id: 0,
+        previous_event_id: 0,
+        timestamp: now,
+        event_type: EventType::ExecutionRedriven,
+        details: Box::new(EventDetails {
+            redrive_count: Some(record.redrive_count),
+            ..Default::default()
+        }),
+    });
+    let after_replayed = produced_before(&record.history_splices, position);
+    record.history_splices.push(HistorySplice {
+        after_replayed,
+        events: kept,
+    });
+    record.status = ExecutionStatus::Running;
+    record.redrive_date = Some(now);
+    record.stop_date = None;
+    record.output = None;
+    record.error = None;
+    record.cause = None;
+}
+
 impl Engine {
     /// Redrives an execution (see the module doc). An execution still marked RUNNING whose
     /// process is gone is first marked ABORTED.
@@ -49,43 +87,8 @@ impl Engine {
             });
         }
         self.claim(execution_arn)?;
-        let now = self.clock.now();
-        let history = record.history.as_ref().clone();
-        // Where the replayed run stops repeating the past: before the failed state's entry,
-        // or (aborted, timed out) at the last event that was stored.
-        let position = match record.failure_point.take() {
-            Some(point) if record.status == ExecutionStatus::Failed && point.entered_event > 0 => {
-                record.replay.retain(|key, _| !belongs_to(key, &point.call));
-                (point.entered_event as usize - 1).min(history.len())
-            }
-            _ => history.len().saturating_sub(1),
-        };
-        let mut kept: Vec<HistoryEvent> = history[position..].to_vec();
-        record.redrive_count += 1;
-        kept.push(HistoryEvent {
-            id: 0,
-            previous_event_id: 0,
-            timestamp: now,
-            event_type: EventType::ExecutionRedriven,
-            details: Box::new(EventDetails {
-                redrive_count: Some(record.redrive_count),
-                ..Default::default()
-            }),
-        });
-        let after_replayed = produced_before(&record.history_splices, position);
-        record.history_splices.push(HistorySplice {
-            after_replayed,
-            events: kept,
-        });
-        record.status = ExecutionStatus::Running;
-        record.redrive_date = Some(now);
-        record.stop_date = None;
-        record.output = None;
-        record.error = None;
-        record.cause = None;
-        let machine = StateMachine::from_json(&record.definition)?;
-        let result = self.run_claimed(&machine, &mut record, true).await;
-        self.finish_claimed(execution_arn, record, result).await
+        prepare_redrive(&mut record, self.clock.now());
+        self.run_stored(execution_arn, record, true).await
     }
 }
 

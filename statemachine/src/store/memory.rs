@@ -2,7 +2,7 @@
 
 use super::{
     ChildState, ExecutionRecord, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, ReplayLog, StoreError,
-    is_parked,
+    is_answered, is_parked,
 };
 use crate::history::HistoryEvent;
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ struct Inner {
     children: HashMap<String, BTreeMap<u64, String>>,
     map_runs: BTreeMap<String, MapRunRecord>,
     leases: HashMap<String, Lease>,
+    wakeups: std::collections::HashSet<String>,
 }
 
 impl MemoryExecutionStore {
@@ -119,6 +120,7 @@ impl ExecutionStore for MemoryExecutionStore {
                     execution_arn: arn.clone(),
                     status: r.status,
                     parked: is_parked(r),
+                    answered: is_answered(r),
                 })
             })
             .collect())
@@ -204,6 +206,15 @@ impl ExecutionStore for MemoryExecutionStore {
 
     fn lease(&self, execution_arn: &str) -> Result<Option<Lease>, StoreError> {
         Ok(self.lock().leases.get(execution_arn).cloned())
+    }
+
+    fn request_wakeup(&self, execution_arn: &str) -> Result<(), StoreError> {
+        self.lock().wakeups.insert(execution_arn.to_string());
+        Ok(())
+    }
+
+    fn take_wakeup(&self, execution_arn: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().wakeups.remove(execution_arn))
     }
 
     fn checkpoint(&self, execution_arn: &str, replay: &ReplayLog, events: &[HistoryEvent]) -> Result<(), StoreError> {

@@ -155,6 +155,8 @@ pub struct ChildState {
     pub status: ExecutionStatus,
     /// Running and waiting for a task token.
     pub parked: bool,
+    /// Running with a token answered: its resume is under way (or was cut short).
+    pub answered: bool,
 }
 
 /// A Distributed Map's run: its children, counts and where its results went.
@@ -231,6 +233,11 @@ pub(crate) fn is_parked(record: &ExecutionRecord) -> bool {
     record.status == ExecutionStatus::Running && record.pending_tasks.iter().any(|p| p.answer.is_none())
 }
 
+/// Whether a running execution has a task token answered and not yet taken up by a resume.
+pub(crate) fn is_answered(record: &ExecutionRecord) -> bool {
+    record.status == ExecutionStatus::Running && record.pending_tasks.iter().any(|p| p.answer.is_some())
+}
+
 /// Durable (or in-memory) storage of executions. Calls are short and synchronous.
 pub trait ExecutionStore: Send + Sync {
     /// Stores a new execution; fails with `AlreadyExists` when the ARN is taken.
@@ -283,6 +290,13 @@ pub trait ExecutionStore: Send + Sync {
     fn release_lease(&self, execution_arn: &str, owner: &str) -> Result<(), StoreError>;
 
     fn lease(&self, execution_arn: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// Asks whoever holds the execution's lease to run it once more before letting go (a child
+    /// of its map run ended while it was busy).
+    fn request_wakeup(&self, execution_arn: &str) -> Result<(), StoreError>;
+
+    /// Takes a pending wake-up request; true when there was one.
+    fn take_wakeup(&self, execution_arn: &str) -> Result<bool, StoreError>;
 
     /// Keeps a running execution's replay log and its newest history events (`events`, in id
     /// order, replacing stored events with the same ids), so that a crash loses at most the

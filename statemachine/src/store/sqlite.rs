@@ -3,7 +3,7 @@
 
 use super::{
     ChildState, ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, Lease, MapRunRecord, ReplayLog,
-    StoreError, is_parked,
+    StoreError, is_answered, is_parked,
 };
 use crate::history::HistoryEvent;
 use crate::model::ExecutionType;
@@ -50,6 +50,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("lease_owner", "TEXT"),
     ("lease_expires", "TEXT"),
     ("progress_json", "TEXT"),
+    ("wakeup", "INTEGER"),
 ];
 
 pub struct SqliteExecutionStore {
@@ -318,15 +319,19 @@ impl ExecutionStore for SqliteExecutionStore {
         let mut out = Vec::new();
         for row in rows {
             let (index, execution_arn, status, running) = row?;
-            let parked = match running {
-                Some(json) => is_parked(&serde_json::from_str::<ExecutionRecord>(&json)?),
-                None => false,
+            let (parked, answered) = match running {
+                Some(json) => {
+                    let record = serde_json::from_str::<ExecutionRecord>(&json)?;
+                    (is_parked(&record), is_answered(&record))
+                }
+                None => (false, false),
             };
             out.push(ChildState {
                 index: index as u64,
                 execution_arn,
                 status: status_from(&status),
                 parked,
+                answered,
             });
         }
         Ok(out)
@@ -436,6 +441,22 @@ impl ExecutionStore for SqliteExecutionStore {
             })),
             _ => Ok(None),
         }
+    }
+
+    fn request_wakeup(&self, execution_arn: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE sfn_executions SET wakeup = 1 WHERE execution_arn = ?1",
+            params![execution_arn],
+        )?;
+        Ok(())
+    }
+
+    fn take_wakeup(&self, execution_arn: &str) -> Result<bool, StoreError> {
+        let taken = self.conn().execute(
+            "UPDATE sfn_executions SET wakeup = NULL WHERE execution_arn = ?1 AND wakeup = 1",
+            params![execution_arn],
+        )?;
+        Ok(taken == 1)
     }
 
     fn checkpoint(&self, execution_arn: &str, replay: &ReplayLog, events: &[HistoryEvent]) -> Result<(), StoreError> {

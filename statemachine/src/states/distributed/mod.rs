@@ -23,8 +23,8 @@ use crate::model::{MapState, Processor};
 use crate::store::{
     ChildState, ExecutionRecord, ExecutionStatus, MapRunCounts, MapRunRecord, MapRunStatus, ParentLink,
 };
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use reader::{ItemStream, reader_failed};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -81,7 +81,7 @@ impl Items {
 /// How items are grouped into child inputs.
 struct Batching {
     max_items: Option<u64>,
-    max_bytes: Option<u64>,
+    max_bytes: u64,
     batch_input: Option<Value>,
 }
 
@@ -133,7 +133,9 @@ fn batching(
                 "MaxInputBytesPerBatch must be from 1 to {PAYLOAD_LIMIT_BYTES}, not {n}"
             ))));
         }
-        other => other.map(|n| n as u64),
+        Some(n) => n as u64,
+        // A batch is a child's input: it can never be larger than a state's payload.
+        None => PAYLOAD_LIMIT_BYTES as u64,
     };
     let batch_input = match &batcher.batch_input {
         Some(template) => Some(
@@ -539,13 +541,19 @@ async fn run_children(
             let index = progress.children;
             progress.children += 1;
             progress.items_read += count;
-            match plan.known.get(&index) {
+            let known = plan.known.get(&index);
+            match known {
                 Some(c) if c.status == ExecutionStatus::Succeeded => {
                     progress.succeeded += 1;
                     progress.succeeded_items += count;
                     continue;
                 }
-                Some(c) if c.parked => {
+                // Waiting for its token, or its resume is under way elsewhere: that resume
+                // ends it and wakes this run.
+                Some(c)
+                    if c.status == ExecutionStatus::Running
+                        && (c.parked || (c.answered && run.engine.lease_is_live(&c.execution_arn).unwrap_or(true))) =>
+                {
                     progress.parked += 1;
                     continue;
                 }
@@ -556,19 +564,15 @@ async fn run_children(
                 }
                 _ => {}
             }
-            let redrive_count = plan
-                .known
-                .get(&index)
-                .map_or(0, |c| u32::from(c.status != ExecutionStatus::Running));
-            in_flight.push(run_child(
-                run,
-                processor,
-                &plan,
-                index,
-                child_input,
-                count,
-                redrive_count,
-            ));
+            let work: ChildWork = match known {
+                // Answered, but the process resuming it died: resume it here.
+                Some(c) if c.status == ExecutionStatus::Running && c.answered => {
+                    ChildWork::Resume(c.execution_arn.clone())
+                }
+                Some(c) if c.status.is_redrivable() => ChildWork::Redrive(c.execution_arn.clone()),
+                _ => ChildWork::Start,
+            };
+            in_flight.push(run_child(run, processor, &plan, index, child_input, count, work).boxed());
         }
         let Some(end) = in_flight.next().await else { break };
         let ChildEnd { record, items: count } = end;
@@ -662,12 +666,11 @@ async fn next_input(
         let Some(item) = items.next(run).await? else { break };
         let selected = select_item(run, state, visit, effective, *item_index, item.clone())?;
         let size = serialized_len(&selected) + usize::from(!batch.items.is_empty());
-        if let Some(max) = batching.max_bytes
-            && (batch.bytes + size) as u64 > max
-        {
+        let max = batching.max_bytes;
+        if (batch.bytes + size) as u64 > max {
             if batch.items.is_empty() {
                 return Err(visit.runtime(EvalError(format!(
-                    "item {} is {size} bytes, more than MaxInputBytesPerBatch ({max})",
+                    "item {} is {size} bytes: a batch holding it would exceed {max} bytes",
                     *item_index
                 ))));
             }
@@ -712,6 +715,17 @@ fn select_item(
     selector.eval(&env).map_err(|e| visit.runtime(e))
 }
 
+/// What to do for one child.
+enum ChildWork {
+    /// Run it for the first time (or again: it was cut short before it was stored).
+    Start,
+    /// A stored child whose token was answered: resume it.
+    Resume(String),
+    /// A stored child that failed: redrive it (Standard children go on from the state that
+    /// failed; Express ones start again, as on AWS).
+    Redrive(String),
+}
+
 /// Runs one child execution to its end (or until it parks) and returns its record.
 async fn run_child(
     run: &Run,
@@ -720,11 +734,38 @@ async fn run_child(
     index: u64,
     input: Value,
     items: u64,
-    redrive_count: u32,
+    work: ChildWork,
 ) -> ChildEnd {
+    let execution_type = processor.config.execution_type.unwrap_or_default();
+    let stored = match &work {
+        ChildWork::Start => None,
+        ChildWork::Resume(arn) | ChildWork::Redrive(arn) => run.engine.store().load(arn).ok().flatten(),
+    };
+    let mut redrive_count = 0;
+    if let Some(mut record) = stored {
+        match work {
+            ChildWork::Resume(arn) => {
+                if let Ok(report) = Box::pin(run.engine.resume(&arn)).await
+                    && let Ok(Some(resumed)) = run.engine.store().load(&report.execution_arn)
+                {
+                    return ChildEnd { record: resumed, items };
+                }
+                return ChildEnd { record, items };
+            }
+            ChildWork::Redrive(_) if execution_type == crate::model::ExecutionType::Standard => {
+                crate::executor::prepare_redrive(&mut record, run.clock.now());
+                record.version += 1;
+                let outcome = Box::pin(run.engine.run_record(&processor.machine, &mut record, true)).await;
+                if let ExecutionOutcome::Waiting { .. } = outcome {
+                    record.status = ExecutionStatus::Running;
+                }
+                return ChildEnd { record, items };
+            }
+            _ => redrive_count = record.redrive_count + 1,
+        }
+    }
     let sm = format!("{}/{}", run.info.state_machine_name, plan.label);
     let name = format!("{}-{index}", &plan.map_run_id[..8]);
-    let execution_type = processor.config.execution_type.unwrap_or_default();
     let mut record = ExecutionRecord {
         execution_arn: format!("{LOCAL_ARN_PREFIX}:execution:{sm}:{name}"),
         name,
