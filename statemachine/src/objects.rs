@@ -276,10 +276,18 @@ impl ObjectStorage for DirectoryObjectStorage {
         if !dir.is_dir() {
             return Err(ObjectError::NoSuchBucket(bucket.to_string()));
         }
-        let root = dir.clone();
+        // Only the folder the prefix names (up to its last '/') can hold matching keys.
+        let base = prefix.rsplit_once('/').map_or("", |(folder, _)| folder).to_string();
+        if base.split('/').any(|part| part == ".." || part == ".") {
+            return Err(ObjectError::InvalidName(prefix.to_string()));
+        }
+        let root = if base.is_empty() { dir.clone() } else { dir.join(&base) };
         let mut keys = tokio::task::spawn_blocking(move || {
             let mut keys = Vec::new();
-            walk(&root, "", &mut keys).map(|_| keys)
+            match walk(&root, &base, &mut keys) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(keys),
+                other => other.map(|_| keys),
+            }
         })
         .await
         .map_err(|e| ObjectError::Io {

@@ -801,3 +801,35 @@ async fn a_batch_never_exceeds_the_payload_limit() {
     assert!(sizes.len() >= 4, "{sizes:?}");
     assert_eq!(sizes.iter().sum::<i64>(), 1000);
 }
+
+#[tokio::test]
+async fn a_map_run_that_fails_still_exports_what_its_children_did() {
+    let dir = tempfile::tempdir().unwrap();
+    flagged_items(dir.path(), &[4]);
+    let engine = engine(
+        dir.path(),
+        failing_registry(Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false))),
+    );
+    let machine = distributed(
+        get_object("work.jsonl", "JSONL"),
+        work(),
+        json!({"MaxConcurrency": 1,
+               "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out"}}}),
+    );
+    let (arn, outcome) = run(&engine, &machine, json!({})).await;
+    assert_eq!(failure(&outcome).0, "States.ExceedToleratedFailureThreshold");
+    let map_run = engine.list_map_runs(&arn).unwrap().remove(0);
+    let key = map_run.result_writer_details.unwrap()["Key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out").join(&key)).unwrap()).unwrap();
+    let failed_key = manifest["ResultFiles"]["FAILED"][0]["Key"].as_str().unwrap();
+    let failed: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out").join(failed_key)).unwrap()).unwrap();
+    assert_eq!(failed[0]["Error"], "Work.Broken");
+    assert_eq!(
+        manifest["ResultFiles"]["SUCCEEDED"][0]["Size"].as_u64().map(|s| s > 0),
+        Some(true)
+    );
+}

@@ -366,6 +366,26 @@ pub(super) async fn attempt<'a>(
         map_run.stop_date = Some(run.clock.now());
         map_run.error = failure.error.clone();
         map_run.cause = failure.cause.clone();
+        // What the children did is exported all the same: the FAILED file tells why.
+        if let Some(target) = &result_target {
+            match write_results(
+                run.engine.objects().as_ref(),
+                target,
+                &map_run_arn,
+                &id,
+                child_pages(store.as_ref(), &map_run_arn),
+            )
+            .await
+            {
+                Ok((details, written)) => {
+                    map_run.item_counts.results_written = written;
+                    map_run.result_writer_details = Some(details);
+                }
+                Err(e) => {
+                    tracing::warn!(map_run = %map_run_arn, cause = ?e.cause, "could not export the failed map run's results")
+                }
+            }
+        }
         store.put_map_run(&map_run).map_err(stored)?;
         run.record(
             EventType::MapRunFailed,
@@ -381,14 +401,7 @@ pub(super) async fn attempt<'a>(
         store.put_map_run(&map_run).map_err(stored)?;
         return Ok(Step::Parked);
     }
-    let mut from = 0u64;
-    let mut next_page = || {
-        let page = store.children(&map_run_arn, from, PAGE).map_err(stored)?;
-        if let Some(last) = page.last().and_then(|c| c.parent.as_ref()) {
-            from = last.index + 1;
-        }
-        Ok(page)
-    };
+    let mut next_page = child_pages(store.as_ref(), &map_run_arn);
     let result = match &result_target {
         Some(target) => {
             let (details, written) =
@@ -441,6 +454,23 @@ pub(super) async fn attempt<'a>(
         assign: state.assign.as_ref(),
     }
     .apply(run, visit, thread, raw, result)
+}
+
+/// Hands out a map run's stored children in index order, a page at a time.
+fn child_pages<'s>(
+    store: &'s dyn crate::store::ExecutionStore,
+    map_run_arn: &'s str,
+) -> impl FnMut() -> Result<Vec<ExecutionRecord>, StateFailure> + 's {
+    let mut from = 0u64;
+    move || {
+        let page = store
+            .children(map_run_arn, from, PAGE)
+            .map_err(|e| StateFailure::runtime(format!("the execution store failed: {e}")))?;
+        if let Some(last) = page.last().and_then(|c| c.parent.as_ref()) {
+            from = last.index + 1;
+        }
+        Ok(page)
+    }
 }
 
 async fn open_items(
