@@ -135,16 +135,9 @@ pub(super) fn distributed_fields(checker: &mut Checker, state: &str, map: &Map<S
     };
     let distributed = processor_config(&mut c);
     if !distributed {
-        for field in [
-            "ItemReader",
-            "ItemBatcher",
-            "ResultWriter",
-            "Label",
-            "ToleratedFailureCount",
-            "ToleratedFailureCountPath",
-            "ToleratedFailurePercentage",
-            "ToleratedFailurePercentagePath",
-        ] {
+        // (The tolerance fields are documented for the Distributed Map, but inline maps that
+        // set them, as Sluice's own pipeline does, are accepted and honoured.)
+        for field in ["ItemReader", "ItemBatcher", "ResultWriter", "Label"] {
             if map.contains_key(field) {
                 c.problem(
                     field,
