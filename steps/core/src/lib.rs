@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod item;
 pub mod lambda;
+pub mod ledger;
 pub mod objects;
 pub mod quarantine;
 pub mod retry;

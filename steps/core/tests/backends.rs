@@ -182,6 +182,106 @@ async fn exercise_tables(table: &dyn Table) {
     assert!(prefixed.last_sk.is_none());
 }
 
+/// The compare-and-set write a ledger needs: only from the expected value, and never onto a
+/// missing item.
+async fn exercise_conditional_fields(table: &dyn Table) {
+    let cas = PutCondition::IfFieldIn {
+        field: "value",
+        values: &["draft", "review"],
+    };
+    let missing = table.put(item("doc", "1", "published"), cas).await;
+    assert!(
+        matches!(missing, Err(BackendError::ConditionFailed { .. })),
+        "{missing:?}"
+    );
+    table
+        .put(item("doc", "1", "review"), PutCondition::Always)
+        .await
+        .unwrap();
+    table.put(item("doc", "1", "published"), cas).await.unwrap();
+    let again = table.put(item("doc", "1", "draft"), cas).await;
+    assert!(matches!(again, Err(BackendError::ConditionFailed { .. })), "{again:?}");
+    assert_eq!(
+        table.get(&ItemKey::new("doc", "1")).await.unwrap().unwrap()["value"],
+        AttrValue::S("published".into())
+    );
+}
+
+/// The attachment ledger over a table: entries recorded once, moved only forward, each move
+/// made by exactly one of several concurrent callers.
+async fn exercise_ledger(table: Arc<dyn Table>) {
+    use sluice_core::ledger::{Ledger, LedgerEntry, LedgerState, Moved};
+    let ledger = Ledger::new(table, "inbox@example.test");
+    let entry = |raw_key: &str| LedgerEntry {
+        raw_key: raw_key.into(),
+        dataset: "orders".into(),
+        message_id: "m1".into(),
+        part_id: "2".into(),
+        state: LedgerState::Fetched,
+        reason: None,
+        error: None,
+        attempts: 0,
+        updated_at: 1,
+    };
+    assert!(ledger.record(entry("raw/orders/a/orders.csv")).await.unwrap());
+    assert!(
+        !ledger.record(entry("raw/orders/a/orders.csv")).await.unwrap(),
+        "recorded once"
+    );
+    assert!(ledger.record(entry("raw/orders/b/orders.csv")).await.unwrap());
+    let a = "raw/orders/a/orders.csv";
+    // Skipping a state is refused; moving twice changes nothing the second time.
+    assert_eq!(
+        ledger.advance(a, LedgerState::Cleaned, None, None, 2).await.unwrap(),
+        Moved::Refused {
+            current: LedgerState::Fetched
+        }
+    );
+    let racers = (0..4).map(|_| ledger.advance(a, LedgerState::Staged, None, None, 2));
+    let results = futures::future::join_all(racers).await;
+    let done = results.iter().filter(|r| matches!(r, Ok(Moved::Done))).count();
+    assert_eq!(done, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(Moved::Done | Moved::AlreadyThere)))
+    );
+    ledger.advance(a, LedgerState::Cleaned, None, None, 3).await.unwrap();
+    ledger.advance(a, LedgerState::Ingested, None, None, 4).await.unwrap();
+    assert_eq!(
+        ledger.advance(a, LedgerState::Staged, None, None, 5).await.unwrap(),
+        Moved::Refused {
+            current: LedgerState::Ingested
+        },
+        "an ingested file never goes back"
+    );
+    // A failure counts its attempts; the entry stays work until the attempts run out.
+    let b = "raw/orders/b/orders.csv";
+    ledger
+        .advance(b, LedgerState::Failed, None, Some("Stage.Io".into()), 6)
+        .await
+        .unwrap();
+    let unfinished = ledger.unfinished(2).await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!((unfinished[0].state, unfinished[0].attempts), (LedgerState::Failed, 1));
+    assert_eq!(unfinished[0].error.as_deref(), Some("Stage.Io"));
+    ledger
+        .advance(b, LedgerState::Failed, None, Some("Stage.Io".into()), 7)
+        .await
+        .unwrap();
+    assert!(
+        ledger.unfinished(2).await.unwrap().is_empty(),
+        "out of attempts: listed, not retried"
+    );
+    assert_eq!(
+        ledger
+            .advance("raw/none", LedgerState::Staged, None, None, 8)
+            .await
+            .unwrap(),
+        Moved::Unknown
+    );
+}
+
 async fn exercise_secrets(store: &dyn SecretStore) {
     assert!(store.get("api/consumer").await.unwrap().is_none());
     assert!(
@@ -207,6 +307,8 @@ async fn exercise_secrets(store: &dyn SecretStore) {
 async fn exercise(backends: &Backends) {
     exercise_objects(backends.objects.as_ref()).await;
     exercise_tables(backends.records.as_ref()).await;
+    exercise_conditional_fields(backends.records.as_ref()).await;
+    exercise_ledger(backends.control.clone()).await;
     exercise_secrets(backends.secrets.as_ref()).await;
 }
 

@@ -192,11 +192,30 @@ impl Table for DynamoTable {
                 .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
                 .expression_attribute_names("#expires", EXPIRES_AT)
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string())),
+            PutCondition::IfFieldIn { field, values } => {
+                let placeholders: Vec<String> = (0..values.len()).map(|i| format!(":v{i}")).collect();
+                let mut request = request
+                    .condition_expression(format!(
+                        "attribute_exists(pk) AND (attribute_not_exists(#expires) OR #expires > :now) AND #field IN ({})",
+                        placeholders.join(", ")
+                    ))
+                    .expression_attribute_names("#expires", EXPIRES_AT)
+                    .expression_attribute_names("#field", field)
+                    .expression_attribute_values(":now", AttributeValue::N(now_epoch_seconds().to_string()));
+                for (placeholder, value) in placeholders.iter().zip(values.iter()) {
+                    request = request.expression_attribute_values(placeholder, AttributeValue::S((*value).to_string()));
+                }
+                request
+            }
+        };
+        let failed_condition = match condition {
+            PutCondition::IfFieldIn { .. } => "item must exist with the expected field value",
+            _ => "item must not exist",
         };
         match request.send().await {
             Ok(_) => Ok(()),
             Err(err) if matches!(err.as_service_error(), Some(e) if e.is_conditional_check_failed_exception()) => {
-                Err(self.condition_failed("item must not exist"))
+                Err(self.condition_failed(failed_condition))
             }
             Err(err) => Err(sdk_error(SERVICE, "PutItem", err)),
         }

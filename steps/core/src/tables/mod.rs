@@ -28,6 +28,12 @@ pub enum PutCondition {
     IfAbsentOrExpired {
         now: i64,
     },
+    /// The item exists (unexpired) and its string attribute `field` is one of `values`: a
+    /// compare-and-set, so that a state can only move the ways its owner allows.
+    IfFieldIn {
+        field: &'static str,
+        values: &'static [&'static str],
+    },
 }
 
 /// When a delete may happen.

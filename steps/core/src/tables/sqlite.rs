@@ -146,9 +146,19 @@ impl Table for SqliteTable {
             PutCondition::IfAbsentOrExpired { now } => {
                 self.read(&transaction, &key)?.is_none_or(|old| is_expired(&old, now))
             }
+            PutCondition::IfFieldIn { field, values } => self.read(&transaction, &key)?.is_some_and(|old| {
+                !is_expired(&old, now_epoch_seconds())
+                    && old
+                        .get(field)
+                        .and_then(AttrValue::as_str)
+                        .is_some_and(|v| values.contains(&v))
+            }),
         };
         if !allowed {
-            return Err(self.condition_failed("item must not exist"));
+            return Err(self.condition_failed(match condition {
+                PutCondition::IfFieldIn { .. } => "item must exist with the expected field value",
+                _ => "item must not exist",
+            }));
         }
         self.write(&transaction, &key, &item)?;
         transaction.commit().map_err(BackendError::sqlite("commit"))

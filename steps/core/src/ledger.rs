@@ -1,0 +1,295 @@
+//! The attachment ledger: every wanted attachment of a mailbox, from the moment it is fetched
+//! to its final state, in the control table (partition `ledger#<mailbox>`, sort key the raw
+//! object key).
+//!
+//! An entry moves only forward, by conditional write: `fetched -> staged -> cleaned ->
+//! ingested`, or to `quarantined` / `skipped` (final, with the reason) or `failed` (with the
+//! error name and the attempts so far; a later run may take it up again). A stage that runs
+//! twice (a retry, a redrive, two overlapping executions) finds the entry already moved and
+//! changes nothing. A run's work is every entry that is not final, whichever run fetched it.
+
+use std::sync::Arc;
+
+use crate::BackendError;
+use crate::item::{AttrValue, Item, ItemKey};
+use crate::tables::{PageRequest, PutCondition, Table};
+
+/// Where an attachment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LedgerState {
+    Fetched,
+    Staged,
+    Cleaned,
+    Ingested,
+    Quarantined,
+    Failed,
+    Skipped,
+}
+
+impl LedgerState {
+    pub const ALL: [LedgerState; 7] = [
+        LedgerState::Fetched,
+        LedgerState::Staged,
+        LedgerState::Cleaned,
+        LedgerState::Ingested,
+        LedgerState::Quarantined,
+        LedgerState::Failed,
+        LedgerState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Fetched => "fetched",
+            LedgerState::Staged => "staged",
+            LedgerState::Cleaned => "cleaned",
+            LedgerState::Ingested => "ingested",
+            LedgerState::Quarantined => "quarantined",
+            LedgerState::Failed => "failed",
+            LedgerState::Skipped => "skipped",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LedgerState> {
+        LedgerState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Nothing more happens to the entry unless someone asks (`failed` may be retried).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            LedgerState::Ingested | LedgerState::Quarantined | LedgerState::Skipped | LedgerState::Failed
+        )
+    }
+
+    /// The states an entry may be in for a move to `self` (the one rule of the ledger).
+    fn allowed_from(self) -> &'static [&'static str] {
+        match self {
+            // A failed entry taken up again starts over; a skipped one is fetched when its
+            // limit was raised.
+            LedgerState::Fetched => &["failed", "skipped"],
+            LedgerState::Staged => &["fetched"],
+            LedgerState::Cleaned => &["staged"],
+            LedgerState::Ingested => &["cleaned"],
+            LedgerState::Quarantined | LedgerState::Failed => &["fetched", "staged", "cleaned", "failed"],
+            LedgerState::Skipped => &["fetched", "failed"],
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One attachment, as the ledger holds it. Keys and names only: never contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub raw_key: String,
+    pub dataset: String,
+    pub message_id: String,
+    pub part_id: String,
+    pub state: LedgerState,
+    /// Why it was quarantined or skipped (with the limit), in a sentence.
+    pub reason: Option<String>,
+    /// The Step Functions error name of the last failure.
+    pub error: Option<String>,
+    /// How many times processing failed.
+    pub attempts: u32,
+    pub updated_at: i64,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The entry is now in the asked state.
+    Done,
+    /// It already was (the step ran before): nothing changed.
+    AlreadyThere,
+    /// It is in a state the move cannot start from (it went further, or elsewhere).
+    Refused { current: LedgerState },
+    /// No entry has this key.
+    Unknown,
+}
+
+/// The ledger of one mailbox.
+#[derive(Clone)]
+pub struct Ledger {
+    table: Arc<dyn Table>,
+    partition: String,
+}
+
+fn text(item: &Item, field: &str) -> Option<String> {
+    item.get(field).and_then(AttrValue::as_str).map(str::to_string)
+}
+
+impl Ledger {
+    pub fn new(table: Arc<dyn Table>, mailbox: &str) -> Ledger {
+        Ledger {
+            table,
+            partition: format!("ledger#{mailbox}"),
+        }
+    }
+
+    fn key(&self, raw_key: &str) -> ItemKey {
+        ItemKey::new(self.partition.clone(), raw_key)
+    }
+
+    fn decode(&self, item: &Item) -> Result<LedgerEntry, BackendError> {
+        let bad = |reason: &str| BackendError::InvalidItem {
+            table: self.table.name().to_string(),
+            reason: format!("ledger entry: {reason}"),
+        };
+        let raw_key = text(item, "sk").ok_or_else(|| bad("no sort key"))?;
+        let state = text(item, "state")
+            .as_deref()
+            .and_then(LedgerState::from_name)
+            .ok_or_else(|| bad("no known state"))?;
+        let number = |field: &str| item.get(field).and_then(AttrValue::as_i64);
+        Ok(LedgerEntry {
+            dataset: text(item, "dataset").unwrap_or_default(),
+            message_id: text(item, "message_id").unwrap_or_default(),
+            part_id: text(item, "part_id").unwrap_or_default(),
+            state,
+            reason: text(item, "reason"),
+            error: text(item, "error"),
+            attempts: number("attempts").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            updated_at: number("updated_at").unwrap_or(0),
+            raw_key,
+        })
+    }
+
+    fn encode(&self, entry: &LedgerEntry) -> Item {
+        let mut item = self.key(&entry.raw_key).to_item();
+        item.insert("state".into(), AttrValue::S(entry.state.as_str().into()));
+        item.insert("dataset".into(), AttrValue::S(entry.dataset.clone()));
+        item.insert("message_id".into(), AttrValue::S(entry.message_id.clone()));
+        item.insert("part_id".into(), AttrValue::S(entry.part_id.clone()));
+        if let Some(reason) = &entry.reason {
+            item.insert("reason".into(), AttrValue::S(reason.clone()));
+        }
+        if let Some(error) = &entry.error {
+            item.insert("error".into(), AttrValue::S(error.clone()));
+        }
+        item.insert("attempts".into(), AttrValue::N(entry.attempts.to_string()));
+        item.insert("updated_at".into(), AttrValue::N(entry.updated_at.to_string()));
+        item
+    }
+
+    /// Records a fetched attachment (or one skipped at fetch, with its reason). False when the
+    /// ledger already had it: a rerun never resets an entry.
+    pub async fn record(&self, entry: LedgerEntry) -> Result<bool, BackendError> {
+        match self.table.put(self.encode(&entry), PutCondition::IfAbsent).await {
+            Ok(()) => Ok(true),
+            Err(BackendError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(&self, raw_key: &str) -> Result<Option<LedgerEntry>, BackendError> {
+        self.table
+            .get(&self.key(raw_key))
+            .await?
+            .map(|item| self.decode(&item))
+            .transpose()
+    }
+
+    /// Moves an entry to `to`, as the ledger's rule allows; `reason` and `error` go with
+    /// quarantined, skipped and failed (a failure also counts an attempt). Concurrent moves
+    /// from one state: exactly one wins.
+    pub async fn advance(
+        &self,
+        raw_key: &str,
+        to: LedgerState,
+        reason: Option<String>,
+        error: Option<String>,
+        now: i64,
+    ) -> Result<Moved, BackendError> {
+        loop {
+            let Some(mut entry) = self.get(raw_key).await? else {
+                return Ok(Moved::Unknown);
+            };
+            if entry.state == to && to != LedgerState::Failed {
+                return Ok(Moved::AlreadyThere);
+            }
+            if !to.allowed_from().contains(&entry.state.as_str()) {
+                return Ok(Moved::Refused { current: entry.state });
+            }
+            let from = entry.state;
+            entry.state = to;
+            entry.updated_at = now;
+            match to {
+                LedgerState::Failed => {
+                    entry.attempts += 1;
+                    entry.error = error.clone();
+                }
+                LedgerState::Quarantined | LedgerState::Skipped => entry.reason = reason.clone(),
+                LedgerState::Fetched => {
+                    entry.reason = None;
+                }
+                _ => {}
+            }
+            // Only from the state just read: a concurrent move makes this one look again.
+            let condition = PutCondition::IfFieldIn {
+                field: "state",
+                values: state_slice(from),
+            };
+            match self.table.put(self.encode(&entry), condition).await {
+                Ok(()) => return Ok(Moved::Done),
+                Err(BackendError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Every entry, in key order, a page at a time (`start_after` is the last raw key seen).
+    pub async fn page(
+        &self,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<LedgerEntry>, Option<String>), BackendError> {
+        let request = PageRequest {
+            sk_prefix: None,
+            start_after: start_after.map(str::to_string),
+            limit,
+        };
+        let page = self.table.query(&self.partition, &request).await?;
+        let entries = page
+            .items
+            .iter()
+            .map(|item| self.decode(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((entries, page.last_sk))
+    }
+
+    /// The work of a run: every entry not yet final, plus failed ones with attempts left.
+    pub async fn unfinished(&self, max_attempts: u32) -> Result<Vec<LedgerEntry>, BackendError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (entries, last) = self.page(after.as_deref(), 1000).await?;
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| !e.state.is_final() || (e.state == LedgerState::Failed && e.attempts < max_attempts)),
+            );
+            match last {
+                Some(last) => after = Some(last),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// A state's name as the one-element list a condition takes.
+fn state_slice(state: LedgerState) -> &'static [&'static str] {
+    match state {
+        LedgerState::Fetched => &["fetched"],
+        LedgerState::Staged => &["staged"],
+        LedgerState::Cleaned => &["cleaned"],
+        LedgerState::Ingested => &["ingested"],
+        LedgerState::Quarantined => &["quarantined"],
+        LedgerState::Failed => &["failed"],
+        LedgerState::Skipped => &["skipped"],
+    }
+}
