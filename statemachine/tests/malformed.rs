@@ -10,8 +10,24 @@ use sluice_statemachine::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Objects a Distributed Map may read: some fine, some hostile.
+fn objects() -> Arc<sluice_statemachine::MemoryObjectStorage> {
+    let objects = sluice_statemachine::MemoryObjectStorage::new();
+    objects.insert("b", "items.json", r#"[1, {"a": [2, 3]}, "x", null, [[]]]"#);
+    objects.insert("b", "items.jsonl", "{\"a\":1}\n\n[1,2]\n{broken\n");
+    objects.insert("b", "rows.csv", b"h1,h2\n1,2,3\n\"unterminated\n\xff".to_vec());
+    objects.insert(
+        "b",
+        "manifest.json",
+        r#"{"fileFormat": "CSV", "destinationBucket": "arn:aws:s3:::b", "fileSchema": "Bucket, Key", "files": [{"key": "rows.csv"}, {"key": "gone.csv"}, {}]}"#,
+    );
+    objects.create_bucket("out");
+    Arc::new(objects)
+}
+
 fn engine() -> Engine {
     Engine::new(TaskRegistry::new())
+        .with_objects(objects())
         .with_clock(Arc::new(ManualClock::default()))
         .with_options(EngineOptions {
             history_limit: Some(2_000),
@@ -363,7 +379,39 @@ fn random_scope(rng: &mut StdRng, depth: u32, counter: &mut u32) -> Value {
                     "ItemsPath".into(),
                     json!(["$.items", "$", "$.x"][rng.random_range(0..3)]),
                 );
-                state.insert("ItemProcessor".into(), random_scope(rng, depth + 1, counter));
+                let mut processor = random_scope(rng, depth + 1, counter);
+                if rng.random_bool(0.5) {
+                    // A Distributed Map, items from the input or from an object that may be
+                    // missing, hostile or fine, with random batching and result export.
+                    let execution_type = ["STANDARD", "EXPRESS", "STANDARD", "EXPRESS", "NOPE"][rng.random_range(0..5)];
+                    processor["ProcessorConfig"] = json!({"Mode": "DISTRIBUTED", "ExecutionType": execution_type});
+                    if rng.random_bool(0.6) {
+                        state.remove("ItemsPath");
+                        let key = ["items.json", "items.jsonl", "rows.csv", "missing", "manifest.json"]
+                            [rng.random_range(0..5)];
+                        let input_type =
+                            ["JSON", "JSONL", "CSV", "MANIFEST", "JSON", "JSONL", "XML"][rng.random_range(0..7)];
+                        state.insert(
+                            "ItemReader".into(),
+                            json!({"Resource": "arn:aws:states:::s3:getObject",
+                                   "ReaderConfig": {"InputType": input_type, "MaxItems": rng.random_range(0..4)},
+                                   "Parameters": {"Bucket": "b", "Key": key}}),
+                        );
+                    }
+                    if rng.random_bool(0.4) {
+                        state.insert(
+                            "ItemBatcher".into(),
+                            json!({"MaxItemsPerBatch": rng.random_range(1..3), "MaxInputBytesPerBatch": rng.random_range(1..64)}),
+                        );
+                    }
+                    if rng.random_bool(0.3) {
+                        state.insert(
+                            "ResultWriter".into(),
+                            json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out", "Prefix": "r"}}),
+                        );
+                    }
+                }
+                state.insert("ItemProcessor".into(), processor);
                 if rng.random_bool(0.4) {
                     state.insert("ToleratedFailureCount".into(), json!(rng.random_range(0..3)));
                 }
@@ -390,4 +438,43 @@ async fn random_definitions_and_inputs_never_panic_or_hang() {
     }
     // The generator must produce runnable machines, or the test proves little.
     assert!(accepted > 50, "only {accepted} random definitions were valid");
+}
+
+#[tokio::test]
+async fn random_distributed_maps_over_hostile_objects_never_panic_or_hang() {
+    let mut rng = StdRng::seed_from_u64(0xd157_0b1e);
+    let mut ran = 0;
+    for _ in 0..300 {
+        let key = ["items.json", "items.jsonl", "rows.csv", "missing", "manifest.json"][rng.random_range(0..5)];
+        let input_type = ["JSON", "JSONL", "CSV", "MANIFEST"][rng.random_range(0..4)];
+        let mut reader = json!({"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": input_type, "MaxItems": rng.random_range(0..4)},
+            "Parameters": {"Bucket": "b", "Key": key}});
+        if input_type == "CSV" && rng.random_bool(0.5) {
+            reader["ReaderConfig"]["CSVHeaderLocation"] = json!("GIVEN");
+            reader["ReaderConfig"]["CSVHeaders"] = json!(["a", "b"]);
+        }
+        let mut map = json!({"Type": "Map", "End": true, "ItemReader": reader,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"got.$": "$"}, "End": true}}}});
+        if rng.random_bool(0.5) {
+            map["ItemBatcher"] =
+                json!({"MaxItemsPerBatch": rng.random_range(1..3), "MaxInputBytesPerBatch": rng.random_range(1..64)});
+        }
+        if rng.random_bool(0.4) {
+            map["ResultWriter"] = json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out"}});
+        }
+        if rng.random_bool(0.3) {
+            map["ToleratedFailurePercentage"] = json!(rng.random_range(0..101));
+        }
+        let definition = json!({"StartAt": "M", "States": {"M": map}}).to_string();
+        assert!(
+            StateMachine::from_json(&definition).is_ok(),
+            "{:?}",
+            validate(&definition)
+        );
+        exercise(&definition, random_value(&mut rng, 0)).await;
+        ran += 1;
+    }
+    assert_eq!(ran, 300);
 }
