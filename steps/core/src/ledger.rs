@@ -1,6 +1,7 @@
 //! The attachment ledger: every wanted attachment of a mailbox, from the moment it is fetched
-//! to its final state, in the control table (partition `ledger#<mailbox>`, sort key the raw
-//! object key).
+//! to its final state, in the control table (partition `ledger#<mailbox>`, sort key the
+//! attachment's source: `mail#<message id>#<part id>`, or `upload#<object key>` for files put
+//! in the bucket's `incoming/`).
 //!
 //! An entry moves only forward, by conditional write: `fetched -> staged -> cleaned ->
 //! ingested`, or to `quarantined` / `skipped` (final, with the reason) or `failed` (with the
@@ -85,7 +86,10 @@ impl std::fmt::Display for LedgerState {
 /// One attachment, as the ledger holds it. Keys and names only: never contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
-    pub raw_key: String,
+    /// Where it came from (see the module doc): the entry's key.
+    pub source: String,
+    /// Its original under `raw/`; none when it was skipped before it was stored.
+    pub raw_key: Option<String>,
     pub dataset: String,
     pub message_id: String,
     pub part_id: String,
@@ -131,8 +135,13 @@ impl Ledger {
         }
     }
 
-    fn key(&self, raw_key: &str) -> ItemKey {
-        ItemKey::new(self.partition.clone(), raw_key)
+    fn key(&self, source: &str) -> ItemKey {
+        ItemKey::new(self.partition.clone(), source)
+    }
+
+    /// The source of a mail attachment.
+    pub fn mail_source(message_id: &str, part_id: &str) -> String {
+        format!("mail#{message_id}#{part_id}")
     }
 
     fn decode(&self, item: &Item) -> Result<LedgerEntry, BackendError> {
@@ -140,7 +149,7 @@ impl Ledger {
             table: self.table.name().to_string(),
             reason: format!("ledger entry: {reason}"),
         };
-        let raw_key = text(item, "sk").ok_or_else(|| bad("no sort key"))?;
+        let source = text(item, "sk").ok_or_else(|| bad("no sort key"))?;
         let state = text(item, "state")
             .as_deref()
             .and_then(LedgerState::from_name)
@@ -155,13 +164,17 @@ impl Ledger {
             error: text(item, "error"),
             attempts: number("attempts").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
             updated_at: number("updated_at").unwrap_or(0),
-            raw_key,
+            raw_key: text(item, "raw_key"),
+            source,
         })
     }
 
     fn encode(&self, entry: &LedgerEntry) -> Item {
-        let mut item = self.key(&entry.raw_key).to_item();
+        let mut item = self.key(&entry.source).to_item();
         item.insert("state".into(), AttrValue::S(entry.state.as_str().into()));
+        if let Some(raw_key) = &entry.raw_key {
+            item.insert("raw_key".into(), AttrValue::S(raw_key.clone()));
+        }
         item.insert("dataset".into(), AttrValue::S(entry.dataset.clone()));
         item.insert("message_id".into(), AttrValue::S(entry.message_id.clone()));
         item.insert("part_id".into(), AttrValue::S(entry.part_id.clone()));
@@ -176,8 +189,8 @@ impl Ledger {
         item
     }
 
-    /// Records a fetched attachment (or one skipped at fetch, with its reason). False when the
-    /// ledger already had it: a rerun never resets an entry.
+    /// Records a fetched attachment (or one skipped or quarantined at fetch, with its reason).
+    /// False when the ledger already had it: a rerun never resets an entry.
     pub async fn record(&self, entry: LedgerEntry) -> Result<bool, BackendError> {
         match self.table.put(self.encode(&entry), PutCondition::IfAbsent).await {
             Ok(()) => Ok(true),
@@ -186,9 +199,9 @@ impl Ledger {
         }
     }
 
-    pub async fn get(&self, raw_key: &str) -> Result<Option<LedgerEntry>, BackendError> {
+    pub async fn get(&self, source: &str) -> Result<Option<LedgerEntry>, BackendError> {
         self.table
-            .get(&self.key(raw_key))
+            .get(&self.key(source))
             .await?
             .map(|item| self.decode(&item))
             .transpose()
@@ -199,14 +212,14 @@ impl Ledger {
     /// from one state: exactly one wins.
     pub async fn advance(
         &self,
-        raw_key: &str,
+        source: &str,
         to: LedgerState,
         reason: Option<String>,
         error: Option<String>,
         now: i64,
     ) -> Result<Moved, BackendError> {
         loop {
-            let Some(mut entry) = self.get(raw_key).await? else {
+            let Some(mut entry) = self.get(source).await? else {
                 return Ok(Moved::Unknown);
             };
             if entry.state == to && to != LedgerState::Failed {
@@ -242,7 +255,7 @@ impl Ledger {
         }
     }
 
-    /// Every entry, in key order, a page at a time (`start_after` is the last raw key seen).
+    /// Every entry, in source order, a page at a time (`start_after` is the last source seen).
     pub async fn page(
         &self,
         start_after: Option<&str>,

@@ -212,8 +212,9 @@ async fn exercise_conditional_fields(table: &dyn Table) {
 async fn exercise_ledger(table: Arc<dyn Table>) {
     use sluice_core::ledger::{Ledger, LedgerEntry, LedgerState, Moved};
     let ledger = Ledger::new(table, "inbox@example.test");
-    let entry = |raw_key: &str| LedgerEntry {
-        raw_key: raw_key.into(),
+    let entry = |source: &str| LedgerEntry {
+        source: source.into(),
+        raw_key: Some(format!("raw/orders/{source}/orders.csv")),
         dataset: "orders".into(),
         message_id: "m1".into(),
         part_id: "2".into(),
@@ -223,13 +224,11 @@ async fn exercise_ledger(table: Arc<dyn Table>) {
         attempts: 0,
         updated_at: 1,
     };
-    assert!(ledger.record(entry("raw/orders/a/orders.csv")).await.unwrap());
-    assert!(
-        !ledger.record(entry("raw/orders/a/orders.csv")).await.unwrap(),
-        "recorded once"
-    );
-    assert!(ledger.record(entry("raw/orders/b/orders.csv")).await.unwrap());
-    let a = "raw/orders/a/orders.csv";
+    let (a, b) = (Ledger::mail_source("m1", "2"), Ledger::mail_source("m1", "3"));
+    assert!(ledger.record(entry(&a)).await.unwrap());
+    assert!(!ledger.record(entry(&a)).await.unwrap(), "recorded once");
+    assert!(ledger.record(entry(&b)).await.unwrap());
+    let (a, b) = (a.as_str(), b.as_str());
     // Skipping a state is refused; moving twice changes nothing the second time.
     assert_eq!(
         ledger.advance(a, LedgerState::Cleaned, None, None, 2).await.unwrap(),
@@ -256,7 +255,6 @@ async fn exercise_ledger(table: Arc<dyn Table>) {
         "an ingested file never goes back"
     );
     // A failure counts its attempts; the entry stays work until the attempts run out.
-    let b = "raw/orders/b/orders.csv";
     ledger
         .advance(b, LedgerState::Failed, None, Some("Stage.Io".into()), 6)
         .await

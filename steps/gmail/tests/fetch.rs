@@ -11,6 +11,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use sluice_core::ledger::{Ledger, LedgerState};
 use sluice_core::{ObjectKey, StepError};
 use sluice_gmail::fetch::{self, FetchInput, FetchOutput};
 use sluice_gmail::mail::MailSource;
@@ -112,6 +113,21 @@ async fn happy_path_fetches_each_wanted_attachment_once(h: Harness) {
         assert_eq!(stored, recorded);
     }
 
+    // Every wanted part has its ledger entry, with its original's key.
+    let ledger = Ledger::new(h.backends.control.clone(), ACCOUNT);
+    let entries = ledger.unfinished(3).await.unwrap();
+    assert_eq!(entries.len(), 7, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.state == LedgerState::Fetched && e.source.starts_with("mail#"))
+    );
+    let mut keys: Vec<String> = entries.iter().filter_map(|e| e.raw_key.clone()).collect();
+    let mut fetched = output.keys.clone();
+    keys.sort();
+    fetched.sort();
+    assert_eq!(keys, fetched);
+
     // Rerun: nothing is fetched again, and only the listing is paid for.
     let again = fetch(&h, sink.clone()).await;
     assert_eq!(again.attachments_fetched, 0);
@@ -120,6 +136,11 @@ async fn happy_path_fetches_each_wanted_attachment_once(h: Harness) {
     assert_eq!(h.fake.gmail_calls(), (2, 9, 7));
     assert_eq!(again.quota_units, 5);
     assert_eq!(sink.seen.lock().unwrap().len(), 7);
+    assert_eq!(
+        ledger.unfinished(3).await.unwrap(),
+        entries,
+        "the rerun changed no entry"
+    );
 }
 
 #[tokio::test]
@@ -437,6 +458,14 @@ async fn a_twenty_megabyte_attachment_arrives_whole_and_one_over_the_limit_is_sk
     assert_eq!(output.attachments_too_large, 1);
     assert_eq!(output.attachments_fetched, 0);
     assert_eq!(small_limit.fake.gmail_calls().2, 0, "never downloaded");
+    // The ledger says why it was left out, and what the limit was.
+    let ledger = Ledger::new(small_limit.backends.control.clone(), ACCOUNT);
+    let (entries, _) = ledger.page(None, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].state, LedgerState::Skipped);
+    let reason = entries[0].reason.clone().unwrap();
+    assert!(reason.contains("10485760"), "{reason}");
+    assert!(entries[0].raw_key.is_none());
 }
 
 #[tokio::test]

@@ -7,6 +7,11 @@
 //!   concurrent runs never both process a part.
 //! - `done`: written once every part of the message is handled; later runs skip the message
 //!   without calling `messages.get`, so a rerun spends only `messages.list` quota.
+//!
+//! Every wanted part also gets its entry in the attachment ledger ([`sluice_core::ledger`])
+//! *before* its part record says done: a crash in between leaves the part claimed (taken over
+//! when the claim expires), never done and unrecorded. A part an earlier run finished without
+//! a ledger entry gets one from its part record.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sluice_core::ledger::{Ledger, LedgerEntry, LedgerState};
 use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutCondition, Table};
 
 use crate::error::GmailError;
@@ -142,6 +148,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
     let run = FetchRun {
         account: &account,
         mailbox: mailbox.as_ref(),
+        ledger: Ledger::new(deps.control.clone(), &account),
         control: deps.control.as_ref(),
         sink: deps.sink.as_ref(),
         wanted: WantedTypes::new(&settings.wanted_types),
@@ -224,6 +231,7 @@ struct Pending {
 struct FetchRun<'a> {
     account: &'a str,
     mailbox: &'a dyn Mailbox,
+    ledger: Ledger,
     control: &'a dyn Table,
     sink: &'a dyn AttachmentSink,
     wanted: WantedTypes,
@@ -310,13 +318,16 @@ impl FetchRun<'_> {
         if descriptor.size > self.max_bytes {
             tracing::warn!(message_id = %descriptor.message_id, part_id = %descriptor.part_id, size = descriptor.size, "attachment over the size limit skipped");
             tally.too_large += 1;
-            return Ok(());
+            return self.record_skipped(descriptor, descriptor.size).await;
         }
         let key = self.part_key(&descriptor.message_id, &descriptor.part_id);
         match self.claim(&key).await? {
             Claim::Won => {}
-            Claim::Done => {
+            Claim::Done(object_key) => {
                 tally.duplicate += 1;
+                if let Some(raw_key) = object_key {
+                    self.record(descriptor, &raw_key, LedgerState::Fetched, None).await?;
+                }
                 return Ok(());
             }
             Claim::Held => {
@@ -342,6 +353,7 @@ impl FetchRun<'_> {
         let content = self.mailbox.content(part).await?;
         if content.len() as u64 > self.max_bytes {
             tally.too_large += 1;
+            self.record_skipped(descriptor, content.len() as u64).await?;
             return self.finish_part(&key, "too_large", None).await;
         }
         let sha256 = hex::encode(Sha256::digest(&content));
@@ -364,6 +376,15 @@ impl FetchRun<'_> {
         if stored.quarantined {
             tally.quarantined += 1;
         }
+        let (state, reason) = if stored.quarantined {
+            (
+                LedgerState::Quarantined,
+                Some("refused when it was stored: see its reason file under quarantine/".to_string()),
+            )
+        } else {
+            (LedgerState::Fetched, None)
+        };
+        self.record(descriptor, &stored.key, state, reason).await?;
         self.finish_part(&key, "done", Some(&stored.key)).await?;
         tally.keys.push(stored.key);
         Ok(())
@@ -386,7 +407,13 @@ impl FetchRun<'_> {
                 // Gone again (released by a failing run): leave it for the next run.
                 Ok(match status {
                     Some("claimed") | None => Claim::Held,
-                    Some(_) => Claim::Done,
+                    Some(_) => Claim::Done(
+                        existing
+                            .as_ref()
+                            .and_then(|i| i.get("object_key"))
+                            .and_then(AttrValue::as_str)
+                            .map(str::to_string),
+                    ),
                 })
             }
             Err(err) => Err(err.into()),
@@ -405,6 +432,63 @@ impl FetchRun<'_> {
         Ok(())
     }
 
+    /// Records a stored part in the ledger (a no-op when it is there already).
+    async fn record(
+        &self,
+        descriptor: &crate::mail::AttachmentDescriptor,
+        raw_key: &str,
+        state: LedgerState,
+        reason: Option<String>,
+    ) -> Result<(), GmailError> {
+        let dataset = raw_key
+            .strip_prefix("raw/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        self.ledger
+            .record(LedgerEntry {
+                source: Ledger::mail_source(&descriptor.message_id, &descriptor.part_id),
+                raw_key: Some(raw_key.to_string()),
+                dataset,
+                message_id: descriptor.message_id.clone(),
+                part_id: descriptor.part_id.clone(),
+                state,
+                reason,
+                error: None,
+                attempts: 0,
+                updated_at: now_epoch(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records a part left out for its size, with the size and the limit, so that raising the
+    /// limit can bring it in.
+    async fn record_skipped(
+        &self,
+        descriptor: &crate::mail::AttachmentDescriptor,
+        size: u64,
+    ) -> Result<(), GmailError> {
+        self.ledger
+            .record(LedgerEntry {
+                source: Ledger::mail_source(&descriptor.message_id, &descriptor.part_id),
+                raw_key: None,
+                dataset: String::new(),
+                message_id: descriptor.message_id.clone(),
+                part_id: descriptor.part_id.clone(),
+                state: LedgerState::Skipped,
+                reason: Some(format!(
+                    "{size} bytes is over the attachment limit (gmail.max_attachment_bytes = {})",
+                    self.max_bytes
+                )),
+                error: None,
+                attempts: 0,
+                updated_at: now_epoch(),
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn mark_done(&self, message_id: &str, status: &str) -> Result<(), GmailError> {
         let mut item = ItemKey::new(self.partition(message_id), DONE_SK).to_item();
         item.insert("status".into(), AttrValue::S(status.into()));
@@ -416,6 +500,7 @@ impl FetchRun<'_> {
 
 enum Claim {
     Won,
-    Done,
+    /// An earlier run finished the part; its object key, when it stored one.
+    Done(Option<String>),
     Held,
 }
