@@ -200,10 +200,11 @@ pub async fn executions(config_path: Option<&Path>, args: ExecutionsArgs) -> any
     let (_, pipeline) = open(config_path, None, None).await?;
     pipeline.progress.finish();
     if let Some(map_run) = args.map_run {
+        // Full ARNs: `sluice history ARN` shows a child's own history.
         for child in pipeline.engine.list_children(&map_run)? {
             println!(
                 "{}  {:<9}  {}  {:>8}",
-                child.name,
+                child.execution_arn,
                 child.status.as_str(),
                 child.start_date.format("%Y-%m-%d %H:%M:%S"),
                 seconds_between(child.start_date, child.stop_date)
