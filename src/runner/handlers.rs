@@ -110,12 +110,10 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
             })
         }
     }));
-    let fetch_deps = Arc::new(sluice_gmail::fetch::FetchDeps::new(
-        &oauth.authorizer,
-        backends.control.clone(),
-        sink,
-        &http,
-    ));
+    let fetch_deps = Arc::new(
+        sluice_gmail::fetch::FetchDeps::new(&oauth.authorizer, backends.control.clone(), sink, &http)
+            .with_work_lists(backends.objects.clone()),
+    );
     let pii = Arc::new(
         sluice_pii::PiiDeps::from_config(&config, backends.clone())
             .await

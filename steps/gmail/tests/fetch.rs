@@ -522,3 +522,60 @@ async fn a_stale_attachment_id_is_renewed_by_reading_the_message_again() {
         "the stale id failed once, the fresh one worked"
     );
 }
+
+#[tokio::test]
+async fn each_run_lists_every_unfinished_attachment_whichever_run_fetched_it() {
+    let h = Harness::local().await;
+    h.fake.add_dir(&mail_fixtures());
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink()).with_work_lists(h.backends.objects.clone());
+    let work = |run: &str| FetchInput {
+        run_id: Some(run.into()),
+        ..FetchInput::default()
+    };
+    let read_list = |key: String| {
+        let objects = h.backends.objects.clone();
+        async move {
+            let body = objects.get_bytes(&ObjectKey::new(key).unwrap(), 1 << 20).await.unwrap();
+            String::from_utf8(body.to_vec())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = fetch::run(work("run-1"), &deps).await.unwrap();
+    assert_eq!((first.work_items, first.work_carried_over), (7, 0));
+    let key = first.work_manifest_key.clone().unwrap();
+    assert_eq!(key, "runs/run-1/work.jsonl");
+    let items = read_list(key).await;
+    assert_eq!(items.len(), 7);
+    assert!(items.iter().all(|i| i["raw_key"].as_str().unwrap().starts_with("raw/")));
+    assert!(items.iter().all(|i| i["mailbox"] == ACCOUNT));
+
+    // Nothing processed them: the next run fetches nothing and still has all seven to do.
+    let second = fetch::run(work("run-2"), &deps).await.unwrap();
+    assert_eq!(second.attachments_fetched, 0);
+    assert_eq!((second.work_items, second.work_carried_over), (7, 7));
+
+    // Two are finished: the next list leaves them out.
+    let ledger = Ledger::new(h.backends.control.clone(), ACCOUNT);
+    for item in &items[..2] {
+        let source = item["source"].as_str().unwrap();
+        for state in [LedgerState::Staged, LedgerState::Cleaned, LedgerState::Ingested] {
+            ledger.advance(source, state, None, None, 1).await.unwrap();
+        }
+    }
+    let third = fetch::run(work("run-3"), &deps).await.unwrap();
+    assert_eq!(third.work_items, 5);
+
+    // A run id that cannot be a key is refused, naming the field.
+    let err = fetch::run(work("../escape"), &deps).await.unwrap_err();
+    assert_eq!(err.error_name(), "Gmail.InvalidInput");
+    assert!(err.to_string().contains("run_id"), "{err}");
+    // Without an object store the step says so.
+    let err = fetch::run(work("run-4"), &h.fetch_deps(h.raw_sink()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("object store"), "{err}");
+}

@@ -16,7 +16,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         context.backends.control.clone(),
         sink,
         &context.http,
-    );
+    )
+    .with_work_lists(context.backends.objects.clone());
     let deps = &deps;
     sluice_core::lambda::serve_step(|input| fetch::run(input, deps)).await
 }

@@ -42,6 +42,9 @@ pub struct FetchInput {
     pub query: Option<String>,
     /// Lowers `[gmail] max_messages_per_run` for this run.
     pub max_messages: Option<u32>,
+    /// The run (the execution's name): when given, the run's work list, every ledger entry not
+    /// yet final whichever run fetched it, is written to `runs/<run id>/work.jsonl`.
+    pub run_id: Option<String>,
 }
 
 /// Keys and counts only: never file contents, names or addresses.
@@ -72,6 +75,14 @@ pub struct FetchOutput {
     pub quota_units: u64,
     /// More matching messages remain than this run examined: run again.
     pub has_more: bool,
+    /// The work list of the run (`run_id` given): one JSON line per unfinished ledger entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_manifest_key: Option<String>,
+    /// How many entries the work list holds, and how many of them earlier runs left.
+    #[serde(default)]
+    pub work_items: u64,
+    #[serde(default)]
+    pub work_carried_over: u64,
 }
 
 impl FetchOutput {
@@ -114,6 +125,8 @@ pub struct FetchDeps {
     pub control: Arc<dyn Table>,
     pub source: Arc<dyn MailSource>,
     pub sink: Arc<dyn AttachmentSink>,
+    /// Where work lists go (`runs/<run id>/`); a run that asks for one without it fails.
+    pub objects: Option<Arc<dyn sluice_core::ObjectStore>>,
 }
 
 impl FetchDeps {
@@ -129,8 +142,76 @@ impl FetchDeps {
             control,
             source: super::mail_source(authorizer, http),
             sink,
+            objects: None,
         }
     }
+
+    /// Lets the step write work lists to `objects`.
+    pub fn with_work_lists(mut self, objects: Arc<dyn sluice_core::ObjectStore>) -> FetchDeps {
+        self.objects = Some(objects);
+        self
+    }
+}
+
+/// A failed entry is taken up again by this many runs, then left `failed` (and listed).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The run id, as it goes into an object key.
+fn checked_run_id(run_id: &str) -> Result<&str, GmailError> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 80
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(run_id)
+    } else {
+        Err(GmailError::input(
+            "run_id",
+            "must be 1 to 80 letters, digits, '-' or '_' (an execution name)",
+        ))
+    }
+}
+
+/// Writes the run's work list: every ledger entry not yet final, one JSON line each.
+async fn write_work_list(
+    deps: &FetchDeps,
+    account: &str,
+    run_id: &str,
+    fetched_now: &HashSet<String>,
+    output: &mut FetchOutput,
+) -> Result<(), GmailError> {
+    let Some(objects) = &deps.objects else {
+        return Err(GmailError::input(
+            "run_id",
+            "a work list was asked for, but this fetch step has no object store to write it to",
+        ));
+    };
+    let ledger = Ledger::new(deps.control.clone(), account);
+    let mut body = Vec::new();
+    for entry in ledger.unfinished(MAX_ATTEMPTS).await? {
+        let Some(raw_key) = &entry.raw_key else { continue };
+        let line = serde_json::json!({
+            "source": entry.source,
+            "raw_key": raw_key,
+            "dataset": entry.dataset,
+            "mailbox": account,
+            "attempts": entry.attempts,
+        });
+        body.extend_from_slice(line.to_string().as_bytes());
+        body.push(b'\n');
+        output.work_items += 1;
+        if !fetched_now.contains(raw_key) {
+            output.work_carried_over += 1;
+        }
+    }
+    let key = format!("runs/{run_id}/work.jsonl");
+    let object = sluice_core::ObjectKey::new(key.clone())?;
+    objects
+        .put_bytes(&object, body.into(), &sluice_core::PutOptions::default())
+        .await?;
+    output.work_manifest_key = Some(key);
+    Ok(())
 }
 
 pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, GmailError> {
@@ -140,6 +221,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
     if query.len() > 2048 {
         return Err(GmailError::input("query", "is longer than 2048 characters"));
     }
+    let run_id = input.run_id.as_deref().map(checked_run_id).transpose()?;
     let budget = input
         .max_messages
         .unwrap_or(settings.max_messages_per_run)
@@ -210,6 +292,10 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         }
     }
     output.quota_units = mailbox.quota_units();
+    if let Some(run_id) = run_id {
+        let fetched_now: HashSet<String> = output.keys.iter().cloned().collect();
+        write_work_list(deps, &account, run_id, &fetched_now, &mut output).await?;
+    }
     tracing::info!(
         account,
         messages_listed = output.messages_listed,
