@@ -86,6 +86,23 @@ pub(super) fn integer_from_path(
         })
 }
 
+/// A whole-number field given directly (`Field`) or by its Path form (`FieldPath`).
+pub(super) fn integer_field(
+    run: &Run,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    input: &Value,
+    value: Option<u64>,
+    path: Option<&JsonPath>,
+    path_field: &str,
+) -> Result<Option<i64>, StateFailure> {
+    match (value, path) {
+        (Some(n), _) => Ok(Some(n as i64)),
+        (None, Some(path)) => integer_from_path(run, visit, thread, input, path, path_field).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 pub(super) fn limits(
     run: &Run,
     state: &MapState,
@@ -93,26 +110,28 @@ pub(super) fn limits(
     thread: &Thread,
     input: &Value,
 ) -> Result<(usize, Tolerance), StateFailure> {
-    let max_concurrency = match (&state.max_concurrency, &state.max_concurrency_path) {
-        (Some(n), _) => *n as i64,
-        (None, Some(path)) => integer_from_path(run, visit, thread, input, path, "MaxConcurrencyPath")?,
-        (None, None) => 0,
-    };
+    let max_concurrency = integer_field(
+        run,
+        visit,
+        thread,
+        input,
+        state.max_concurrency,
+        state.max_concurrency_path.as_ref(),
+        "MaxConcurrencyPath",
+    )?
+    .unwrap_or(0);
     if max_concurrency < 0 {
         return Err(visit.runtime(EvalError("MaxConcurrency cannot be negative.".into())));
     }
-    let count = match (&state.tolerated_failure_count, &state.tolerated_failure_count_path) {
-        (Some(n), _) => Some(*n as i64),
-        (None, Some(path)) => Some(integer_from_path(
-            run,
-            visit,
-            thread,
-            input,
-            path,
-            "ToleratedFailureCountPath",
-        )?),
-        (None, None) => None,
-    };
+    let count = integer_field(
+        run,
+        visit,
+        thread,
+        input,
+        state.tolerated_failure_count,
+        state.tolerated_failure_count_path.as_ref(),
+        "ToleratedFailureCountPath",
+    )?;
     if count.is_some_and(|c| c < 0) {
         return Err(visit.runtime(EvalError("ToleratedFailureCount cannot be negative.".into())));
     }

@@ -10,7 +10,7 @@
 mod reader;
 mod writer;
 
-use super::map::{Tolerance, integer_from_path, limits};
+use super::map::{Tolerance, integer_field, limits};
 use super::{Finish, keep_raw, select};
 use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
@@ -92,33 +92,24 @@ fn batching(
     input: &Value,
     batcher: &ItemBatcher,
 ) -> Result<Batching, StateFailure> {
-    let max_items = match (&batcher.max_items_per_batch, &batcher.max_items_per_batch_path) {
-        (Some(n), _) => Some(*n as i64),
-        (None, Some(path)) => Some(integer_from_path(
-            run,
-            visit,
-            thread,
-            input,
-            path,
-            "MaxItemsPerBatchPath",
-        )?),
-        (None, None) => None,
-    };
-    let max_bytes = match (
-        &batcher.max_input_bytes_per_batch,
-        &batcher.max_input_bytes_per_batch_path,
-    ) {
-        (Some(n), _) => Some(*n as i64),
-        (None, Some(path)) => Some(integer_from_path(
-            run,
-            visit,
-            thread,
-            input,
-            path,
-            "MaxInputBytesPerBatchPath",
-        )?),
-        (None, None) => None,
-    };
+    let max_items = integer_field(
+        run,
+        visit,
+        thread,
+        input,
+        batcher.max_items_per_batch,
+        batcher.max_items_per_batch_path.as_ref(),
+        "MaxItemsPerBatchPath",
+    )?;
+    let max_bytes = integer_field(
+        run,
+        visit,
+        thread,
+        input,
+        batcher.max_input_bytes_per_batch,
+        batcher.max_input_bytes_per_batch_path.as_ref(),
+        "MaxInputBytesPerBatchPath",
+    )?;
     let max_items = match max_items {
         Some(n) if n <= 0 => {
             return Err(visit.runtime(EvalError(format!(
@@ -499,11 +490,16 @@ async fn open_items(
         };
     };
     let config = &reader.reader_config;
-    let max_items = match (&config.max_items, &config.max_items_path) {
-        (Some(n), _) => *n as i64,
-        (None, Some(path)) => integer_from_path(run, visit, thread, effective, path, "MaxItemsPath")?,
-        (None, None) => 0,
-    };
+    let max_items = integer_field(
+        run,
+        visit,
+        thread,
+        effective,
+        config.max_items,
+        config.max_items_path.as_ref(),
+        "MaxItemsPath",
+    )?
+    .unwrap_or(0);
     if max_items < 0 {
         return Err(reader_failed("field MaxItems must be positive"));
     }
