@@ -833,3 +833,48 @@ async fn a_map_run_that_fails_still_exports_what_its_children_did() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn a_redrive_after_a_retried_map_takes_up_the_last_attempts_map_run() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "five.json", "[0, 1, 2, 3, 4]");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let item_two_failed = Arc::new(AtomicBool::new(false));
+    let fixed = Arc::new(AtomicBool::new(false));
+    let mut registry = TaskRegistry::new();
+    let (c, two, f) = (calls.clone(), item_two_failed.clone(), fixed.clone());
+    registry.register_lambda(
+        "work",
+        Arc::new(FnHandler(move |_ctx: TaskContext, input: Value| {
+            c.fetch_add(1, Ordering::SeqCst);
+            // Item 2 fails once (the first attempt); item 4 fails until fixed.
+            let fail = (input == json!(2) && !two.swap(true, Ordering::SeqCst))
+                || (input == json!(4) && !f.load(Ordering::SeqCst));
+            futures::future::ready(if fail {
+                Err(TaskFailure::new("Work.Broken", "synthetic"))
+            } else {
+                Ok(input)
+            })
+        })),
+    );
+    let store = Arc::new(SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap());
+    let engine = engine(dir.path(), registry).with_store(store);
+    let machine = distributed(
+        get_object("five.json", "JSON"),
+        work(),
+        json!({"MaxConcurrency": 1,
+               "Retry": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "MaxAttempts": 1, "IntervalSeconds": 1}]}),
+    );
+    let (arn, outcome) = run(&engine, &machine, json!({})).await;
+    assert_eq!(failure(&outcome).0, "States.ExceedToleratedFailureThreshold");
+    assert_eq!(engine.list_map_runs(&arn).unwrap().len(), 2, "one map run per attempt");
+    let before = calls.load(Ordering::SeqCst);
+    fixed.store(true, Ordering::SeqCst);
+    let report = engine.redrive_execution(&arn).await.unwrap();
+    assert_eq!(output(&report.outcome), &json!([0, 1, 2, 3, 4]));
+    assert_eq!(
+        calls.load(Ordering::SeqCst) - before,
+        1,
+        "only item 4, unfinished in the last attempt, ran"
+    );
+}

@@ -232,12 +232,22 @@ pub(super) async fn attempt<'a>(
     let raw = keep_raw(&state.result_path, &input);
     let effective = select(run, visit, thread, &state.input_path, input)?;
     let (max_concurrency, tolerance) = limits(run, state, visit, thread, &effective)?;
-    let call = format!("{}#a{}", thread.call_id(), visit.retry_count);
-    let id = map_run_id(&run.info.execution_arn, &call);
     let label = state.label.as_deref().unwrap_or(visit.name);
-    let map_run_arn = format!("{LOCAL_ARN_PREFIX}:mapRun:{}/{label}:{id}", run.info.state_machine_name);
     let store = run.engine.store().clone();
     let stored = |e: crate::store::StoreError| StateFailure::runtime(format!("the execution store failed: {e}"));
+    let arn_of = |attempt: u64| {
+        let id = map_run_id(&run.info.execution_arn, &format!("{}#a{attempt}", thread.call_id()));
+        let arn = format!("{LOCAL_ARN_PREFIX}:mapRun:{}/{label}:{id}", run.info.state_machine_name);
+        (id, arn)
+    };
+    let mut attempt = visit.retry_count;
+    // A redrive starts the state's retries over; it takes up the map run of the last attempt.
+    if run.redriving && attempt == 0 {
+        while store.map_run(&arn_of(attempt + 1).1).map_err(stored)?.is_some() {
+            attempt += 1;
+        }
+    }
+    let (id, map_run_arn) = arn_of(attempt);
 
     run.record(EventType::MapStateStarted, EventDetails::default())?;
     let items = open_items(run, state, visit, thread, &effective).await?;
