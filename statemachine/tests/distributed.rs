@@ -878,3 +878,24 @@ async fn a_redrive_after_a_retried_map_takes_up_the_last_attempts_map_run() {
         "only item 4, unfinished in the last attempt, ran"
     );
 }
+
+#[tokio::test]
+async fn an_item_selector_sees_the_workflow_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "two.json", "[\"a\", \"b\"]");
+    let engine = engine(dir.path(), TaskRegistry::new());
+    let definition = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"batch": "b-7"}, "Next": "Fan"},
+        "Fan": {"Type": "Map", "End": true,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                           "Parameters": {"Bucket": "data", "Key": "two.json"}},
+            "ItemSelector": {"value.$": "$$.Map.Item.Value", "batch.$": "$batch"},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
+    let machine = StateMachine::from_json(&definition.to_string()).unwrap();
+    let (_, outcome) = run(&engine, &machine, json!({})).await;
+    assert_eq!(
+        output(&outcome),
+        &json!([{"value": "a", "batch": "b-7"}, {"value": "b", "batch": "b-7"}])
+    );
+}

@@ -352,6 +352,7 @@ pub(super) async fn attempt<'a>(
                 max_concurrency.min(MAX_CHILDREN_AT_ONCE)
             },
             tolerance: &tolerance,
+            vars: &thread.vars,
         },
     )
     .await;
@@ -536,6 +537,8 @@ struct ChildPlan<'p> {
     redriving: bool,
     width: usize,
     tolerance: &'p Tolerance,
+    /// The workflow variables an `ItemSelector` sees.
+    vars: &'p Map<String, Value>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -566,7 +569,18 @@ async fn run_children(
     };
     loop {
         while !exhausted && in_flight.len() < plan.width {
-            let next = match next_input(run, state, visit, effective, &mut items, batching, &mut item_index).await {
+            let next = match next_input(
+                run,
+                state,
+                visit,
+                effective,
+                plan.vars,
+                &mut items,
+                batching,
+                &mut item_index,
+            )
+            .await
+            {
                 Ok(n) => n,
                 Err(f) => return Err((progress, f)),
             };
@@ -672,11 +686,13 @@ fn exceeded() -> StateFailure {
 }
 
 /// The next child's input (an item, or a batch) and how many items it holds.
+#[allow(clippy::too_many_arguments)]
 async fn next_input(
     run: &Run,
     state: &MapState,
     visit: &Visit<'_>,
     effective: &Value,
+    vars: &Map<String, Value>,
     items: &mut Items,
     batching: Option<&Batching>,
     item_index: &mut usize,
@@ -684,7 +700,7 @@ async fn next_input(
     let Some(batching) = batching else {
         return Ok(match items.next(run).await? {
             Some(item) => {
-                let selected = select_item(run, state, visit, effective, *item_index, item)?;
+                let selected = select_item(run, state, visit, effective, vars, *item_index, item)?;
                 *item_index += 1;
                 Some((selected, 1))
             }
@@ -700,7 +716,7 @@ async fn next_input(
             break;
         }
         let Some(item) = items.next(run).await? else { break };
-        let selected = select_item(run, state, visit, effective, *item_index, item.clone())?;
+        let selected = select_item(run, state, visit, effective, vars, *item_index, item.clone())?;
         let size = serialized_len(&selected) + usize::from(!batch.items.is_empty());
         let max = batching.max_bytes;
         if (batch.bytes + size) as u64 > max {
@@ -729,6 +745,7 @@ fn select_item(
     state: &MapState,
     visit: &Visit<'_>,
     effective: &Value,
+    vars: &Map<String, Value>,
     index: usize,
     item: Value,
 ) -> Result<Value, StateFailure> {
@@ -741,10 +758,9 @@ fn select_item(
         task_token: None,
         map_item: Some((index, &item)),
     };
-    let empty = Map::new();
     let env = Env {
         input: effective,
-        vars: &empty,
+        vars,
         context: &ctx,
         random: &visit.random,
     };
