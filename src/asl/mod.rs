@@ -60,7 +60,26 @@ pub async fn exec(
 ) -> i32 {
     match prepare_exec(definition, input, mock_config, test_case) {
         Ok((machine, request)) => {
-            let mut engine = Engine::new(TaskRegistry::new());
+            // The executions (a Distributed Map's children among them) go to a scratch SQLite
+            // file, not memory: a million children must not all be held at once.
+            let scratch = match tempfile::tempdir() {
+                Ok(dir) => dir,
+                Err(e) => {
+                    let _ = writeln!(
+                        out,
+                        "error: cannot make a scratch directory for the execution store: {e}"
+                    );
+                    return EXIT_USAGE;
+                }
+            };
+            let store = match sluice_statemachine::SqliteExecutionStore::open(scratch.path().join("executions.db")) {
+                Ok(store) => store,
+                Err(e) => {
+                    let _ = writeln!(out, "error: cannot open the scratch execution store: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            let mut engine = Engine::new(TaskRegistry::new()).with_store(std::sync::Arc::new(store));
             if let Some(dir) = s3_dir {
                 engine = engine.with_objects(std::sync::Arc::new(sluice_statemachine::DirectoryObjectStorage::new(
                     dir,
