@@ -8,7 +8,7 @@ use super::{
 use crate::history::HistoryEvent;
 use crate::model::ExecutionType;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -142,7 +142,7 @@ fn keeps_history(record: &ExecutionRecord) -> bool {
 impl ExecutionStore for SqliteExecutionStore {
     fn create(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO sfn_executions
              (execution_arn, name, state_machine_name, status, start_date, stop_date, version, record_json,
@@ -172,7 +172,7 @@ impl ExecutionStore for SqliteExecutionStore {
     fn save(&self, record: ExecutionRecord) -> Result<(), StoreError> {
         let record = &record;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let updated = tx.execute(
             "UPDATE sfn_executions SET status = ?2, stop_date = ?3, version = ?4, record_json = ?5,
              progress_json = NULL
@@ -268,7 +268,7 @@ impl ExecutionStore for SqliteExecutionStore {
 
     fn save_children(&self, records: Vec<ExecutionRecord>) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO sfn_executions
@@ -461,7 +461,7 @@ impl ExecutionStore for SqliteExecutionStore {
 
     fn checkpoint(&self, execution_arn: &str, replay: &ReplayLog, events: &[HistoryEvent]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE sfn_executions SET progress_json = ?2 WHERE execution_arn = ?1",
             params![execution_arn, serde_json::to_string(replay)?],

@@ -383,3 +383,43 @@ async fn large_s3_uploads_go_in_checksummed_parts() {
     let downloaded = store.download(&key("raw/big/file.bin")).await.unwrap();
     assert_eq!(std::fs::read(downloaded.path()).unwrap(), body);
 }
+
+/// Two databases opened on one file (two `sluice run` at once): conditional writes that read
+/// before they write wait for each other instead of failing with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_writers_on_one_sqlite_file_wait_for_each_other() {
+    use sluice_core::tables::SqliteDatabase;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let mut tasks = Vec::new();
+    for writer in 0..4 {
+        let db = SqliteDatabase::open(&path).unwrap();
+        let table = db.table("control");
+        tasks.push(tokio::spawn(async move {
+            for i in 0..300 {
+                // Read-then-write (a conditional put) in each transaction.
+                let item = item("race", &format!("{writer}-{i}"), "x");
+                table.put(item, PutCondition::IfAbsent).await?;
+            }
+            Ok::<_, BackendError>(())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let db = SqliteDatabase::open(&path).unwrap();
+    let mut request = PageRequest {
+        limit: 1000,
+        ..PageRequest::default()
+    };
+    let mut n = 0;
+    loop {
+        let page = db.table("control").query("race", &request).await.unwrap();
+        n += page.items.len();
+        match page.last_sk {
+            Some(last) => request.start_after = Some(last),
+            None => break,
+        }
+    }
+    assert_eq!(n, 1200);
+}

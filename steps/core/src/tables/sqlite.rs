@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     BatchGet, DeleteCondition, MAX_BATCH_GET, Page, PageRequest, PutCondition, Table, key_of, now_epoch_seconds,
@@ -42,6 +42,8 @@ impl SqliteDatabase {
     fn prepare(connection: Connection) -> Result<SqliteDatabase, BackendError> {
         connection
             .execute_batch(
+                // Write transactions begin IMMEDIATE (see `put`): a deferred one that reads
+                // first cannot wait for another process's writer and fails "database is locked".
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA busy_timeout = 5000;
@@ -139,7 +141,9 @@ impl Table for SqliteTable {
     async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError> {
         let key = key_of(&self.name, &item)?;
         let mut connection = self.database.lock();
-        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(BackendError::sqlite("begin"))?;
         let allowed = match condition {
             PutCondition::Always => true,
             PutCondition::IfAbsent => self.read(&transaction, &key)?.is_none(),
@@ -166,7 +170,9 @@ impl Table for SqliteTable {
 
     async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError> {
         let mut connection = self.database.lock();
-        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(BackendError::sqlite("begin"))?;
         let old = self.read(&transaction, key)?;
         if let DeleteCondition::IfExists { now } = condition
             && old.as_ref().is_none_or(|item| is_expired(item, now))
@@ -208,7 +214,9 @@ impl Table for SqliteTable {
             })
             .collect::<Result<Vec<_>, BackendError>>()?;
         let mut connection = self.database.lock();
-        let transaction = connection.transaction().map_err(BackendError::sqlite("begin"))?;
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(BackendError::sqlite("begin"))?;
         {
             let mut statement = transaction
                 .prepare_cached(UPSERT)
