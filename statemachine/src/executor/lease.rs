@@ -33,7 +33,9 @@ pub(super) fn owner_id() -> String {
 }
 
 /// Whether the process named in a lease is known to be gone: it ran on this host and its
-/// process id no longer exists. (Elsewhere only the lease's expiry tells.)
+/// process id no longer exists. (Elsewhere only the lease's expiry tells.) The pipeline's
+/// leases use the same rule in `sluice_core::process`; the engine keeps its own copy so that it
+/// takes in no AWS SDK.
 fn owner_gone(owner: &str) -> bool {
     let mut parts = owner.splitn(3, ':');
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {

@@ -18,6 +18,7 @@ pub mod item;
 pub mod lambda;
 pub mod ledger;
 pub mod objects;
+pub mod process;
 pub mod quarantine;
 pub mod retry;
 pub mod secrets;

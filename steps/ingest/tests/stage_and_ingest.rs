@@ -359,7 +359,7 @@ impl Table for ThrottledTable {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, BackendError> {
         self.inner.get(key).await
     }
-    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError> {
+    async fn put(&self, item: Item, condition: PutCondition<'_>) -> Result<(), BackendError> {
         self.inner.put(item, condition).await
     }
     async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError> {

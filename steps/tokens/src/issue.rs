@@ -253,6 +253,8 @@ struct ConsumerKeys {
 const STATE_SK: &str = "state";
 const LOCK_SK: &str = "lock";
 const LOCK_SECS: i64 = 120;
+/// The lock's holder, as [`sluice_core::process::this_process`] names it.
+const OWNER: &str = "owner";
 
 impl ConsumerKeys {
     async fn load(control: &dyn Table, consumer: &ConsumerRef<'_>) -> Result<ConsumerKeys, TokenError> {
@@ -302,7 +304,9 @@ impl ConsumerKeys {
     }
 }
 
-/// A short lease so two overlapping executions never issue keys for one consumer at once.
+/// A short lease so two overlapping executions never issue keys for one consumer at once. It
+/// names its holder: a lock left by a process that died on this host is taken over at once
+/// (by exactly one run), not waited out.
 struct ConsumerLock {
     control: Arc<dyn Table>,
     key: ItemKey,
@@ -319,12 +323,47 @@ impl ConsumerLock {
         // The lease is judged by wall-clock time, whatever clock the step runs with.
         let wall = Utc::now().timestamp().max(now.timestamp());
         item.insert(EXPIRES_AT.into(), AttrValue::N((wall + LOCK_SECS).to_string()));
-        match control.put(item, PutCondition::IfAbsentOrExpired { now: wall }).await {
+        item.insert(
+            OWNER.into(),
+            AttrValue::S(sluice_core::process::this_process().to_string()),
+        );
+        let busy = || TokenError::Busy {
+            dataset: consumer.dataset.to_string(),
+            consumer: consumer.name.to_string(),
+        };
+        match control
+            .put(item.clone(), PutCondition::IfAbsentOrExpired { now: wall })
+            .await
+        {
+            Ok(()) => return Ok(ConsumerLock { control, key }),
+            Err(BackendError::ConditionFailed { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let holder = control
+            .get(&key)
+            .await?
+            .and_then(|lock| lock.get(OWNER).and_then(AttrValue::as_str).map(str::to_string));
+        let Some(holder) = holder.filter(|h| sluice_core::process::is_gone(h)) else {
+            return Err(busy());
+        };
+        tracing::warn!(
+            dataset = consumer.dataset,
+            consumer = consumer.name,
+            "taking over a key-issue lock whose process is gone"
+        );
+        let dead = [holder.as_str()];
+        match control
+            .put(
+                item,
+                PutCondition::IfFieldIn {
+                    field: OWNER,
+                    values: &dead,
+                },
+            )
+            .await
+        {
             Ok(()) => Ok(ConsumerLock { control, key }),
-            Err(BackendError::ConditionFailed { .. }) => Err(TokenError::Busy {
-                dataset: consumer.dataset.to_string(),
-                consumer: consumer.name.to_string(),
-            }),
+            Err(BackendError::ConditionFailed { .. }) => Err(busy()),
             Err(err) => Err(err.into()),
         }
     }

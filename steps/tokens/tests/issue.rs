@@ -229,6 +229,50 @@ async fn a_held_lock_makes_the_step_fail_retryably(backends: Backends) {
     assert_eq!(err.error_name(), "Tokens.Busy");
 }
 
+/// A lock whose holder died on this host is taken over at once; one held by a live process
+/// (of this host, or of another one) is not.
+async fn a_lock_left_by_a_dead_process_is_taken_over(backends: Backends) {
+    let deps = deps(&backends, settings(&["records:read"]));
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()));
+    let lock_held_by = |owner: String| {
+        let mut lock = ItemKey::new("consumer#orders#analytics", "lock").to_item();
+        lock.insert(
+            "expires_at".into(),
+            AttrValue::N((Utc::now().timestamp() + 60).to_string()),
+        );
+        lock.insert("owner".into(), AttrValue::S(owner));
+        lock
+    };
+    for live in [format!("{host}:1:x"), "another-host:123:x".to_string()] {
+        backends
+            .control
+            .put(lock_held_by(live), PutCondition::Always)
+            .await
+            .unwrap();
+        let err = run_at(orders(), &deps, t0()).await.unwrap_err();
+        assert_eq!(err.error_name(), "Tokens.Busy");
+    }
+    let dead = format!("{host}:{}:x", u32::MAX - 7);
+    backends
+        .control
+        .put(lock_held_by(dead), PutCondition::Always)
+        .await
+        .unwrap();
+    let output = run_at(orders(), &deps, t0()).await.unwrap();
+    assert!(!output.consumers.is_empty());
+    assert!(
+        backends
+            .control
+            .get(&ItemKey::new("consumer#orders#analytics", "lock"))
+            .await
+            .unwrap()
+            .is_none(),
+        "the lock is released after the run"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -261,6 +305,7 @@ on_both_backends!(
     revoked_or_undelivered_keys_are_replaced,
     interrupted_runs_are_finished_or_cleaned_up,
     a_held_lock_makes_the_step_fail_retryably,
+    a_lock_left_by_a_dead_process_is_taken_over,
 );
 
 #[tokio::test]

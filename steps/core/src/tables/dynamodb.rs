@@ -178,7 +178,7 @@ impl Table for DynamoTable {
             .filter(|item| !is_expired(item, now)))
     }
 
-    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError> {
+    async fn put(&self, item: Item, condition: PutCondition<'_>) -> Result<(), BackendError> {
         key_of(&self.name, &item)?;
         let mut request = self
             .client

@@ -20,7 +20,7 @@ pub const MAX_BATCH_GET: usize = 100;
 
 /// When a put may replace what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutCondition {
+pub enum PutCondition<'a> {
     Always,
     /// Only when no item has this key (a claim: exactly one concurrent writer wins).
     IfAbsent,
@@ -31,8 +31,8 @@ pub enum PutCondition {
     /// The item exists (unexpired) and its string attribute `field` is one of `values`: a
     /// compare-and-set, so that a state can only move the ways its owner allows.
     IfFieldIn {
-        field: &'static str,
-        values: &'static [&'static str],
+        field: &'a str,
+        values: &'a [&'a str],
     },
 }
 
@@ -80,7 +80,7 @@ pub trait Table: Send + Sync {
 
     /// Writes `item` (which must hold `pk` and `sk`); [`BackendError::ConditionFailed`] when
     /// `condition` does not hold.
-    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError>;
+    async fn put(&self, item: Item, condition: PutCondition<'_>) -> Result<(), BackendError>;
 
     /// Deletes the item at `key`, returning what was stored.
     async fn delete(&self, key: &ItemKey, condition: DeleteCondition) -> Result<Option<Item>, BackendError>;

@@ -138,7 +138,7 @@ impl Table for SqliteTable {
         Ok(self.read(&connection, key)?.filter(|item| !is_expired(item, now)))
     }
 
-    async fn put(&self, item: Item, condition: PutCondition) -> Result<(), BackendError> {
+    async fn put(&self, item: Item, condition: PutCondition<'_>) -> Result<(), BackendError> {
         let key = key_of(&self.name, &item)?;
         let mut connection = self.database.lock();
         let transaction = connection
