@@ -899,3 +899,51 @@ async fn an_item_selector_sees_the_workflow_variables() {
         &json!([{"value": "a", "batch": "b-7"}, {"value": "b", "batch": "b-7"}])
     );
 }
+
+#[tokio::test]
+async fn a_finished_map_run_is_not_read_or_exported_again_when_its_execution_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "two.json", "[1, 2]");
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = tokens.clone();
+    let mut registry = TaskRegistry::new();
+    registry.register(
+        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        Arc::new(FnHandler(move |ctx: TaskContext, _input: Value| {
+            seen.lock().unwrap().push(ctx.task_token.unwrap_or_default());
+            futures::future::ready(Ok(json!({})))
+        })),
+    );
+    let store = Arc::new(SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap());
+    let engine = engine(dir.path(), registry).with_store(store);
+    let definition = json!({"StartAt": "Fan", "States": {
+        "Fan": {"Type": "Map", "Next": "Approve", "ResultPath": "$.fan",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                           "Parameters": {"Bucket": "data", "Key": "two.json"}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}},
+        "Approve": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                    "Parameters": {"token.$": "$$.Task.Token"}, "ResultPath": null, "End": true}}});
+    let machine = StateMachine::from_json(&definition.to_string()).unwrap();
+    let (arn, outcome) = run(&engine, &machine, json!({})).await;
+    assert!(matches!(outcome, ExecutionOutcome::Waiting { .. }), "{outcome:?}");
+    // The items' object goes away and the export is tampered with: a resume must not care.
+    std::fs::remove_file(dir.path().join("data/two.json")).unwrap();
+    let manifest = engine.list_map_runs(&arn).unwrap()[0]
+        .result_writer_details
+        .clone()
+        .unwrap()["Key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(dir.path().join("out").join(&manifest), "kept").unwrap();
+    let token = tokens.lock().unwrap()[0].clone();
+    let report = engine.send_task_success(&token, json!({})).await.unwrap();
+    let result = output(&report.outcome);
+    assert_eq!(result["fan"]["ResultWriterDetails"]["Key"], manifest);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out").join(&manifest)).unwrap(),
+        "kept"
+    );
+}

@@ -249,6 +249,48 @@ pub(super) async fn attempt<'a>(
     }
     let (id, map_run_arn) = arn_of(attempt);
 
+    // Without an export to S3, the children's outputs are the result, shaped by WriterConfig.
+    let transformation = state
+        .result_writer
+        .as_ref()
+        .filter(|w| w.parameters.is_none())
+        .and_then(|w| w.writer_config)
+        .and_then(|c| c.transformation)
+        .unwrap_or(Transformation::Compact);
+    let finish = Finish {
+        flow: &state.flow,
+        result_selector: state.result_selector.as_ref(),
+        result_path: &state.result_path,
+        output_path: &state.output_path,
+        assign: state.assign.as_ref(),
+    };
+    let existing = store.map_run(&map_run_arn).map_err(stored)?;
+    if let Some(done) = existing.as_ref().filter(|m| m.status == MapRunStatus::Succeeded) {
+        // A replay (the execution resumed after a later state parked, or was redriven): the
+        // map run's result stands. Its items are not read again, its children not run again,
+        // its results not exported again.
+        run.record(EventType::MapStateStarted, EventDetails::default())?;
+        run.record(
+            EventType::MapRunStarted,
+            EventDetails {
+                map_run_arn: Some(map_run_arn.clone()),
+                ..Default::default()
+            },
+        )?;
+        let result = match &done.result_writer_details {
+            Some(details) => json!({"MapRunArn": map_run_arn, "ResultWriterDetails": details}),
+            None => collected_outputs(store.as_ref(), &map_run_arn, transformation, visit.name)?,
+        };
+        run.record(
+            EventType::MapRunSucceeded,
+            EventDetails {
+                map_run_arn: Some(map_run_arn.clone()),
+                ..Default::default()
+            },
+        )?;
+        return finish.apply(run, visit, thread, raw, result);
+    }
+
     run.record(EventType::MapStateStarted, EventDetails::default())?;
     let items = open_items(run, state, visit, thread, &effective).await?;
     let batching = match &state.item_batcher {
@@ -256,34 +298,23 @@ pub(super) async fn attempt<'a>(
         None => None,
     };
     let result_target = match &state.result_writer {
-        Some(w) => {
-            let config = w.writer_config.unwrap_or_default();
-            let transformation = config.transformation.unwrap_or(Transformation::None);
-            match &w.parameters {
-                Some(template) => {
-                    let parameters = run
-                        .with_env(visit, thread, &effective, None, |env| template.eval(env))
-                        .map_err(|e| visit.runtime(e))?;
-                    Some(ResultTarget::from_parameters(
-                        &parameters,
-                        config.output_type,
-                        transformation,
-                    )?)
-                }
-                None => None,
+        Some(writer) => match &writer.parameters {
+            Some(template) => {
+                let config = writer.writer_config.unwrap_or_default();
+                let parameters = run
+                    .with_env(visit, thread, &effective, None, |env| template.eval(env))
+                    .map_err(|e| visit.runtime(e))?;
+                Some(ResultTarget::from_parameters(
+                    &parameters,
+                    config.output_type,
+                    config.transformation.unwrap_or(Transformation::None),
+                )?)
             }
-        }
+            None => None,
+        },
         None => None,
     };
-    let transformation = state
-        .result_writer
-        .as_ref()
-        .and_then(|w| w.writer_config)
-        .and_then(|c| c.transformation)
-        .filter(|_| result_target.is_none())
-        .unwrap_or(Transformation::Compact);
 
-    let existing = store.map_run(&map_run_arn).map_err(stored)?;
     let mut map_run = existing.clone().unwrap_or_else(|| MapRunRecord {
         map_run_arn: map_run_arn.clone(),
         execution_arn: run.info.execution_arn.clone(),
@@ -403,40 +434,16 @@ pub(super) async fn attempt<'a>(
         store.put_map_run(&map_run).map_err(stored)?;
         return Ok(Step::Parked);
     }
-    let mut next_page = child_pages(store.as_ref(), &map_run_arn);
     let result = match &result_target {
         Some(target) => {
+            let pages = child_pages(store.as_ref(), &map_run_arn);
             let (details, written) =
-                write_results(run.engine.objects().as_ref(), target, &map_run_arn, &id, next_page).await?;
+                write_results(run.engine.objects().as_ref(), target, &map_run_arn, &id, pages).await?;
             map_run.item_counts.results_written = written;
             map_run.result_writer_details = Some(details.clone());
             json!({"MapRunArn": map_run_arn, "ResultWriterDetails": details})
         }
-        None => {
-            let mut outputs = Vec::new();
-            let mut bytes = 2usize;
-            loop {
-                let page = next_page()?;
-                if page.is_empty() {
-                    break;
-                }
-                for child in &page {
-                    let before = outputs.len();
-                    writer::compact(child, transformation, &mut outputs);
-                    bytes += outputs[before..].iter().map(|o| serialized_len(o) + 1).sum::<usize>();
-                }
-                if bytes > PAYLOAD_LIMIT_BYTES {
-                    return Err(StateFailure::new(
-                        names::DATA_LIMIT_EXCEEDED,
-                        format!(
-                            "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit. Export the results with a ResultWriter.",
-                            visit.name
-                        ),
-                    ));
-                }
-            }
-            Value::Array(outputs)
-        }
+        None => collected_outputs(store.as_ref(), &map_run_arn, transformation, visit.name)?,
     };
     map_run.status = MapRunStatus::Succeeded;
     map_run.stop_date = Some(run.clock.now());
@@ -448,14 +455,39 @@ pub(super) async fn attempt<'a>(
             ..Default::default()
         },
     )?;
-    Finish {
-        flow: &state.flow,
-        result_selector: state.result_selector.as_ref(),
-        result_path: &state.result_path,
-        output_path: &state.output_path,
-        assign: state.assign.as_ref(),
+    finish.apply(run, visit, thread, raw, result)
+}
+
+/// The children's outputs in item order, as the state's result; past the payload limit a
+/// ResultWriter is needed (as on AWS).
+fn collected_outputs(
+    store: &dyn crate::store::ExecutionStore,
+    map_run_arn: &str,
+    transformation: Transformation,
+    state_name: &str,
+) -> Result<Value, StateFailure> {
+    let mut next_page = child_pages(store, map_run_arn);
+    let mut outputs = Vec::new();
+    let mut bytes = 2usize;
+    loop {
+        let page = next_page()?;
+        if page.is_empty() {
+            return Ok(Value::Array(outputs));
+        }
+        for child in &page {
+            let before = outputs.len();
+            writer::compact(child, transformation, &mut outputs);
+            bytes += outputs[before..].iter().map(|o| serialized_len(o) + 1).sum::<usize>();
+        }
+        if bytes > PAYLOAD_LIMIT_BYTES {
+            return Err(StateFailure::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{state_name}' returned a result with a size exceeding the maximum number of bytes service limit. Export the results with a ResultWriter."
+                ),
+            ));
+        }
     }
-    .apply(run, visit, thread, raw, result)
 }
 
 /// Hands out a map run's stored children in index order, a page at a time.
