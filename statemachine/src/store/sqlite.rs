@@ -134,6 +134,28 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(serde::de::Error::custom(e)))
 }
 
+/// An execution's row, for `INSERT ...` (followed by a conflict clause where one is needed).
+const INSERT_ROW: &str = "INTO sfn_executions
+     (execution_arn, name, state_machine_name, status, start_date, stop_date, version, record_json,
+      map_run_arn, child_index)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Inserts `record`'s row with a statement made from [`INSERT_ROW`]; the rows it changed.
+fn insert_row(statement: &mut rusqlite::CachedStatement<'_>, record: &ExecutionRecord) -> Result<usize, StoreError> {
+    Ok(statement.execute(params![
+        record.execution_arn,
+        record.name,
+        record.state_machine_name,
+        record.status.as_str(),
+        record.start_date.to_rfc3339(),
+        record.stop_date.map(|d| d.to_rfc3339()),
+        record.version as i64,
+        serde_json::to_string(record)?,
+        record.parent.as_ref().map(|p| p.map_run_arn.as_str()),
+        record.parent.as_ref().map(|p| p.index as i64),
+    ])?)
+}
+
 /// Express children keep no history rows.
 fn keeps_history(record: &ExecutionRecord) -> bool {
     !(record.parent.is_some() && record.execution_type == ExecutionType::Express)
@@ -143,23 +165,9 @@ impl ExecutionStore for SqliteExecutionStore {
     fn create(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO sfn_executions
-             (execution_arn, name, state_machine_name, status, start_date, stop_date, version, record_json,
-              map_run_arn, child_index)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                record.execution_arn,
-                record.name,
-                record.state_machine_name,
-                record.status.as_str(),
-                record.start_date.to_rfc3339(),
-                record.stop_date.map(|d| d.to_rfc3339()),
-                record.version as i64,
-                serde_json::to_string(record)?,
-                record.parent.as_ref().map(|p| p.map_run_arn.as_str()),
-                record.parent.as_ref().map(|p| p.index as i64),
-            ],
+        let inserted = insert_row(
+            &mut tx.prepare_cached(&format!("INSERT OR IGNORE {INSERT_ROW}"))?,
+            record,
         )?;
         if inserted == 0 {
             return Err(StoreError::AlreadyExists(record.name.clone()));
@@ -270,28 +278,14 @@ impl ExecutionStore for SqliteExecutionStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO sfn_executions
-                 (execution_arn, name, state_machine_name, status, start_date, stop_date, version, record_json,
-                  map_run_arn, child_index)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            let mut upsert = tx.prepare_cached(&format!(
+                "INSERT {INSERT_ROW}
                  ON CONFLICT (execution_arn) DO UPDATE SET status = excluded.status,
                    stop_date = excluded.stop_date, version = excluded.version,
-                   record_json = excluded.record_json, progress_json = NULL",
-            )?;
+                   record_json = excluded.record_json, progress_json = NULL"
+            ))?;
             for record in &records {
-                upsert.execute(params![
-                    record.execution_arn,
-                    record.name,
-                    record.state_machine_name,
-                    record.status.as_str(),
-                    record.start_date.to_rfc3339(),
-                    record.stop_date.map(|d| d.to_rfc3339()),
-                    record.version as i64,
-                    serde_json::to_string(record)?,
-                    record.parent.as_ref().map(|p| p.map_run_arn.as_str()),
-                    record.parent.as_ref().map(|p| p.index as i64),
-                ])?;
+                insert_row(&mut upsert, record)?;
             }
         }
         for record in &records {
