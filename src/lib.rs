@@ -1,5 +1,6 @@
 //! The `sluice` binary's library half: the local pipeline runner and the ASL engine's own
-//! commands, shared by the CLI and the end-to-end tests.
+//! commands, shared by the CLI and the end-to-end tests, and the synthetic mailboxes they use.
 
 pub mod asl;
 pub mod runner;
+pub mod synthetic;

@@ -60,13 +60,28 @@ fn text(item: &sluice_core::Item, column: &str) -> String {
 }
 
 /// What a run over the fixture mailbox must leave behind, whatever the backends.
+/// How many files this run moved to `state`, over every dataset (from the ledger summary).
+fn moved_by_this_run(output: &Value, state: &str) -> u64 {
+    output["ledger"]["this_run"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|counts| counts[state].as_u64())
+        .sum()
+}
+
 async fn assert_fixture_dataset(backends: &Backends, output: &Value) {
-    let files = output["files"].as_array().unwrap();
-    let ingested = files.iter().filter(|f| f["status"] == "ingested").count();
-    let failed: Vec<_> = files.iter().filter(|f| f["status"] != "ingested").collect();
-    assert_eq!(ingested, 6, "{files:#?}");
-    assert_eq!(failed.len(), 1, "only the ragged CSV is refused: {failed:#?}");
-    assert!(failed[0]["raw_key"].as_str().unwrap().contains("ragged_rows.csv"));
+    let ledger = &output["ledger"];
+    assert_eq!(moved_by_this_run(output, "ingested"), 6, "{ledger:#?}");
+    assert_eq!(
+        moved_by_this_run(output, "quarantined"),
+        1,
+        "only the ragged CSV is refused: {ledger:#?}"
+    );
+    assert_eq!(ledger["not_final"], 0, "{ledger:#?}");
+    assert_eq!(ledger["failed_total"], 0, "{ledger:#?}");
+    let set_aside = ledger["set_aside"].as_array().unwrap();
+    assert!(set_aside[0]["raw_key"].as_str().unwrap().contains("ragged_rows.csv"));
 
     let customer = backends
         .records
@@ -190,14 +205,20 @@ async fn run_twice_over_fixtures(config: Config, backends: Backends) {
     assert_fixture_dataset(&backends, output).await;
     assert_consumer_key_works(&config, &backends).await;
 
-    let objects_before = backends.objects.list("").await.unwrap().len();
+    // Outside `runs/` (each execution's work lists and map results).
+    let data_objects = || async {
+        let all = backends.objects.list("").await.unwrap();
+        all.into_iter().filter(|o| !o.key.as_str().starts_with("runs/")).count()
+    };
+    let objects_before = data_objects().await;
     let customer_before = backends.records.get(&ItemKey::new("customers", "C-001")).await.unwrap();
     let again = pipeline.start(json!({})).await.unwrap();
     let ExecutionOutcome::Succeeded { output } = &again.outcome else {
         panic!("the second run did not succeed: {:?}", again.outcome)
     };
-    assert_eq!(output["attachments_fetched"], 0);
-    assert_eq!(output["files"].as_array().unwrap().len(), 0);
+    assert_eq!(output["mail"]["attachments_fetched"], 0);
+    assert_eq!(output["mail"]["work_items"], 0, "nothing left to do");
+    assert_eq!(moved_by_this_run(output, "ingested"), 0);
     assert!(
         output["tokens"]["consumers"]
             .as_array()
@@ -205,11 +226,7 @@ async fn run_twice_over_fixtures(config: Config, backends: Backends) {
             .iter()
             .all(|c| c["action"] == "unchanged")
     );
-    assert_eq!(
-        backends.objects.list("").await.unwrap().len(),
-        objects_before,
-        "no new object"
-    );
+    assert_eq!(data_objects().await, objects_before, "no new object");
     assert_eq!(
         backends.records.get(&ItemKey::new("customers", "C-001")).await.unwrap(),
         customer_before
@@ -293,8 +310,8 @@ async fn aws_backend_run_with_gmail_and_comprehend_fakes_reaches_the_same_result
     let ExecutionOutcome::Succeeded { output } = &again.outcome else {
         panic!("the second run did not succeed: {:?}", again.outcome)
     };
-    assert_eq!(output["attachments_fetched"], 0, "a rerun fetches nothing");
-    assert_eq!(output["files"].as_array().unwrap().len(), 0);
+    assert_eq!(output["mail"]["attachments_fetched"], 0, "a rerun fetches nothing");
+    assert_eq!(output["mail"]["work_items"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,19 +348,25 @@ async fn a_stage_failing_twice_with_a_retryable_error_is_retried_and_succeeds() 
         panic!("the run did not succeed: {:?}", report.outcome)
     };
     assert_eq!(failures_left.load(Ordering::SeqCst), 0, "both failures happened");
-    let ingested = output["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["status"] == "ingested")
-        .count();
-    assert_eq!(ingested, 6, "every good file was ingested after the retries");
-    let history = pipeline.engine.execution_history(&report.execution_arn).unwrap();
-    let throttled = history
-        .iter()
-        .filter(|e| e.event_type == EventType::TaskFailed)
-        .filter(|e| serde_json::to_string(e).unwrap().contains("Backend.Throttled"))
-        .count();
+    assert_eq!(
+        moved_by_this_run(output, "ingested"),
+        6,
+        "every good file was ingested after the retries"
+    );
+    // The files run in the map run's children, each with its own history.
+    let mut throttled = 0;
+    for map_run in pipeline.engine.list_map_runs(&report.execution_arn).unwrap() {
+        for child in pipeline.engine.list_children(&map_run.map_run_arn).unwrap() {
+            throttled += pipeline
+                .engine
+                .execution_history(&child.execution_arn)
+                .unwrap()
+                .iter()
+                .filter(|e| e.event_type == EventType::TaskFailed)
+                .filter(|e| serde_json::to_string(e).unwrap().contains("Backend.Throttled"))
+                .count();
+        }
+    }
     assert_eq!(throttled, 2, "two failed attempts recorded");
 }
 
@@ -411,6 +434,15 @@ async fn consent_path_parks_then_resume_code_completes() {
         "{consent_url}"
     );
 
+    // While the first run waits for consent, it holds the mailbox: a second run says so.
+    let second = sluice(&config_path).arg("run").output().unwrap();
+    let second_out = String::from_utf8(second.stdout).unwrap();
+    assert!(second.status.success(), "{second_out}");
+    assert!(
+        second_out.contains("holds mailbox") && second_out.contains(&execution),
+        "{second_out}"
+    );
+
     let code = google.grant_consent(&consent_url);
     let resumed = sluice(&config_path)
         .args(["resume", &execution, "--code", &code])
@@ -423,7 +455,7 @@ async fn consent_path_parks_then_resume_code_completes() {
         String::from_utf8_lossy(&resumed.stderr)
     );
     assert!(stdout.contains("succeeded"), "{stdout}");
-    assert!(stdout.contains("6 ingested"), "{stdout}");
+    assert_eq!(stdout.matches("[1 ingested]").count(), 6, "{stdout}");
 
     let history = sluice(&config_path)
         .args(["history", &execution, "--json"])

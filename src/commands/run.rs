@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Another definition instead of the built-in asl/pipeline.asl.json.
     #[arg(long)]
     definition: Option<PathBuf>,
+    /// Take up again the files that stayed failed after their attempts.
+    #[arg(long)]
+    retry_failed: bool,
 }
 
 #[derive(Args)]
@@ -124,7 +127,11 @@ fn default_config() -> Option<PathBuf> {
 }
 
 pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let input: Value = serde_json::from_str(&args.input).context("--input is not JSON")?;
+    let mut input: Value = serde_json::from_str(&args.input).context("--input is not JSON")?;
+    if args.retry_failed {
+        anyhow::ensure!(input.is_object(), "--input must be a JSON object");
+        input["retry_failed"] = Value::Bool(true);
+    }
     let (_, pipeline) = open(config_path, args.backend, args.definition.as_deref()).await?;
     abort_abandoned(&pipeline)?;
     let started = Instant::now();
@@ -311,43 +318,81 @@ fn print_outcome(pipeline: &Pipeline, report: &ExecutionReport, started: Instant
 }
 
 fn print_summary(output: &Value) {
-    let number = |key: &str| output.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let files = output
-        .get("files")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let with_status = |status: &str| files.iter().filter(|f| f["status"] == status).count();
-    let rows = |key: &str| files.iter().filter_map(|f| f[key].as_u64()).sum::<u64>();
+    if output["status"] == "mailbox_busy" {
+        println!(
+            "  {}",
+            output["message"].as_str().unwrap_or("another run holds the mailbox")
+        );
+        return;
+    }
+    let mail = &output["mail"];
+    let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
     println!(
-        "  mail: {} messages listed ({} done before), {} attachments fetched, {} Gmail quota units",
-        number("messages_listed"),
-        number("messages_already_done"),
-        number("attachments_fetched"),
-        number("gmail_quota_units")
+        "  mail: {} messages listed ({} done before) in {} batch(es), {} attachments fetched, {} Gmail quota units",
+        number(mail, "messages_listed"),
+        number(mail, "messages_already_done"),
+        number(mail, "batches"),
+        number(mail, "attachments_fetched"),
+        number(mail, "gmail_quota_units")
     );
     println!(
-        "  files: {} ingested ({} rows written, {} rejected), {} quarantined, {} failed",
-        with_status("ingested"),
-        rows("rows_written"),
-        rows("rows_rejected"),
-        with_status("quarantined"),
-        with_status("failed")
+        "  work: {} files processed, {} of them left by earlier runs, {} failed ones taken up again",
+        number(mail, "work_items"),
+        number(mail, "work_carried_over"),
+        number(mail, "work_retried")
     );
-    for file in &files {
-        match file["status"].as_str() {
-            Some("quarantined") => println!(
-                "    quarantined {} ({})",
-                file["quarantine_key"].as_str().unwrap_or("?"),
-                file["reason"].as_str().unwrap_or("?")
-            ),
-            Some("failed") => println!(
-                "    failed {} ({})",
-                file["raw_key"].as_str().unwrap_or("?"),
-                file["error"].as_str().unwrap_or("?")
-            ),
-            _ => {}
+    let ledger = &output["ledger"];
+    let states = |counts: &Value| -> String {
+        counts
+            .as_object()
+            .map(|c| {
+                c.iter()
+                    .map(|(state, n)| format!("{} {state}", n.as_u64().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let this_run = ledger["this_run"].as_object().cloned().unwrap_or_default();
+    if let Some(datasets) = ledger["datasets"].as_object() {
+        println!("  files by dataset (all runs; this run in brackets):");
+        for (dataset, counts) in datasets {
+            let now = this_run.get(dataset).map(states).unwrap_or_default();
+            println!(
+                "    {dataset}: {} [{}]",
+                states(counts),
+                if now.is_empty() { "nothing".into() } else { now }
+            );
         }
+    }
+    for entry in ledger["set_aside"].as_array().into_iter().flatten() {
+        println!(
+            "    {} {} ({})",
+            entry["state"].as_str().unwrap_or("?"),
+            entry["raw_key"].as_str().or(entry["source"].as_str()).unwrap_or("?"),
+            entry["reason"].as_str().unwrap_or("?")
+        );
+    }
+    let failed_total = number(ledger, "failed_total");
+    if failed_total > 0 {
+        println!(
+            "  {failed_total} file(s) failed (`sluice run --retry-failed` takes them up again once their attempts are spent):"
+        );
+        for entry in ledger["failed"].as_array().into_iter().flatten() {
+            println!(
+                "    failed {} ({}, {} attempt(s))",
+                entry["raw_key"].as_str().unwrap_or("?"),
+                entry["error"].as_str().unwrap_or("?"),
+                entry["attempts"].as_u64().unwrap_or(0)
+            );
+        }
+    }
+    let not_final = number(ledger, "not_final");
+    if not_final > 0 {
+        println!("  {not_final} file(s) are not finished: the next run takes them up");
+    }
+    if output["more_mail"] == true {
+        println!("  more mail remains than one run takes: the next run goes on where this one stopped");
     }
     let consumers = output["tokens"]["consumers"].as_array().cloned().unwrap_or_default();
     let changed = consumers.iter().filter(|c| c["action"] != "unchanged").count();
@@ -356,7 +401,7 @@ fn print_summary(output: &Value) {
         consumers.len(),
         changed
     );
-    if number("attachments_fetched") == 0 && files.is_empty() && changed == 0 {
+    if number(mail, "attachments_fetched") == 0 && number(mail, "work_items") == 0 && changed == 0 {
         println!("  nothing new: every message was handled by an earlier run; no object, row or key changed");
     }
 }

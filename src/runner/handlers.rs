@@ -12,10 +12,11 @@ use sluice_gmail::{FetchedAttachment, GmailSettings, SinkError, SinkFn, SourceKi
 use sluice_stage::{AttachmentBody, AttachmentSource};
 use sluice_statemachine::{FnHandler, TaskContext, TaskFailure, TaskHandler};
 
-use super::{Progress, RunnerError, task_tokens::EngineTaskTokens};
+use super::{Progress, RunnerError, engine_handle::EngineHandle};
 
 /// DefinitionSubstitution name -> the function (binary) that implements it.
-pub const FUNCTIONS: [(&str, &str); 9] = [
+pub const FUNCTIONS: [(&str, &str); 11] = [
+    ("RunBeginFunctionArn", "sluice-run-begin"),
     ("AuthCheckFunctionArn", "sluice-auth-check"),
     ("ConsentRequestFunctionArn", "sluice-consent-request"),
     ("CodeExchangeFunctionArn", "sluice-code-exchange"),
@@ -25,6 +26,7 @@ pub const FUNCTIONS: [(&str, &str); 9] = [
     ("PiiMaskFunctionArn", "sluice-pii-mask"),
     ("IngestFunctionArn", "sluice-ingest"),
     ("TokenIssueFunctionArn", "sluice-token-issue"),
+    ("RunFinishFunctionArn", "sluice-run-finish"),
 ];
 
 pub type Bindings = Vec<(&'static str, Arc<dyn TaskHandler>)>;
@@ -33,7 +35,7 @@ pub struct BindContext<'a> {
     pub config: &'a Config,
     pub backends: Backends,
     pub base_dir: &'a Path,
-    pub task_tokens: Arc<EngineTaskTokens>,
+    pub task_tokens: Arc<EngineHandle>,
     pub progress: Progress,
     pub consent_url: Arc<Mutex<Option<String>>>,
 }
@@ -66,6 +68,26 @@ where
     }))
 }
 
+/// A handler from a step whose outcome moves the ledger entry named in its input (as
+/// [`sluice_core::lambda::serve_tracked_step`] does on Lambda).
+fn tracked_step<I, O, F, Fut>(control: Arc<dyn sluice_core::Table>, run: F) -> Arc<dyn TaskHandler>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + sluice_core::ledger::LedgerOutcome + Send + Sync + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, StepFailure>> + Send + 'static,
+{
+    let run = Arc::new(run);
+    step(move |tracked: sluice_core::ledger::Tracked<I>| {
+        let (run, control) = (run.clone(), control.clone());
+        async move {
+            let output = run(tracked.input).await?;
+            sluice_core::ledger::track(&control, tracked.ledger.as_ref(), &output).await?;
+            Ok(output)
+        }
+    })
+}
+
 /// The handlers of every function in [`FUNCTIONS`].
 pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::OAuthDeps>), RunnerError> {
     let config = Arc::new(ctx.config.clone());
@@ -77,6 +99,11 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
         gmail_settings.mail_dir = ctx.base_dir.join(&gmail_settings.mail_dir).display().to_string();
     }
     let local_mail = gmail_settings.source == SourceKind::Local;
+    let run_deps = Arc::new(sluice_gmail::steps::run::RunDeps {
+        settings: gmail_settings.clone(),
+        control: backends.control.clone(),
+        liveness: ctx.task_tokens.clone(),
+    });
     let http = sluice_gmail::http::https_client().map_err(|e| setup("gmail")(e.to_string()))?;
     let oauth = Arc::new(
         sluice_gmail::OAuthDeps::new(gmail_settings, &backends, ctx.task_tokens.clone(), http.clone())
@@ -125,6 +152,32 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
     ));
 
     let mut handlers: Bindings = Vec::new();
+
+    let deps = run_deps.clone();
+    handlers.push((
+        "sluice-run-begin",
+        step(move |input: sluice_gmail::steps::run::BeginInput| {
+            let deps = deps.clone();
+            async move {
+                sluice_gmail::steps::run::begin(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
+
+    let deps = run_deps.clone();
+    handlers.push((
+        "sluice-run-finish",
+        step(move |input: sluice_gmail::steps::run::FinishInput| {
+            let deps = deps.clone();
+            async move {
+                sluice_gmail::steps::run::finish(input, &deps)
+                    .await
+                    .map_err(StepFailure::from)
+            }
+        }),
+    ));
 
     let (deps, p) = (oauth.clone(), progress.clone());
     handlers.push((
@@ -194,7 +247,7 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
     let (objects, cfg, p) = (backends.objects.clone(), config.clone(), progress.clone());
     handlers.push((
         "sluice-stage",
-        step(move |input: sluice_stage::StageInput| {
+        tracked_step(backends.control.clone(), move |input: sluice_stage::StageInput| {
             let (objects, cfg, p) = (objects.clone(), cfg.clone(), p.clone());
             async move {
                 p.step(format!("staging {}", input.raw_key));
@@ -222,21 +275,24 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
     let (deps, p) = (pii.clone(), progress.clone());
     handlers.push((
         "sluice-pii-mask",
-        step(move |input: sluice_pii::steps::mask::MaskInput| {
-            let (deps, p) = (deps.clone(), p.clone());
-            async move {
-                p.step(format!("masking {}", input.staged_key));
-                sluice_pii::steps::mask::run(input, &deps)
-                    .await
-                    .map_err(StepFailure::from)
-            }
-        }),
+        tracked_step(
+            backends.control.clone(),
+            move |input: sluice_pii::steps::mask::MaskInput| {
+                let (deps, p) = (deps.clone(), p.clone());
+                async move {
+                    p.step(format!("masking {}", input.staged_key));
+                    sluice_pii::steps::mask::run(input, &deps)
+                        .await
+                        .map_err(StepFailure::from)
+                }
+            },
+        ),
     ));
 
     let (backends_for_ingest, cfg, p) = (backends.clone(), config.clone(), progress.clone());
     handlers.push((
         "sluice-ingest",
-        step(move |input: sluice_ingest::IngestInput| {
+        tracked_step(backends.control.clone(), move |input: sluice_ingest::IngestInput| {
             let (backends, cfg, p) = (backends_for_ingest.clone(), cfg.clone(), p.clone());
             async move {
                 p.step(format!("ingesting {}", input.source_key));

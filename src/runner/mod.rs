@@ -1,10 +1,10 @@
 //! The local pipeline runner: `asl/pipeline.asl.json` on Sluice's own ASL engine, each Lambda
 //! ARN bound to its stage's in-process handler, executions parked durably in the SQLite file.
 
+mod engine_handle;
 mod handlers;
 mod objects;
 mod progress;
-mod task_tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,10 @@ use sluice_statemachine::{
     TaskHandler, TaskRegistry,
 };
 
+pub use engine_handle::EngineHandle;
 pub use handlers::FUNCTIONS;
 pub use objects::PipelineObjects;
 pub use progress::Progress;
-pub use task_tokens::EngineTaskTokens;
 
 /// The pipeline definition, built into the binary so `sluice run` works from anywhere.
 pub const PIPELINE_DEFINITION: &str = include_str!("../../asl/pipeline.asl.json");
@@ -64,7 +64,10 @@ pub struct PipelineOptions {
 
 impl Pipeline {
     pub async fn open(config: &Config, backends: Backends, options: PipelineOptions) -> Result<Pipeline, RunnerError> {
-        let definition = substitute_local_arns(options.definition.as_deref().unwrap_or(PIPELINE_DEFINITION));
+        let definition = substitute_local(
+            options.definition.as_deref().unwrap_or(PIPELINE_DEFINITION),
+            &pipeline_bucket(config),
+        );
         let machine = StateMachine::from_json(&definition).map_err(|e| RunnerError::Definition(e.to_string()))?;
         let store_path = config.data_dir.join("sluice.db");
         let store = SqliteExecutionStore::open(&store_path).map_err(|e| RunnerError::Store {
@@ -74,7 +77,7 @@ impl Pipeline {
         let store: Arc<dyn ExecutionStore> = Arc::new(store);
         let progress = Progress::new(options.show_progress);
         let consent_url = Arc::new(Mutex::new(None));
-        let task_tokens = Arc::new(EngineTaskTokens::default());
+        let task_tokens = Arc::new(EngineHandle::default());
         let objects = PipelineObjects::new(pipeline_bucket(config), backends.objects.clone());
         let mut registry = TaskRegistry::new();
         let (bindings, oauth) = handlers::bind(handlers::BindContext {
@@ -151,9 +154,10 @@ pub fn local_function_arn(function: &str) -> String {
     format!("arn:aws:lambda:local:000000000000:function:{function}")
 }
 
-/// Replaces each `${...FunctionArn}` DefinitionSubstitution with the local function's ARN.
-pub fn substitute_local_arns(definition: &str) -> String {
-    let mut text = definition.to_string();
+/// Replaces each `${...FunctionArn}` DefinitionSubstitution with the local function's ARN, and
+/// `${Bucket}` with the pipeline's bucket.
+pub fn substitute_local(definition: &str, bucket: &str) -> String {
+    let mut text = definition.replace("${Bucket}", bucket);
     for (substitution, function) in FUNCTIONS {
         text = text.replace(&format!("${{{substitution}}}"), &local_function_arn(function));
     }

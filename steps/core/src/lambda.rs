@@ -33,3 +33,31 @@ where
     }))
     .await
 }
+
+/// Serves a step whose work belongs to a ledger entry: the payload may carry
+/// `"ledger": {"mailbox", "source"}`, and the step's outcome then moves that entry.
+pub async fn serve_tracked_step<I, O, E, F, Fut>(
+    control: std::sync::Arc<dyn crate::Table>,
+    step: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize + crate::ledger::LedgerOutcome,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<O, E>>,
+    StepFailure: From<E>,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<crate::ledger::Tracked<I>>| {
+        let crate::ledger::Tracked { input, ledger } = event.payload;
+        let output = step(input);
+        let control = control.clone();
+        async move {
+            let output = output.await.map_err(StepFailure::from)?;
+            crate::ledger::track(&control, ledger.as_ref(), &output)
+                .await
+                .map_err(<StepFailure as From<crate::BackendError>>::from)?;
+            Ok::<_, StepFailure>(output)
+        }
+    }))
+    .await
+}

@@ -9,7 +9,10 @@
 //! twice (a retry, a redrive, two overlapping executions) finds the entry already moved and
 //! changes nothing. A run's work is every entry that is not final, whichever run fetched it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::BackendError;
 use crate::item::{AttrValue, Item, ItemKey};
@@ -100,6 +103,10 @@ pub struct LedgerEntry {
     pub error: Option<String>,
     /// How many times processing failed.
     pub attempts: u32,
+    /// The size limit an attachment was skipped under: raising it brings the attachment in.
+    pub limit: Option<u64>,
+    /// The run (execution name) that last moved the entry.
+    pub run: Option<String>,
     pub updated_at: i64,
 }
 
@@ -121,6 +128,8 @@ pub enum Moved {
 pub struct Ledger {
     table: Arc<dyn Table>,
     partition: String,
+    /// Stamped on every entry this handle writes.
+    run: Option<String>,
 }
 
 fn text(item: &Item, field: &str) -> Option<String> {
@@ -132,7 +141,14 @@ impl Ledger {
         Ledger {
             table,
             partition: format!("ledger#{mailbox}"),
+            run: None,
         }
+    }
+
+    /// This ledger, writing on behalf of the run `run` (so a summary can tell what it did).
+    pub fn for_run(mut self, run: Option<&str>) -> Ledger {
+        self.run = run.map(str::to_string);
+        self
     }
 
     fn key(&self, source: &str) -> ItemKey {
@@ -164,6 +180,8 @@ impl Ledger {
             error: text(item, "error"),
             attempts: number("attempts").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
             updated_at: number("updated_at").unwrap_or(0),
+            limit: number("limit").and_then(|n| u64::try_from(n).ok()),
+            run: text(item, "run"),
             raw_key: text(item, "raw_key"),
             source,
         })
@@ -185,14 +203,30 @@ impl Ledger {
             item.insert("error".into(), AttrValue::S(error.clone()));
         }
         item.insert("attempts".into(), AttrValue::N(entry.attempts.to_string()));
+        if let Some(limit) = entry.limit {
+            item.insert("limit".into(), AttrValue::N(limit.to_string()));
+        }
+        if let Some(run) = self.run.as_ref().or(entry.run.as_ref()) {
+            item.insert("run".into(), AttrValue::S(run.clone()));
+        }
         item.insert("updated_at".into(), AttrValue::N(entry.updated_at.to_string()));
         item
     }
 
     /// Records a fetched attachment (or one skipped or quarantined at fetch, with its reason).
-    /// False when the ledger already had it: a rerun never resets an entry.
+    /// False when the ledger already had it: a rerun never resets an entry, except that an
+    /// entry skipped (for its size) is replaced: stored now, or skipped under the new limit.
     pub async fn record(&self, entry: LedgerEntry) -> Result<bool, BackendError> {
         match self.table.put(self.encode(&entry), PutCondition::IfAbsent).await {
+            Ok(()) => return Ok(true),
+            Err(BackendError::ConditionFailed { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let condition = PutCondition::IfFieldIn {
+            field: "state",
+            values: &["skipped"],
+        };
+        match self.table.put(self.encode(&entry), condition).await {
             Ok(()) => Ok(true),
             Err(BackendError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -275,23 +309,188 @@ impl Ledger {
         Ok((entries, page.last_sk))
     }
 
-    /// The work of a run: every entry not yet final, plus failed ones with attempts left.
-    pub async fn unfinished(&self, max_attempts: u32) -> Result<Vec<LedgerEntry>, BackendError> {
-        let mut out = Vec::new();
+    /// Calls `each` on every entry, a page at a time.
+    pub async fn for_each(&self, mut each: impl FnMut(LedgerEntry)) -> Result<(), BackendError> {
         let mut after: Option<String> = None;
         loop {
             let (entries, last) = self.page(after.as_deref(), 1000).await?;
-            out.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| !e.state.is_final() || (e.state == LedgerState::Failed && e.attempts < max_attempts)),
-            );
+            entries.into_iter().for_each(&mut each);
             match last {
                 Some(last) => after = Some(last),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
     }
+
+    /// The work of a run: every entry not yet final, plus failed ones with attempts left
+    /// (`max_attempts` = `u32::MAX` takes up every failed one).
+    pub async fn unfinished(&self, max_attempts: u32) -> Result<Vec<LedgerEntry>, BackendError> {
+        let mut out = Vec::new();
+        self.for_each(|e| {
+            if !e.state.is_final() || (e.state == LedgerState::Failed && e.attempts < max_attempts) {
+                out.push(e);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Where the mailbox stands: per dataset, entries by state, and what the run `run` moved;
+    /// the failed entries (the first [`SUMMARY_LISTED`]).
+    pub async fn summary(&self, run: &str) -> Result<LedgerSummary, BackendError> {
+        let mut summary = LedgerSummary::default();
+        self.for_each(|e| {
+            let dataset = if e.dataset.is_empty() {
+                "(none)".to_string()
+            } else {
+                e.dataset.clone()
+            };
+            *summary
+                .datasets
+                .entry(dataset.clone())
+                .or_default()
+                .entry(e.state.as_str().to_string())
+                .or_default() += 1;
+            let moved_now = e.run.as_deref() == Some(run);
+            if moved_now {
+                *summary
+                    .this_run
+                    .entry(dataset)
+                    .or_default()
+                    .entry(e.state.as_str().to_string())
+                    .or_default() += 1;
+            }
+            if !e.state.is_final() {
+                summary.not_final += 1;
+            }
+            let listed = match e.state {
+                LedgerState::Failed => {
+                    summary.failed_total += 1;
+                    Some(&mut summary.failed)
+                }
+                LedgerState::Quarantined | LedgerState::Skipped if moved_now => Some(&mut summary.set_aside),
+                _ => None,
+            };
+            if let Some(list) = listed
+                && list.len() < SUMMARY_LISTED
+            {
+                list.push(ListedEntry {
+                    source: e.source,
+                    dataset: e.dataset,
+                    state: e.state.as_str().to_string(),
+                    raw_key: e.raw_key,
+                    reason: e.reason,
+                    error: e.error,
+                    attempts: e.attempts,
+                });
+            }
+        })
+        .await?;
+        Ok(summary)
+    }
+}
+
+/// How many failed (or set-aside) entries a summary lists by name.
+pub const SUMMARY_LISTED: usize = 50;
+
+/// Entry counts by state name.
+pub type StateCounts = BTreeMap<String, u64>;
+
+/// A mailbox's ledger in numbers (see [`Ledger::summary`]). Keys, names and reasons only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerSummary {
+    /// Dataset -> state -> entries, over the whole ledger.
+    pub datasets: BTreeMap<String, StateCounts>,
+    /// The same, for the entries this run moved.
+    pub this_run: BTreeMap<String, StateCounts>,
+    /// Every failed entry (until `--retry-failed` takes it up), the first ones by name.
+    pub failed: Vec<ListedEntry>,
+    pub failed_total: u64,
+    /// Quarantined or skipped by this run.
+    pub set_aside: Vec<ListedEntry>,
+    /// Entries not yet final: the next run takes them up.
+    pub not_final: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedEntry {
+    pub source: String,
+    pub dataset: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub attempts: u32,
+}
+
+/// Which ledger entry a step's work belongs to: what a Distributed Map child passes each step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRef {
+    pub mailbox: String,
+    pub source: String,
+    /// The run doing the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// Where a step's result moves its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerMove {
+    pub to: LedgerState,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+}
+
+impl LedgerMove {
+    pub fn to(to: LedgerState) -> LedgerMove {
+        LedgerMove {
+            to,
+            reason: None,
+            error: None,
+        }
+    }
+}
+
+/// A step output that moves the ledger entry of the file it worked on.
+pub trait LedgerOutcome {
+    fn ledger_move(&self) -> Option<LedgerMove>;
+}
+
+/// A step's input with the ledger entry it works for (absent when run outside the pipeline).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tracked<I> {
+    #[serde(flatten)]
+    pub input: I,
+    #[serde(default)]
+    pub ledger: Option<LedgerRef>,
+}
+
+/// Applies a step's outcome to its ledger entry. A move the ledger refuses (the entry went
+/// further already, by an earlier or an overlapping run) changes nothing and is no error.
+pub async fn track<O: LedgerOutcome>(
+    control: &Arc<dyn Table>,
+    reference: Option<&LedgerRef>,
+    output: &O,
+) -> Result<(), BackendError> {
+    let (Some(reference), Some(to)) = (reference, output.ledger_move()) else {
+        return Ok(());
+    };
+    let ledger = Ledger::new(control.clone(), &reference.mailbox).for_run(reference.run.as_deref());
+    let now = chrono::Utc::now().timestamp();
+    match ledger
+        .advance(&reference.source, to.to, to.reason, to.error, now)
+        .await?
+    {
+        Moved::Done | Moved::AlreadyThere => {}
+        Moved::Refused { current } => {
+            tracing::info!(source = %reference.source, current = %current, to = %to.to, "ledger entry is past this step already")
+        }
+        Moved::Unknown => tracing::warn!(source = %reference.source, "no ledger entry for this file"),
+    }
+    Ok(())
 }
 
 /// A state's name as the one-element list a condition takes.

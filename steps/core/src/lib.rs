@@ -6,6 +6,7 @@
 //! - [`objects`], [`tables`], [`secrets`]: the backend ports, each with an AWS and an embedded
 //!   implementation, bundled in [`Backends`].
 //! - [`task_tokens`]: answering a paused `.waitForTaskToken` task (Step Functions or the local engine).
+//! - [`ledger`], [`lease`]: the attachment ledger and the leases in the control table.
 //! - [`quarantine`]: moving refused files aside with a machine-readable reason.
 //! - [`retry`]: exponential backoff with full jitter.
 //! - [`testing`]: test support (the moto endpoint or a loud skip, fresh backends).
@@ -16,11 +17,13 @@ pub mod config;
 pub mod error;
 pub mod item;
 pub mod lambda;
+pub mod lease;
 pub mod ledger;
 pub mod objects;
 pub mod process;
 pub mod quarantine;
 pub mod retry;
+pub mod run_options;
 pub mod secrets;
 pub mod tables;
 pub mod task_tokens;

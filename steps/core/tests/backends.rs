@@ -222,6 +222,8 @@ async fn exercise_ledger(table: Arc<dyn Table>) {
         reason: None,
         error: None,
         attempts: 0,
+        limit: None,
+        run: None,
         updated_at: 1,
     };
     let (a, b) = (Ledger::mail_source("m1", "2"), Ledger::mail_source("m1", "3"));

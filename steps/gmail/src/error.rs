@@ -13,6 +13,11 @@ pub enum GmailError {
     #[error("input field {field} {message}")]
     InvalidInput { field: &'static str, message: String },
 
+    #[error(
+        "this run no longer holds mailbox {account}: {holder} took it over (the lease expired); this run stops so that two runs never race"
+    )]
+    LeaseLost { account: String, holder: String },
+
     #[error("OAuth client secret {name}: {reason}")]
     ClientSecret { name: String, reason: String },
 
@@ -87,6 +92,7 @@ impl StepError for GmailError {
         match self {
             GmailError::Settings { .. } | GmailError::Tls { .. } => "Config.Invalid",
             GmailError::InvalidInput { .. } => "Gmail.InvalidInput",
+            GmailError::LeaseLost { .. } => "Run.LeaseLost",
             GmailError::ClientSecret { .. } => "Auth.ClientSecretInvalid",
             GmailError::TokenKey { .. } => "Auth.TokenKeyInvalid",
             GmailError::TokenCacheUnreadable { .. } => "Auth.TokenCacheCorrupt",

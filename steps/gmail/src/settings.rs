@@ -54,6 +54,12 @@ pub struct GmailSettings {
     pub page_size: u32,
     /// Messages fetched at once.
     pub concurrency: usize,
+    /// How long a run holds the mailbox without renewing it (each fetched batch renews it).
+    /// Before that, only a holder known to be gone (its execution ended) loses it.
+    pub run_lease_secs: i64,
+    /// Processing attempts a failed attachment gets over later runs before it stays `failed`
+    /// (`sluice run --retry-failed` takes it up again).
+    pub max_file_attempts: u32,
     /// How long a pending consent request (and its task token) stays claimable.
     pub consent_ttl_secs: i64,
     /// An access token this close to expiry counts as expired (clock skew between hosts).
@@ -84,6 +90,8 @@ impl Default for GmailSettings {
             max_messages_per_run: 500,
             page_size: 100,
             concurrency: 4,
+            run_lease_secs: 6 * 3600,
+            max_file_attempts: 3,
             consent_ttl_secs: 24 * 3600,
             clock_skew_secs: 120,
             max_attempts: 5,
@@ -141,6 +149,12 @@ impl GmailSettings {
         }
         if !(1..=64).contains(&self.concurrency) {
             return invalid("concurrency", "must be between 1 and 64");
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.run_lease_secs) {
+            return invalid("run_lease_secs", "must be between 60 and 604800 (a week)");
+        }
+        if !(1..=100).contains(&self.max_file_attempts) {
+            return invalid("max_file_attempts", "must be between 1 and 100");
         }
         if self.consent_ttl_secs < 60 {
             return invalid("consent_ttl_secs", "must be at least 60");

@@ -547,11 +547,19 @@ async fn each_run_lists_every_unfinished_attachment_whichever_run_fetched_it() {
     let first = fetch::run(work("run-1"), &deps).await.unwrap();
     assert_eq!((first.work_items, first.work_carried_over), (7, 0));
     let key = first.work_manifest_key.clone().unwrap();
-    assert_eq!(key, "runs/run-1/work.jsonl");
+    assert_eq!(key, "runs/run-1/work-00000.jsonl");
+    assert!(
+        first.keys.is_empty(),
+        "the keys travel in the work list, not in the state"
+    );
     let items = read_list(key).await;
     assert_eq!(items.len(), 7);
     assert!(items.iter().all(|i| i["raw_key"].as_str().unwrap().starts_with("raw/")));
-    assert!(items.iter().all(|i| i["mailbox"] == ACCOUNT));
+    assert!(
+        items
+            .iter()
+            .all(|i| i["ledger"]["mailbox"] == ACCOUNT && i["ledger"]["run"] == "run-1")
+    );
 
     // Nothing processed them: the next run fetches nothing and still has all seven to do.
     let second = fetch::run(work("run-2"), &deps).await.unwrap();
@@ -561,13 +569,51 @@ async fn each_run_lists_every_unfinished_attachment_whichever_run_fetched_it() {
     // Two are finished: the next list leaves them out.
     let ledger = Ledger::new(h.backends.control.clone(), ACCOUNT);
     for item in &items[..2] {
-        let source = item["source"].as_str().unwrap();
+        let source = item["ledger"]["source"].as_str().unwrap();
         for state in [LedgerState::Staged, LedgerState::Cleaned, LedgerState::Ingested] {
             ledger.advance(source, state, None, None, 1).await.unwrap();
         }
     }
     let third = fetch::run(work("run-3"), &deps).await.unwrap();
     assert_eq!(third.work_items, 5);
+    // A later batch of a run lists only what it fetched itself.
+    let later_batch = fetch::run(
+        FetchInput {
+            batch: 1,
+            ..work("run-3")
+        },
+        &deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later_batch.work_items, 0);
+
+    // A file that failed as many times as allowed stays out, until retry_failed.
+    let failing = items[2]["ledger"]["source"].as_str().unwrap();
+    for _ in 0..3 {
+        ledger
+            .advance(failing, LedgerState::Failed, None, Some("Stage.Io".into()), 1)
+            .await
+            .unwrap();
+    }
+    let without = fetch::run(work("run-5"), &deps).await.unwrap();
+    assert_eq!((without.work_items, without.work_retried), (4, 0));
+    let with = fetch::run(
+        FetchInput {
+            retry_failed: true,
+            ..work("run-6")
+        },
+        &deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!((with.work_items, with.work_retried), (5, 1));
+    let entry = ledger.get(failing).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.state, entry.attempts),
+        (LedgerState::Fetched, 3),
+        "taken up again, attempts kept"
+    );
 
     // A run id that cannot be a key is refused, naming the field.
     let err = fetch::run(work("../escape"), &deps).await.unwrap_err();

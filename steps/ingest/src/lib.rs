@@ -62,6 +62,24 @@ pub struct IngestOutput {
     pub reasons_truncated: bool,
 }
 
+impl sluice_core::ledger::LedgerOutcome for IngestOutput {
+    fn ledger_move(&self) -> Option<sluice_core::ledger::LedgerMove> {
+        use sluice_core::ledger::{LedgerMove, LedgerState};
+        Some(if self.quarantined {
+            LedgerMove {
+                reason: Some(format!(
+                    "refused at ingest ({} rows rejected); see {}",
+                    self.rows_rejected,
+                    self.quarantine_key.as_deref().unwrap_or("quarantine/")
+                )),
+                ..LedgerMove::to(LedgerState::Quarantined)
+            }
+        } else {
+            LedgerMove::to(LedgerState::Ingested)
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("dataset name {0:?} is invalid (letters, digits, '-', '_', '.'; at most 64)")]

@@ -56,8 +56,9 @@ pub struct RawObject {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageInput {
     pub raw_key: String,
-    /// Set by the state machine's quarantine branch: a later stage failed on this file after
-    /// its retries, so the original goes to `quarantine/` with that error as the reason.
+    /// Set by the state machine's failure branch: a later stage failed on this file after its
+    /// retries. The staged copy is dropped and the original stays under `raw/`, so a later run
+    /// can take the file up again; its ledger entry records the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<FailedStage>,
 }
@@ -76,6 +77,8 @@ pub struct FailedStage {
 pub enum StageStatus {
     Staged,
     Quarantined,
+    /// A later stage failed on the file (see [`StageInput::failed`]).
+    Failed,
 }
 
 /// The stage Lambda's output: keys and small facts only.
@@ -258,16 +261,25 @@ pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) 
     };
 
     if let Some(failed) = &input.failed {
-        return quarantine_failed(
-            objects,
-            &raw_key,
-            &staged_key,
-            &quarantined_key,
-            parts.file_name,
-            failed,
-            output(StageStatus::Quarantined, 0),
-        )
-        .await;
+        if is_verdict_on_the_file(&failed.error) {
+            return quarantine_failed(
+                objects,
+                &raw_key,
+                &staged_key,
+                &quarantined_key,
+                parts.file_name,
+                failed,
+                output(StageStatus::Quarantined, 0),
+            )
+            .await;
+        }
+        // Any other failure says nothing about the file: keep the original for the next attempt.
+        objects.delete(&staged_key).await?;
+        tracing::warn!(raw_key = %raw_key, error = %failed.error, "a later stage failed on this file");
+        return Ok(StageOutput {
+            reason: Some(failed.error.clone()),
+            ..output(StageStatus::Failed, 0)
+        });
     }
 
     // Idempotent: a rerun reports what the first run did.
@@ -383,6 +395,40 @@ async fn quarantine_failed(
         reason: Some(code),
         ..output
     })
+}
+
+/// Errors that say the file itself is bad (so trying again cannot help): the file is
+/// quarantined. Any other failure (throttling, storage, a timeout) leaves it `failed`, for a
+/// later run to take up again.
+fn is_verdict_on_the_file(error: &str) -> bool {
+    error.ends_with(".InvalidCsv") || error == "Backend.InvalidItem"
+}
+
+impl sluice_core::ledger::LedgerOutcome for StageOutput {
+    fn ledger_move(&self) -> Option<sluice_core::ledger::LedgerMove> {
+        use sluice_core::ledger::{LedgerMove, LedgerState};
+        Some(match self.status {
+            StageStatus::Staged => LedgerMove::to(LedgerState::Staged),
+            StageStatus::Quarantined => LedgerMove {
+                reason: Some(match (&self.reason, self.line) {
+                    (Some(code), Some(line)) => format!(
+                        "{code} (line {line}); see {}",
+                        self.quarantine_key.as_deref().unwrap_or("quarantine/")
+                    ),
+                    (Some(code), None) => format!(
+                        "{code}; see {}",
+                        self.quarantine_key.as_deref().unwrap_or("quarantine/")
+                    ),
+                    _ => "refused when staged".to_string(),
+                }),
+                ..LedgerMove::to(LedgerState::Quarantined)
+            },
+            StageStatus::Failed => LedgerMove {
+                error: self.reason.clone(),
+                ..LedgerMove::to(LedgerState::Failed)
+            },
+        })
+    }
 }
 
 type Verdict = Result<(tempfile::NamedTempFile, sniff::Normalized), Refusal>;

@@ -42,9 +42,16 @@ pub struct FetchInput {
     pub query: Option<String>,
     /// Lowers `[gmail] max_messages_per_run` for this run.
     pub max_messages: Option<u32>,
-    /// The run (the execution's name): when given, the run's work list, every ledger entry not
-    /// yet final whichever run fetched it, is written to `runs/<run id>/work.jsonl`.
+    /// The run (the execution's name): when given, the run's work list is written to
+    /// `runs/<run id>/work-<n>.jsonl` and the output carries its key instead of the keys.
     pub run_id: Option<String>,
+    /// The batch of the run (0 first): the first one's work list takes up every ledger entry
+    /// not yet final, whichever run fetched it; later ones add what they fetched.
+    pub batch: u32,
+    /// Take up again the entries that stayed `failed` after their attempts.
+    pub retry_failed: bool,
+    /// The run's mailbox lease holder: the lease is renewed (and must still be this run's).
+    pub lease_owner: Option<String>,
 }
 
 /// Keys and counts only: never file contents, names or addresses.
@@ -75,6 +82,9 @@ pub struct FetchOutput {
     pub quota_units: u64,
     /// More matching messages remain than this run examined: run again.
     pub has_more: bool,
+    /// The run's batch this was (as asked).
+    #[serde(default)]
+    pub batch: u32,
     /// The work list of the run (`run_id` given): one JSON line per unfinished ledger entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_manifest_key: Option<String>,
@@ -83,11 +93,18 @@ pub struct FetchOutput {
     pub work_items: u64,
     #[serde(default)]
     pub work_carried_over: u64,
+    /// Failed entries this run takes up again.
+    #[serde(default)]
+    pub work_retried: u64,
+    /// Attachments skipped for their size under a lower limit, to be fetched again.
+    #[serde(default)]
+    pub skipped_reopened: u64,
 }
 
 impl FetchOutput {
-    fn absorb(&mut self, other: MessageTally) {
+    fn absorb(&mut self, other: MessageTally, recorded: &mut Vec<LedgerEntry>) {
         self.keys.extend(other.keys);
+        recorded.extend(other.recorded);
         self.messages_read += other.read;
         self.messages_vanished += other.vanished;
         self.messages_malformed += other.malformed;
@@ -105,6 +122,8 @@ impl FetchOutput {
 #[derive(Default)]
 struct MessageTally {
     keys: Vec<String>,
+    /// Entries this batch put in the ledger, ready for processing.
+    recorded: Vec<LedgerEntry>,
     read: u64,
     vanished: u64,
     malformed: u64,
@@ -153,9 +172,6 @@ impl FetchDeps {
     }
 }
 
-/// A failed entry is taken up again by this many runs, then left `failed` (and listed).
-pub const MAX_ATTEMPTS: u32 = 3;
-
 /// The run id, as it goes into an object key.
 fn checked_run_id(run_id: &str) -> Result<&str, GmailError> {
     let ok = !run_id.is_empty()
@@ -173,12 +189,29 @@ fn checked_run_id(run_id: &str) -> Result<&str, GmailError> {
     }
 }
 
-/// Writes the run's work list: every ledger entry not yet final, one JSON line each.
+/// One work list line: what a Distributed Map child needs to process the entry.
+fn work_line(entry: &LedgerEntry, account: &str, run_id: &str, raw_key: &str) -> Vec<u8> {
+    let mut line = serde_json::json!({
+        "raw_key": raw_key,
+        "dataset": entry.dataset,
+        "attempts": entry.attempts,
+        "ledger": {"mailbox": account, "source": entry.source, "run": run_id},
+    })
+    .to_string()
+    .into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// Writes the batch's work list. The first batch of a run takes up every ledger entry not yet
+/// final (failed ones with attempts left, or all with `retry_failed`, are moved back to
+/// `fetched`); later batches list what they recorded.
 async fn write_work_list(
     deps: &FetchDeps,
     account: &str,
+    input: &FetchInput,
     run_id: &str,
-    fetched_now: &HashSet<String>,
+    recorded: Vec<LedgerEntry>,
     output: &mut FetchOutput,
 ) -> Result<(), GmailError> {
     let Some(objects) = &deps.objects else {
@@ -187,41 +220,88 @@ async fn write_work_list(
             "a work list was asked for, but this fetch step has no object store to write it to",
         ));
     };
-    let ledger = Ledger::new(deps.control.clone(), account);
+    let ledger = Ledger::new(deps.control.clone(), account).for_run(Some(run_id));
+    let fetched_now: HashSet<String> = recorded.iter().map(|e| e.source.clone()).collect();
+    let entries = if input.batch == 0 {
+        let max_attempts = if input.retry_failed {
+            u32::MAX
+        } else {
+            deps.settings.max_file_attempts
+        };
+        ledger.unfinished(max_attempts).await?
+    } else {
+        recorded
+    };
     let mut body = Vec::new();
-    for entry in ledger.unfinished(MAX_ATTEMPTS).await? {
+    for entry in entries {
         let Some(raw_key) = &entry.raw_key else { continue };
-        let line = serde_json::json!({
-            "source": entry.source,
-            "raw_key": raw_key,
-            "dataset": entry.dataset,
-            "mailbox": account,
-            "attempts": entry.attempts,
-        });
-        body.extend_from_slice(line.to_string().as_bytes());
-        body.push(b'\n');
+        if entry.state == LedgerState::Failed {
+            ledger
+                .advance(&entry.source, LedgerState::Fetched, None, None, now_epoch())
+                .await?;
+            output.work_retried += 1;
+        }
+        body.extend(work_line(&entry, account, run_id, raw_key));
         output.work_items += 1;
-        if !fetched_now.contains(raw_key) {
+        if !fetched_now.contains(&entry.source) {
             output.work_carried_over += 1;
         }
     }
-    let key = format!("runs/{run_id}/work.jsonl");
+    let key = format!("runs/{run_id}/work-{:05}.jsonl", input.batch);
     let object = sluice_core::ObjectKey::new(key.clone())?;
     objects
         .put_bytes(&object, body.into(), &sluice_core::PutOptions::default())
         .await?;
     output.work_manifest_key = Some(key);
+    // The keys are in the work list; a list of them could outgrow the state's 256 KiB.
+    output.keys.clear();
+    Ok(())
+}
+
+/// Makes the messages of attachments skipped under a lower size limit than today's be read
+/// again (their `done` and part records go), so raising the limit brings them in.
+async fn reopen_skipped(run: &FetchRun<'_>, output: &mut FetchOutput) -> Result<(), GmailError> {
+    let mut reopen = Vec::new();
+    run.ledger
+        .for_each(|e| {
+            if e.state == LedgerState::Skipped && e.limit.is_some_and(|limit| limit < run.max_bytes) {
+                reopen.push(e);
+            }
+        })
+        .await?;
+    for entry in reopen {
+        run.control
+            .delete(
+                &run.part_key(&entry.message_id, &entry.part_id),
+                DeleteCondition::Always,
+            )
+            .await?;
+        run.control
+            .delete(
+                &ItemKey::new(run.partition(&entry.message_id), DONE_SK),
+                DeleteCondition::Always,
+            )
+            .await?;
+        output.skipped_reopened += 1;
+    }
     Ok(())
 }
 
 pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, GmailError> {
     let settings = &deps.settings;
     let account = settings.account_or_default(input.account.as_deref())?;
-    let query = input.query.unwrap_or_else(|| settings.query.clone());
+    let query = input.query.clone().unwrap_or_else(|| settings.query.clone());
     if query.len() > 2048 {
         return Err(GmailError::input("query", "is longer than 2048 characters"));
     }
     let run_id = input.run_id.as_deref().map(checked_run_id).transpose()?;
+    if let Some(owner) = &input.lease_owner {
+        let lease = super::run::mailbox_lease(deps.control.clone(), &account);
+        if !lease.renew(owner, settings.run_lease_secs, now_epoch()).await? {
+            let holder = lease.holder().await?.map(|(h, _)| h).unwrap_or_else(|| "nobody".into());
+            return Err(GmailError::LeaseLost { account, holder });
+        }
+    }
     let budget = input
         .max_messages
         .unwrap_or(settings.max_messages_per_run)
@@ -230,14 +310,21 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
     let run = FetchRun {
         account: &account,
         mailbox: mailbox.as_ref(),
-        ledger: Ledger::new(deps.control.clone(), &account),
+        ledger: Ledger::new(deps.control.clone(), &account).for_run(run_id),
         control: deps.control.as_ref(),
         sink: deps.sink.as_ref(),
         wanted: WantedTypes::new(&settings.wanted_types),
         max_bytes: settings.max_attachment_bytes,
     };
 
-    let mut output = FetchOutput::default();
+    let mut output = FetchOutput {
+        batch: input.batch,
+        ..FetchOutput::default()
+    };
+    if input.batch == 0 {
+        reopen_skipped(&run, &mut output).await?;
+    }
+    let mut recorded = Vec::new();
     let mut seen = HashSet::new();
     let mut page_token: Option<String> = None;
     let mut examined = 0u64;
@@ -274,7 +361,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         .buffer_unordered(settings.concurrency);
         while let Some(result) = tallies.next().await {
             match result {
-                Ok(Some(tally)) => output.absorb(tally),
+                Ok(Some(tally)) => output.absorb(tally, &mut recorded),
                 Ok(None) => {}
                 Err(err) => first_error = first_error.or(Some(err)),
             }
@@ -293,8 +380,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
     }
     output.quota_units = mailbox.quota_units();
     if let Some(run_id) = run_id {
-        let fetched_now: HashSet<String> = output.keys.iter().cloned().collect();
-        write_work_list(deps, &account, run_id, &fetched_now, &mut output).await?;
+        write_work_list(deps, &account, &input, run_id, recorded, &mut output).await?;
     }
     tracing::info!(
         account,
@@ -412,7 +498,8 @@ impl FetchRun<'_> {
             Claim::Done(object_key) => {
                 tally.duplicate += 1;
                 if let Some(raw_key) = object_key {
-                    self.record(descriptor, &raw_key, LedgerState::Fetched, None).await?;
+                    self.record(descriptor, &raw_key, LedgerState::Fetched, None, tally)
+                        .await?;
                 }
                 return Ok(());
             }
@@ -470,7 +557,7 @@ impl FetchRun<'_> {
         } else {
             (LedgerState::Fetched, None)
         };
-        self.record(descriptor, &stored.key, state, reason).await?;
+        self.record(descriptor, &stored.key, state, reason, tally).await?;
         self.finish_part(&key, "done", Some(&stored.key)).await?;
         tally.keys.push(stored.key);
         Ok(())
@@ -518,33 +605,38 @@ impl FetchRun<'_> {
         Ok(())
     }
 
-    /// Records a stored part in the ledger (a no-op when it is there already).
+    /// Records a stored part in the ledger (a no-op when it is there already); a new entry
+    /// ready for processing joins the batch's work.
     async fn record(
         &self,
         descriptor: &crate::mail::AttachmentDescriptor,
         raw_key: &str,
         state: LedgerState,
         reason: Option<String>,
+        tally: &mut MessageTally,
     ) -> Result<(), GmailError> {
         let dataset = raw_key
             .strip_prefix("raw/")
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default()
             .to_string();
-        self.ledger
-            .record(LedgerEntry {
-                source: Ledger::mail_source(&descriptor.message_id, &descriptor.part_id),
-                raw_key: Some(raw_key.to_string()),
-                dataset,
-                message_id: descriptor.message_id.clone(),
-                part_id: descriptor.part_id.clone(),
-                state,
-                reason,
-                error: None,
-                attempts: 0,
-                updated_at: now_epoch(),
-            })
-            .await?;
+        let entry = LedgerEntry {
+            source: Ledger::mail_source(&descriptor.message_id, &descriptor.part_id),
+            raw_key: Some(raw_key.to_string()),
+            dataset,
+            message_id: descriptor.message_id.clone(),
+            part_id: descriptor.part_id.clone(),
+            state,
+            reason,
+            error: None,
+            attempts: 0,
+            limit: None,
+            run: None,
+            updated_at: now_epoch(),
+        };
+        if self.ledger.record(entry.clone()).await? && state == LedgerState::Fetched {
+            tally.recorded.push(entry);
+        }
         Ok(())
     }
 
@@ -569,6 +661,8 @@ impl FetchRun<'_> {
                 )),
                 error: None,
                 attempts: 0,
+                limit: Some(self.max_bytes),
+                run: None,
                 updated_at: now_epoch(),
             })
             .await?;

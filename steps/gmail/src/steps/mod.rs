@@ -6,6 +6,7 @@ pub mod callback;
 pub mod code_exchange;
 pub mod consent_request;
 pub mod fetch;
+pub mod run;
 
 use std::sync::Arc;
 

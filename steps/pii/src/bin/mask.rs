@@ -8,5 +8,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, backends) = sluice_core::lambda::environment().await?;
     let deps = PiiDeps::from_config(&config, backends).await?;
     let deps = &deps;
-    sluice_core::lambda::serve_step(|input| sluice_pii::steps::mask::run(input, deps)).await
+    let control = deps.backends.control.clone();
+    sluice_core::lambda::serve_tracked_step(control, |input| sluice_pii::steps::mask::run(input, deps)).await
 }

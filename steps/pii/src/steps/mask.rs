@@ -146,3 +146,11 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         vaulted,
     })
 }
+
+impl sluice_core::ledger::LedgerOutcome for MaskOutput {
+    fn ledger_move(&self) -> Option<sluice_core::ledger::LedgerMove> {
+        Some(sluice_core::ledger::LedgerMove::to(
+            sluice_core::ledger::LedgerState::Cleaned,
+        ))
+    }
+}

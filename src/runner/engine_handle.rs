@@ -1,4 +1,5 @@
-//! The task-token port for local runs: answering a parked task resumes it in the local engine.
+//! The local engine as the stages' ports: answering a parked task resumes it (task tokens),
+//! and a lease's holder (an execution) runs while the engine's store says RUNNING.
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -7,14 +8,14 @@ use serde_json::Value;
 use sluice_core::{BackendError, TaskTokens};
 use sluice_statemachine::{Engine, EngineError};
 
-/// Sends task answers to the local engine. The engine and the handlers that need this port
-/// refer to each other, so the engine is attached after both exist.
+/// The local engine, for the handlers bound into it. The engine and the handlers refer to each
+/// other, so the engine is attached after both exist.
 #[derive(Default)]
-pub struct EngineTaskTokens {
+pub struct EngineHandle {
     engine: OnceLock<Weak<Engine>>,
 }
 
-impl EngineTaskTokens {
+impl EngineHandle {
     pub fn attach(&self, engine: &Arc<Engine>) {
         let _ = self.engine.set(Arc::downgrade(engine));
     }
@@ -38,7 +39,7 @@ fn engine_error(operation: &'static str, err: EngineError) -> BackendError {
 }
 
 #[async_trait]
-impl TaskTokens for EngineTaskTokens {
+impl TaskTokens for EngineHandle {
     async fn send_success(&self, token: &str, output: &Value) -> Result<(), BackendError> {
         self.engine()?
             .send_task_success(token, output.clone())
@@ -53,5 +54,26 @@ impl TaskTokens for EngineTaskTokens {
             .await
             .map(drop)
             .map_err(|e| engine_error("SendTaskFailure", e))
+    }
+}
+
+#[async_trait]
+impl sluice_core::lease::HolderLiveness for EngineHandle {
+    async fn is_running(&self, holder: &str) -> Option<bool> {
+        let engine = self.engine().ok()?;
+        let running = |engine: &Engine| match engine.describe_execution(holder) {
+            Ok(record) => Some(record.status == sluice_statemachine::ExecutionStatus::Running),
+            Err(EngineError::ExecutionDoesNotExist(_)) => Some(false),
+            Err(_) => None,
+        };
+        if running(&engine) == Some(true) {
+            // RUNNING in the store, but its process may have died: such executions are
+            // aborted first, so that a crashed run never holds the mailbox.
+            if let Err(err) = engine.abort_abandoned() {
+                tracing::warn!(error = %err, "could not check for abandoned executions");
+            }
+            return running(&engine);
+        }
+        running(&engine)
     }
 }
