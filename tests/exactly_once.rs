@@ -32,7 +32,7 @@ fn sluice_run(config: &Path) -> Command {
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     command
 }
 
@@ -188,11 +188,19 @@ async fn two_runs_started_together_do_not_race() {
     let first = sluice_run(&config).spawn().unwrap();
     let second = sluice_run(&config).spawn().unwrap();
     let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
-    assert!(first.status.success() && second.status.success(), "both runs succeed");
-    let texts = [
-        String::from_utf8_lossy(&first.stdout).to_string(),
-        String::from_utf8_lossy(&second.stdout).to_string(),
-    ];
+    let texts = [first.clone(), second.clone()].map(|o| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        first.status.success() && second.status.success(),
+        "both runs succeed:\n{}\n---\n{}",
+        texts[0],
+        texts[1]
+    );
     let busy = texts.iter().filter(|t| t.contains("holds mailbox")).count();
     assert_eq!(
         busy, 1,
@@ -206,16 +214,48 @@ async fn two_runs_started_together_do_not_race() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_store_that_runs_out_of_space_then_recovers_equals_a_clean_run() {
-    let shape = MailboxShape {
-        messages: 40,
-        attachments: 2,
-        rows: 5,
-    };
-    let clean = clean_snapshot(shape, 500).await;
     let dir = tempfile::tempdir().unwrap();
-    let config_path = workspace(dir.path(), shape, 500);
+    let config_path = workspace(dir.path(), FULL_DISK_SHAPE, 500);
     let config = sluice_core::Config::load(&config_path).unwrap();
-    let mut backends = Backends::local(&config).unwrap();
+    let backends = Backends::local(&config).unwrap();
+    fill_the_disk_then_recover(dir.path(), &config, backends).await;
+}
+
+/// The same on the AWS backends (S3 and DynamoDB on moto): S3 refuses writes mid-run.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_aws_backends_a_store_that_fails_mid_run_then_recovers_equals_a_clean_run() {
+    let Some(endpoint) = sluice_core::testing::aws_endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = workspace(dir.path(), FULL_DISK_SHAPE, 500);
+    let name = sluice_core::testing::unique_name("sluice-faults");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let env = [
+        ("SLUICE_BACKEND", "aws".to_string()),
+        ("SLUICE_AWS__ENDPOINT_URL", endpoint.clone()),
+        ("SLUICE_AWS__REGION", "us-east-1".into()),
+        ("SLUICE_AWS__BUCKET", name.clone()),
+        ("SLUICE_AWS__RECORDS_TABLE", format!("{name}-records")),
+        ("SLUICE_AWS__CONTROL_TABLE", format!("{name}-control")),
+        ("SLUICE_AWS__SECRET_PREFIX", format!("{name}/")),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let config = sluice_core::Config::from_toml_with_env(&text, "sluice.toml", dir.path(), env).unwrap();
+    Backends::provision_aws(&config).await.unwrap();
+    let backends = Backends::aws(&config).await;
+    fill_the_disk_then_recover(dir.path(), &config, backends).await;
+}
+
+const FULL_DISK_SHAPE: MailboxShape = MailboxShape {
+    messages: 40,
+    attachments: 2,
+    rows: 5,
+};
+
+async fn fill_the_disk_then_recover(dir: &Path, config: &sluice_core::Config, mut backends: Backends) {
+    let clean = clean_snapshot(FULL_DISK_SHAPE, 500).await;
+    let config = config.clone();
     let full = Arc::new(AtomicBool::new(false));
     // The disk fills once 60 objects are written: mid-fetch or mid-map.
     backends.objects = Arc::new(support::FillingObjectStore::new(
@@ -223,7 +263,7 @@ async fn an_object_store_that_runs_out_of_space_then_recovers_equals_a_clean_run
         60,
         full.clone(),
     ));
-    let pipeline = open_pipeline(&config, backends.clone(), dir.path(), None).await;
+    let pipeline = open_pipeline(&config, backends.clone(), dir, None).await;
     let report = pipeline.start(json!({})).await.unwrap();
     assert!(full.load(Ordering::SeqCst), "the store did fill");
     let first = match &report.outcome {

@@ -48,8 +48,8 @@ pub struct Snapshot {
     pub objects: BTreeMap<String, u64>,
     /// Ledger source -> state.
     pub ledger: BTreeMap<String, String>,
-    /// (dataset, consumer) -> usable keys.
-    pub usable_keys: BTreeMap<(String, String), usize>,
+    /// (dataset, consumer) -> usable keys (read from the SQLite file: local backends only).
+    pub usable_keys: Option<BTreeMap<(String, String), usize>>,
 }
 
 impl Snapshot {
@@ -129,7 +129,7 @@ pub async fn snapshot(backends: &Backends, config: &Config) -> Snapshot {
         records,
         objects,
         ledger,
-        usable_keys: usable_keys(config),
+        usable_keys: (config.backend == sluice_core::BackendKind::Local).then(|| usable_keys(config)),
     }
 }
 

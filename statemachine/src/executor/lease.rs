@@ -185,6 +185,11 @@ impl Engine {
                 let Some(record) = self.store.load(execution_arn)? else {
                     return Ok(None);
                 };
+                // Created a moment ago: its process may not have claimed it yet.
+                let grace = chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::seconds(30));
+                if record.redrive_date.unwrap_or(record.start_date) + grace > now {
+                    return Ok(None);
+                }
                 let waits_for_token = record.pending_tasks.iter().any(|p| p.answer.is_none());
                 let waits_for_children = !self.store.map_runs(execution_arn)?.is_empty();
                 let answered = record.pending_tasks.iter().any(|p| p.answer.is_some());

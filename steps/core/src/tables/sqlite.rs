@@ -40,13 +40,30 @@ impl SqliteDatabase {
     }
 
     fn prepare(connection: Connection) -> Result<SqliteDatabase, BackendError> {
+        // First of all, so that even switching to WAL waits for another process opening the
+        // same file instead of failing "database is locked".
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(BackendError::sqlite("set the busy timeout"))?;
+        // Switching to WAL needs the file to itself and, while another process opens it, can
+        // fail busy without waiting: try again for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match connection.execute_batch("PRAGMA journal_mode = WAL;") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(BackendError::sqlite("switch to WAL")(e)),
+            }
+        }
         connection
             .execute_batch(
                 // Write transactions begin IMMEDIATE (see `put`): a deferred one that reads
                 // first cannot wait for another process's writer and fails "database is locked".
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA busy_timeout = 5000;
+                "PRAGMA synchronous = NORMAL;
                  CREATE TABLE IF NOT EXISTS items (
                      tbl TEXT NOT NULL,
                      pk TEXT NOT NULL,

@@ -315,6 +315,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         sink: deps.sink.as_ref(),
         wanted: WantedTypes::new(&settings.wanted_types),
         max_bytes: settings.max_attachment_bytes,
+        holds_mailbox: input.lease_owner.is_some(),
     };
 
     let mut output = FetchOutput {
@@ -408,6 +409,9 @@ struct FetchRun<'a> {
     sink: &'a dyn AttachmentSink,
     wanted: WantedTypes,
     max_bytes: u64,
+    /// This run holds the mailbox's lease, so no other fetch of it is alive: a part claimed
+    /// but never finished was left by a run that died, and is taken over at once.
+    holds_mailbox: bool,
 }
 
 impl FetchRun<'_> {
@@ -569,9 +573,27 @@ impl FetchRun<'_> {
         item.insert("status".into(), AttrValue::S("claimed".into()));
         item.insert("claimed_at".into(), AttrValue::N(now.to_string()));
         item.insert("expires_at".into(), AttrValue::N((now + CLAIM_LEASE_SECS).to_string()));
-        match self.control.put(item, PutCondition::IfAbsentOrExpired { now }).await {
+        match self
+            .control
+            .put(item.clone(), PutCondition::IfAbsentOrExpired { now })
+            .await
+        {
             Ok(()) => Ok(Claim::Won),
             Err(BackendError::ConditionFailed { .. }) => {
+                if self.holds_mailbox {
+                    let stale = PutCondition::IfFieldIn {
+                        field: "status",
+                        values: &["claimed"],
+                    };
+                    match self.control.put(item, stale).await {
+                        Ok(()) => {
+                            tracing::warn!(key = %key.sk, "took over an attachment claim left by a run that died");
+                            return Ok(Claim::Won);
+                        }
+                        Err(BackendError::ConditionFailed { .. }) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
                 let existing = self.control.get(key).await?;
                 let status = existing
                     .as_ref()
