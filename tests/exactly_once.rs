@@ -289,3 +289,74 @@ async fn fill_the_disk_then_recover(dir: &Path, config: &sluice_core::Config, mu
     let after = snapshot(&backends, &config).await;
     clean.assert_same(&after, &format!("{outputs:#?}"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_files_are_retried_by_later_runs_then_listed_until_retry_failed() {
+    use sluice_statemachine::{FnHandler, TaskContext, TaskFailure, TaskHandler};
+    let shape = MailboxShape {
+        messages: 10,
+        attachments: 2,
+        rows: 5,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = workspace(dir.path(), shape, 500);
+    let config = sluice_core::Config::load(&config_path).unwrap();
+    let backends = Backends::local(&config).unwrap();
+    // Ingest fails on every `stock` file while `broken` holds (an error no Retry matches).
+    let broken = Arc::new(AtomicBool::new(true));
+    let flag = broken.clone();
+    let decorate: sluice::runner::HandlerDecorator = Box::new(move |function, handler| {
+        if function != "sluice-ingest" {
+            return handler;
+        }
+        let flag = flag.clone();
+        Arc::new(FnHandler(move |ctx: TaskContext, input: Value| {
+            let (handler, flag) = (handler.clone(), flag.clone());
+            async move {
+                if flag.load(Ordering::SeqCst) && input["dataset"] == "stock" {
+                    return Err(TaskFailure::new("Ingest.MissingObject", "the cleaned file vanished"));
+                }
+                handler.invoke(ctx, input).await
+            }
+        })) as Arc<dyn TaskHandler>
+    });
+    let pipeline = open_pipeline(&config, backends.clone(), dir.path(), Some(decorate)).await;
+    let run = |input: Value| {
+        let pipeline = &pipeline;
+        async move {
+            let report = pipeline.start(input).await.unwrap();
+            match report.outcome {
+                ExecutionOutcome::Succeeded { output } => output,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    // Three attempts (the default), one per run; then the files stay failed and listed.
+    for attempt in 1..=3 {
+        let output = run(json!({})).await;
+        assert_eq!(output["ledger"]["failed_total"], 10, "{output:#}");
+        assert_eq!(output["ledger"]["failed"][0]["attempts"], attempt);
+        assert_eq!(output["ledger"]["failed"][0]["error"], "Ingest.MissingObject");
+        assert_eq!(output["mail"]["work_retried"], if attempt == 1 { 0 } else { 10 });
+    }
+    let spent = run(json!({})).await;
+    assert_eq!(spent["mail"]["work_items"], 0, "attempts spent: not taken up");
+    assert_eq!(spent["ledger"]["failed_total"], 10, "still listed");
+    assert_eq!(spent["ledger"]["datasets"]["sales"]["ingested"], 10);
+
+    broken.store(false, Ordering::SeqCst);
+    let retried = run(json!({"retry_failed": true})).await;
+    assert_eq!(retried["mail"]["work_retried"], 10);
+    assert_eq!(retried["ledger"]["failed_total"], 0, "{retried:#}");
+    assert_eq!(retried["ledger"]["datasets"]["stock"]["ingested"], 10);
+    let snap = snapshot(&backends, &config).await;
+    assert_eq!(snap.records.len(), 10 * 2 * 5);
+
+    // A run input the pipeline does not know is refused with the field's name.
+    let report = pipeline.start(json!({"retry_everything": true})).await.unwrap();
+    let ExecutionOutcome::Failed { error, cause } = report.outcome else {
+        panic!("an unknown option was accepted")
+    };
+    assert_eq!(error.as_deref(), Some("Gmail.InvalidInput"));
+    assert!(cause.unwrap_or_default().contains("retry_everything"));
+}

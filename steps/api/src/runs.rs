@@ -123,6 +123,8 @@ pub async fn start_run(
     if !input.is_object() {
         return Err(ApiError::invalid_request("the body must be a JSON object"));
     }
+    // Refused here with a 400, rather than by the execution's first state.
+    sluice_core::run_options::RunOptions::from_input(&input).map_err(ApiError::invalid_request)?;
     match starter.start_run(input).await {
         Ok(started) => {
             tracing::info!(principal = %principal.subject, run_id = %started.run_id, "run started");

@@ -272,6 +272,24 @@ async fn runs_start_only_with_the_runs_scope(backends: Backends) {
         .await
         .unwrap();
     assert_eq!(json_of(not_object).await.1["error"]["code"], "invalid_request");
+    let unknown_option = api
+        .post("/runs")
+        .header("x-api-key", &api.operator_key)
+        .json(&json!({"retry_failed": true, "retry_everything": true}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(unknown_option).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("retry_everything"), "{body}");
+    let retry = api
+        .post("/runs")
+        .header("x-api-key", &api.operator_key)
+        .json(&json!({"retry_failed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
 }
 
 async fn openapi_is_public_and_every_documented_route_is_served(backends: Backends) {

@@ -9,8 +9,8 @@ pub struct RunOptions {
     /// Take up again the attachments that stayed `failed` after their attempts.
     pub retry_failed: bool,
     /// The mailbox (default: `[gmail] account`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
+    #[serde(alias = "account", skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 impl RunOptions {
@@ -21,7 +21,7 @@ impl RunOptions {
         }
         serde_json::from_value(input.clone()).map_err(|e| {
             format!(
-                "the run input is not valid: {e} (known fields: retry_failed (true or false), account (a mailbox name))"
+                "the run input is not valid: {e} (known fields: retry_failed (true or false), mailbox (a mailbox name))"
             )
         })
     }

@@ -625,3 +625,41 @@ async fn each_run_lists_every_unfinished_attachment_whichever_run_fetched_it() {
         .unwrap_err();
     assert!(err.to_string().contains("object store"), "{err}");
 }
+
+#[tokio::test]
+async fn an_attachment_skipped_for_its_size_is_fetched_once_the_limit_is_raised() {
+    let h = Harness::local_with(|s| s.max_attachment_bytes = 100).await;
+    h.fake.add_dir(&mail_fixtures());
+    h.authorize().await;
+    let mut deps = h.fetch_deps(h.raw_sink()).with_work_lists(h.backends.objects.clone());
+    let work = |run: &str| FetchInput {
+        run_id: Some(run.into()),
+        ..FetchInput::default()
+    };
+    let first = fetch::run(work("small-1"), &deps).await.unwrap();
+    assert!(first.attachments_too_large > 0, "{first:?}");
+    let ledger = Ledger::new(h.backends.control.clone(), ACCOUNT);
+    let skipped = ledger.unfinished(u32::MAX).await.unwrap().len();
+    let mut all = Vec::new();
+    ledger.for_each(|e| all.push(e)).await.unwrap();
+    let skipped_entries: Vec<_> = all.iter().filter(|e| e.state == LedgerState::Skipped).collect();
+    assert_eq!(skipped_entries.len() as u64, first.attachments_too_large);
+    assert!(
+        skipped_entries
+            .iter()
+            .all(|e| e.limit == Some(100) && e.reason.as_deref().unwrap_or("").contains("100"))
+    );
+
+    // The same limit: nothing is read again.
+    let same = fetch::run(work("small-2"), &deps).await.unwrap();
+    assert_eq!((same.skipped_reopened, same.attachments_fetched), (0, 0));
+
+    deps.settings.max_attachment_bytes = 25 * 1024 * 1024;
+    let raised = fetch::run(work("big-1"), &deps).await.unwrap();
+    assert_eq!(raised.skipped_reopened, first.attachments_too_large);
+    assert_eq!(raised.attachments_fetched, first.attachments_too_large, "{raised:?}");
+    assert_eq!(raised.work_items as usize, skipped + skipped_entries.len());
+    let mut after = Vec::new();
+    ledger.for_each(|e| after.push(e)).await.unwrap();
+    assert!(after.iter().all(|e| e.state == LedgerState::Fetched), "{after:?}");
+}

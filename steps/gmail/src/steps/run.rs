@@ -84,7 +84,7 @@ fn short(arn: &str) -> &str {
 
 pub async fn begin(input: BeginInput, deps: &RunDeps) -> Result<BeginOutput, GmailError> {
     let options = RunOptions::from_input(&input.input).map_err(|m| GmailError::input("input", m))?;
-    let mailbox = deps.settings.account_or_default(options.account.as_deref())?;
+    let mailbox = deps.settings.account_or_default(options.mailbox.as_deref())?;
     if input.execution.is_empty() || input.name.is_empty() {
         return Err(GmailError::input("execution", "and name must name the execution"));
     }
