@@ -360,3 +360,34 @@ async fn failed_files_are_retried_by_later_runs_then_listed_until_retry_failed()
     assert_eq!(error.as_deref(), Some("Gmail.InvalidInput"));
     assert!(cause.unwrap_or_default().contains("retry_everything"));
 }
+
+/// An execution stops taking batches before its history could fill (1,500 batches of about 14
+/// events, some 21,000 events: under the 25,000 limit) and `sluice run` goes on in a new one.
+/// Here with the cap lowered to 2 batches, over a mailbox that needs 4.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_past_the_batch_cap_continues_in_a_new_execution() {
+    let definition = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/asl/pipeline.asl.json")).unwrap();
+    let cap = "\"NumericLessThan\": 1500";
+    assert!(definition.contains(cap), "the cap is where this test expects it");
+    let dir = tempfile::tempdir().unwrap();
+    let lowered = dir.path().join("capped.asl.json");
+    std::fs::write(&lowered, definition.replace(cap, "\"NumericLessThan\": 2")).unwrap();
+    let shape = MailboxShape {
+        messages: 10,
+        attachments: 2,
+        rows: 5,
+    };
+    let config = workspace(dir.path(), shape, 3);
+    let output = sluice_run(&config).arg("--definition").arg(&lowered).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(text.matches("continuing in a new execution").count(), 1, "{text}");
+    assert_eq!(text.matches("succeeded in").count(), 2, "{text}");
+    let config = sluice_core::Config::load(&config).unwrap();
+    let snap = snapshot(&Backends::local(&config).unwrap(), &config).await;
+    assert_eq!(snap.records.len(), 10 * 2 * 5, "{text}");
+}

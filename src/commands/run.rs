@@ -134,11 +134,20 @@ pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<Ex
     }
     let (_, pipeline) = open(config_path, args.backend, args.definition.as_deref()).await?;
     abort_abandoned(&pipeline)?;
-    let started = Instant::now();
-    let report = pipeline.start(input).await;
-    pipeline.progress.finish();
-    let report = report?;
-    Ok(print_outcome(&pipeline, &report, started))
+    loop {
+        let started = Instant::now();
+        let report = pipeline.start(input.clone()).await;
+        pipeline.progress.finish();
+        let report = report?;
+        let code = print_outcome(&pipeline, &report, started);
+        // An execution stops fetching before its history could fill; a new one goes on.
+        let more_mail =
+            matches!(&report.outcome, ExecutionOutcome::Succeeded { output } if output["more_mail"] == true);
+        if !more_mail {
+            return Ok(code);
+        }
+        println!("more mail remains: continuing in a new execution");
+    }
 }
 
 pub async fn resume(config_path: Option<&Path>, args: ResumeArgs) -> anyhow::Result<ExitCode> {
@@ -392,7 +401,7 @@ fn print_summary(output: &Value) {
         println!("  {not_final} file(s) are not finished: the next run takes them up");
     }
     if output["more_mail"] == true {
-        println!("  more mail remains than one run takes: the next run goes on where this one stopped");
+        println!("  more mail remains than one execution takes (1,500 batches)");
     }
     let consumers = output["tokens"]["consumers"].as_array().cloned().unwrap_or_default();
     let changed = consumers.iter().filter(|c| c["action"] != "unchanged").count();

@@ -73,12 +73,9 @@ impl Snapshot {
             differ("objects")
         );
         assert_eq!(self.ledger, other.ledger, "{}", differ("ledger entries"));
-        assert_eq!(
-            self.usable_keys,
-            other.usable_keys,
-            "{}",
-            differ("usable consumer keys")
-        );
+        if let (Some(mine), Some(theirs)) = (&self.usable_keys, &other.usable_keys) {
+            assert_eq!(mine, theirs, "{}", differ("usable consumer keys"));
+        }
     }
 }
 

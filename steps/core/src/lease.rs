@@ -111,10 +111,15 @@ impl Lease {
 
     /// The current holder and its expiry (none when free or expired).
     pub async fn holder(&self) -> Result<Option<(String, i64)>, BackendError> {
-        Ok(self.table.get(&self.key).await?.and_then(|item| {
-            let owner = item.get(OWNER).and_then(AttrValue::as_str)?.to_string();
-            let until = item.get(EXPIRES_AT).and_then(AttrValue::as_i64)?;
-            Some((owner, until))
+        Ok(self.table.get(&self.key).await?.map(|item| {
+            // A lease without a holder's name is somebody's all the same.
+            let owner = item
+                .get(OWNER)
+                .and_then(AttrValue::as_str)
+                .unwrap_or("(unnamed)")
+                .to_string();
+            let until = item.get(EXPIRES_AT).and_then(AttrValue::as_i64).unwrap_or(i64::MAX);
+            (owner, until)
         }))
     }
 

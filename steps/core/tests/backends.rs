@@ -282,6 +282,66 @@ async fn exercise_ledger(table: Arc<dyn Table>) {
     );
 }
 
+/// Leases over a table: one holder; re-entrant for its holder; a live holder keeps it, a gone
+/// one loses it at once, an unknown one at its expiry; renew and release only by the holder.
+async fn exercise_leases(table: Arc<dyn Table>) {
+    use sluice_core::lease::{Acquired, HolderLiveness, Lease, UnknownLiveness};
+    struct Gone(&'static str);
+    #[async_trait::async_trait]
+    impl HolderLiveness for Gone {
+        async fn is_running(&self, holder: &str) -> Option<bool> {
+            Some(holder != self.0)
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let lease = Lease::new(table, &format!("mailbox#{}", rand::random::<u32>()));
+    let held = |until| Acquired::Held {
+        until,
+        taken_over: None,
+    };
+    assert_eq!(
+        lease.acquire("run-a", 60, now, &UnknownLiveness).await.unwrap(),
+        held(now + 60)
+    );
+    assert_eq!(
+        lease.acquire("run-b", 60, now, &UnknownLiveness).await.unwrap(),
+        Acquired::Busy {
+            holder: "run-a".into(),
+            until: now + 60
+        }
+    );
+    assert_eq!(
+        lease.acquire("run-a", 90, now, &UnknownLiveness).await.unwrap(),
+        held(now + 90),
+        "re-entrant"
+    );
+    // A holder that still runs keeps it; one that ended loses it, to exactly one taker.
+    assert!(matches!(
+        lease.acquire("run-b", 60, now, &Gone("nobody")).await.unwrap(),
+        Acquired::Busy { .. }
+    ));
+    let takers = ["run-b", "run-c", "run-d"].map(|owner| {
+        let lease = lease.clone();
+        async move { lease.acquire(owner, 60, now, &Gone("run-a")).await.unwrap() }
+    });
+    let outcomes = futures::future::join_all(takers).await;
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, Acquired::Held { taken_over: Some(gone), .. } if gone == "run-a"))
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let (holder, _) = lease.holder().await.unwrap().unwrap();
+    assert!(!lease.renew("run-a", 60, now).await.unwrap(), "the old holder lost it");
+    assert!(!lease.release("run-a", now).await.unwrap());
+    assert!(lease.renew(&holder, 60, now).await.unwrap());
+    assert!(lease.release(&holder, now).await.unwrap());
+    assert!(lease.holder().await.unwrap().is_none(), "released");
+    assert_eq!(
+        lease.acquire("run-e", 60, now, &UnknownLiveness).await.unwrap(),
+        held(now + 60)
+    );
+}
+
 async fn exercise_secrets(store: &dyn SecretStore) {
     assert!(store.get("api/consumer").await.unwrap().is_none());
     assert!(
@@ -309,6 +369,7 @@ async fn exercise(backends: &Backends) {
     exercise_tables(backends.records.as_ref()).await;
     exercise_conditional_fields(backends.records.as_ref()).await;
     exercise_ledger(backends.control.clone()).await;
+    exercise_leases(backends.control.clone()).await;
     exercise_secrets(backends.secrets.as_ref()).await;
 }
 

@@ -18,10 +18,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sluice_core::config::is_valid_dataset_name;
-use sluice_core::item::EXPIRES_AT;
-use sluice_core::{
-    AttrValue, BackendError, Backends, Config, DeleteCondition, ItemKey, PutCondition, SecretStore, SecretValue, Table,
-};
+use sluice_core::lease::{Acquired, Lease, ProcessLiveness};
+use sluice_core::{AttrValue, Backends, Config, ItemKey, PutCondition, SecretStore, SecretValue, Table};
 
 use crate::api_key::{self, ApiKey, KeyHash};
 use crate::client_credentials::ClientCredentialsSettings;
@@ -251,10 +249,7 @@ struct ConsumerKeys {
 }
 
 const STATE_SK: &str = "state";
-const LOCK_SK: &str = "lock";
 const LOCK_SECS: i64 = 120;
-/// The lock's holder, as [`sluice_core::process::this_process`] names it.
-const OWNER: &str = "owner";
 
 impl ConsumerKeys {
     async fn load(control: &dyn Table, consumer: &ConsumerRef<'_>) -> Result<ConsumerKeys, TokenError> {
@@ -304,12 +299,12 @@ impl ConsumerKeys {
     }
 }
 
-/// A short lease so two overlapping executions never issue keys for one consumer at once. It
-/// names its holder: a lock left by a process that died on this host is taken over at once
-/// (by exactly one run), not waited out.
+/// A short lease ([`sluice_core::lease`]) so two overlapping executions never issue keys for
+/// one consumer at once. It names its holder (this process, and this call): a lease left by a
+/// process that died on this host is taken over at once, by exactly one run, not waited out.
 struct ConsumerLock {
-    control: Arc<dyn Table>,
-    key: ItemKey,
+    lease: Lease,
+    owner: String,
 }
 
 impl ConsumerLock {
@@ -318,58 +313,29 @@ impl ConsumerLock {
         consumer: &ConsumerRef<'_>,
         now: DateTime<Utc>,
     ) -> Result<ConsumerLock, TokenError> {
-        let key = ItemKey::new(consumer.partition(), LOCK_SK);
-        let mut item = key.to_item();
+        let lease = Lease::new(
+            control,
+            &format!("consumer-keys#{}#{}", consumer.dataset, consumer.name),
+        );
+        // Per call, so two calls of one process exclude each other too.
+        let owner = format!(
+            "{}-{}",
+            sluice_core::process::this_process(),
+            hex::encode(rand::random::<[u8; 4]>())
+        );
         // The lease is judged by wall-clock time, whatever clock the step runs with.
         let wall = Utc::now().timestamp().max(now.timestamp());
-        item.insert(EXPIRES_AT.into(), AttrValue::N((wall + LOCK_SECS).to_string()));
-        item.insert(
-            OWNER.into(),
-            AttrValue::S(sluice_core::process::this_process().to_string()),
-        );
-        let busy = || TokenError::Busy {
-            dataset: consumer.dataset.to_string(),
-            consumer: consumer.name.to_string(),
-        };
-        match control
-            .put(item.clone(), PutCondition::IfAbsentOrExpired { now: wall })
-            .await
-        {
-            Ok(()) => return Ok(ConsumerLock { control, key }),
-            Err(BackendError::ConditionFailed { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
-        let holder = control
-            .get(&key)
-            .await?
-            .and_then(|lock| lock.get(OWNER).and_then(AttrValue::as_str).map(str::to_string));
-        let Some(holder) = holder.filter(|h| sluice_core::process::is_gone(h)) else {
-            return Err(busy());
-        };
-        tracing::warn!(
-            dataset = consumer.dataset,
-            consumer = consumer.name,
-            "taking over a key-issue lock whose process is gone"
-        );
-        let dead = [holder.as_str()];
-        match control
-            .put(
-                item,
-                PutCondition::IfFieldIn {
-                    field: OWNER,
-                    values: &dead,
-                },
-            )
-            .await
-        {
-            Ok(()) => Ok(ConsumerLock { control, key }),
-            Err(BackendError::ConditionFailed { .. }) => Err(busy()),
-            Err(err) => Err(err.into()),
+        match lease.acquire(&owner, LOCK_SECS, wall, &ProcessLiveness).await? {
+            Acquired::Held { .. } => Ok(ConsumerLock { lease, owner }),
+            Acquired::Busy { .. } => Err(TokenError::Busy {
+                dataset: consumer.dataset.to_string(),
+                consumer: consumer.name.to_string(),
+            }),
         }
     }
 
     async fn release(self) {
-        if let Err(err) = self.control.delete(&self.key, DeleteCondition::Always).await {
+        if let Err(err) = self.lease.release(&self.owner, Utc::now().timestamp()).await {
             // The lease expires by itself; a failed release only delays the next run.
             tracing::warn!(error = %err, "could not release the consumer lock");
         }

@@ -219,7 +219,7 @@ async fn set_pending(backends: &Backends, current: &KeyHash, pending: &KeyHash) 
 
 async fn a_held_lock_makes_the_step_fail_retryably(backends: Backends) {
     let deps = deps(&backends, settings(&["records:read"]));
-    let mut lock = ItemKey::new("consumer#orders#analytics", "lock").to_item();
+    let mut lock = ItemKey::new("lease#consumer-keys#orders#analytics", "lease").to_item();
     lock.insert(
         "expires_at".into(),
         AttrValue::N((Utc::now().timestamp() + 60).to_string()),
@@ -237,7 +237,7 @@ async fn a_lock_left_by_a_dead_process_is_taken_over(backends: Backends) {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()));
     let lock_held_by = |owner: String| {
-        let mut lock = ItemKey::new("consumer#orders#analytics", "lock").to_item();
+        let mut lock = ItemKey::new("lease#consumer-keys#orders#analytics", "lease").to_item();
         lock.insert(
             "expires_at".into(),
             AttrValue::N((Utc::now().timestamp() + 60).to_string()),
@@ -265,7 +265,7 @@ async fn a_lock_left_by_a_dead_process_is_taken_over(backends: Backends) {
     assert!(
         backends
             .control
-            .get(&ItemKey::new("consumer#orders#analytics", "lock"))
+            .get(&ItemKey::new("lease#consumer-keys#orders#analytics", "lease"))
             .await
             .unwrap()
             .is_none(),
