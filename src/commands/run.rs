@@ -332,6 +332,9 @@ fn print_summary(output: &Value) {
             "  {}",
             output["message"].as_str().unwrap_or("another run holds the mailbox")
         );
+        println!(
+            "  (`sluice executions` lists it; one waiting for consent ends with `sluice resume NAME --fail Auth.ConsentDenied`)"
+        );
         return;
     }
     let mail = &output["mail"];

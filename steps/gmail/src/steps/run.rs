@@ -124,10 +124,15 @@ pub async fn begin(input: BeginInput, deps: &RunDeps) -> Result<BeginOutput, Gma
         }
         Acquired::Busy { holder, until } => {
             output.status = BeginStatus::MailboxBusy;
+            let held = if until > now {
+                format!("until {} unless it ends sooner", rfc3339(until))
+            } else {
+                // Expired, but the holder is known to be still running (parked on consent).
+                "while it runs (it may be waiting for Gmail consent)".to_string()
+            };
             output.message = format!(
-                "another run ({}) holds mailbox {mailbox} until {} (or until it ends); this run did nothing",
-                short(&holder),
-                rfc3339(until)
+                "another run ({}) holds mailbox {mailbox} {held}; this run did nothing",
+                short(&holder)
             );
             output.holder = Some(holder);
             output.held_until = Some(rfc3339(until));
