@@ -8,8 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sluice_core::{Backends, Config, StepFailure};
-use sluice_gmail::{FetchedAttachment, GmailSettings, SinkError, SinkFn, SourceKind, StoredAttachment};
-use sluice_stage::{AttachmentBody, AttachmentSource};
+use sluice_gmail::{GmailSettings, SourceKind};
 use sluice_statemachine::{FnHandler, TaskContext, TaskFailure, TaskHandler};
 
 use super::{Progress, RunnerError, engine_handle::EngineHandle};
@@ -110,33 +109,10 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
             .await
             .map_err(|e| setup("gmail")(e.to_string()))?,
     );
-    let default_dataset = config.ingest.default_dataset.clone();
-    let objects = backends.objects.clone();
-    let sink = Arc::new(SinkFn(move |attachment: FetchedAttachment| {
-        let objects = objects.clone();
-        let dataset = dataset_for_file(&attachment.descriptor.file_name, &default_dataset);
-        async move {
-            let source = AttachmentSource {
-                message_id: attachment.descriptor.message_id.clone(),
-                part_id: attachment.descriptor.part_id.clone(),
-                file_name: attachment.descriptor.file_name.clone(),
-                received_at: chrono::Utc::now(),
-                declared_charset: None,
-            };
-            let raw = sluice_stage::store_raw(
-                objects.as_ref(),
-                &dataset,
-                &source,
-                AttachmentBody::Bytes(attachment.content),
-            )
-            .await
-            .map_err(|e| SinkError::from_step_error(&e))?;
-            Ok::<_, SinkError>(StoredAttachment {
-                key: raw.raw_key,
-                quarantined: false,
-            })
-        }
-    }));
+    let sink = Arc::new(sluice_gmail::RawObjectSink::from_config(
+        backends.objects.clone(),
+        &config,
+    ));
     let fetch_deps = Arc::new(
         sluice_gmail::fetch::FetchDeps::new(&oauth.authorizer, backends.control.clone(), sink, &http)
             .with_work_lists(backends.objects.clone()),
@@ -317,39 +293,4 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
         }),
     ));
     Ok((handlers, oauth))
-}
-
-/// The dataset an attachment lands in: its file name's stem (`Orders 2026.csv` -> `orders-2026`),
-/// or `fallback` when nothing usable is left.
-pub fn dataset_for_file(file_name: &str, fallback: &str) -> String {
-    let name = sluice_stage::safe_file_name(file_name);
-    let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
-    let mut dataset: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    dataset = dataset.trim_matches('-').to_string();
-    if sluice_core::config::is_valid_dataset_name(&dataset) {
-        dataset
-    } else {
-        fallback.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn datasets_are_named_after_files() {
-        assert_eq!(super::dataset_for_file("orders.csv", "inbox"), "orders");
-        assert_eq!(super::dataset_for_file("Orders 2026.CSV", "inbox"), "orders-2026");
-        assert_eq!(super::dataset_for_file("../../x/données.csv", "inbox"), "donn-es");
-        assert_eq!(super::dataset_for_file("é.csv", "inbox"), "inbox");
-    }
 }

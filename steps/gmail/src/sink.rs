@@ -1,15 +1,13 @@
-//! Where a fetched attachment goes: the S3 stage. The fetch step sees only [`AttachmentSink`],
-//! so it does not depend on the stage crate; the runner binds it (for example to
-//! `sluice_stage::stage_attachment` through [`SinkFn`]). [`RawObjectSink`] is the plain
-//! binding: the original bytes under `raw/` with their provenance as metadata.
+//! Where a fetched attachment goes. The fetch step sees only [`AttachmentSink`]; the Lambda and
+//! the local runner both bind [`RawObjectSink`], the original under `raw/<dataset>/<id>/<file>`
+//! with its provenance as metadata, which is what the stage step reads.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sluice_core::objects::PutOptions;
-use sluice_core::{ObjectKey, ObjectStore, StepError};
+use sluice_core::{ObjectStore, StepError};
 
 use crate::mail::AttachmentDescriptor;
 
@@ -72,93 +70,52 @@ where
     }
 }
 
-/// Writes the original bytes to `raw/mail/<message id>/<part id>/<file name>`.
+/// Stores the original with [`sluice_stage::store_raw`] under `raw/<dataset>/<id>/<file>`, the
+/// dataset named after the file ([`sluice_stage::dataset_for_file`]): the one rule for what a
+/// fetched attachment becomes, used by the fetch Lambda and the local runner alike.
 pub struct RawObjectSink {
     objects: Arc<dyn ObjectStore>,
+    default_dataset: String,
 }
 
 impl RawObjectSink {
-    pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        RawObjectSink { objects }
+    /// `default_dataset` (`[ingest] default_dataset`) takes files whose name gives no dataset.
+    pub fn new(objects: Arc<dyn ObjectStore>, default_dataset: &str) -> Self {
+        RawObjectSink {
+            objects,
+            default_dataset: default_dataset.to_string(),
+        }
     }
 
-    /// The object key of an attachment: stable, so a rerun overwrites rather than duplicates.
-    pub fn key_for(descriptor: &AttachmentDescriptor) -> Result<ObjectKey, SinkError> {
-        let part = if descriptor.part_id.is_empty() {
-            "root".to_string()
-        } else {
-            descriptor.part_id.clone()
-        };
-        ObjectKey::new(format!(
-            "raw/mail/{}/{}/{}",
-            key_segment(&descriptor.message_id),
-            key_segment(&part),
-            key_segment(&descriptor.file_name)
-        ))
-        .map_err(|err| SinkError::from_step_error(&err))
+    /// The sink the configuration describes.
+    pub fn from_config(objects: Arc<dyn ObjectStore>, config: &sluice_core::Config) -> Self {
+        Self::new(objects, &config.ingest.default_dataset)
     }
 }
 
 #[async_trait]
 impl AttachmentSink for RawObjectSink {
     async fn accept(&self, attachment: FetchedAttachment) -> Result<StoredAttachment, SinkError> {
-        let key = Self::key_for(&attachment.descriptor)?;
         let descriptor = &attachment.descriptor;
-        let mut options = PutOptions {
-            content_type: Some(descriptor.mime_type.clone()),
-            ..PutOptions::default()
+        let dataset = sluice_stage::dataset_for_file(&descriptor.file_name, &self.default_dataset);
+        let source = sluice_stage::AttachmentSource {
+            message_id: descriptor.message_id.clone(),
+            part_id: descriptor.part_id.clone(),
+            file_name: descriptor.file_name.clone(),
+            received_at: chrono::Utc::now(),
+            declared_charset: None,
         };
-        for (name, value) in [
-            ("source-message-id", descriptor.message_id.as_str()),
-            ("source-part-id", descriptor.part_id.as_str()),
-            ("sha256", attachment.sha256.as_str()),
-        ] {
-            options.metadata.insert(name.into(), value.into());
-        }
-        self.objects
-            .put_bytes(&key, attachment.content, &options)
-            .await
-            .map_err(|err| SinkError::from_step_error(&err))?;
+        let raw = sluice_stage::store_raw(
+            self.objects.as_ref(),
+            &dataset,
+            &source,
+            sluice_stage::AttachmentBody::Bytes(attachment.content),
+        )
+        .await
+        .map_err(|err| SinkError::from_step_error(&err))?;
         Ok(StoredAttachment {
-            key: key.to_string(),
+            key: raw.raw_key,
             quarantined: false,
         })
-    }
-}
-
-/// An untrusted name made safe as one key segment: no separators, controls or leading dots.
-fn key_segment(untrusted: &str) -> String {
-    let last = untrusted.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = last
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|' | '#' | '%') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .take(100)
-        .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
-    if trimmed.is_empty() {
-        "attachment".into()
-    } else {
-        trimmed.into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostile_file_names_stay_inside_one_key_segment() {
-        assert_eq!(key_segment("../../etc/passwd"), "passwd");
-        assert_eq!(key_segment("..\\..\\boot.ini"), "boot.ini");
-        assert_eq!(key_segment("...hidden"), "hidden");
-        assert_eq!(key_segment("a\u{0}b#c.csv"), "a_b_c.csv");
-        assert_eq!(key_segment(""), "attachment");
-        assert_eq!(key_segment("/"), "attachment");
     }
 }

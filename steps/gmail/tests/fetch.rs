@@ -40,7 +40,7 @@ struct RecordingSink {
 impl RecordingSink {
     fn new(h: &Harness) -> Arc<RecordingSink> {
         Arc::new(RecordingSink {
-            inner: RawObjectSink::new(h.backends.objects.clone()),
+            inner: RawObjectSink::new(h.backends.objects.clone(), "inbox"),
             seen: Mutex::new(Vec::new()),
         })
     }
@@ -95,7 +95,7 @@ async fn happy_path_fetches_each_wanted_attachment_once(h: Harness) {
     assert_eq!(output.quota_units, h.fake.quota_units());
 
     for key in &output.keys {
-        assert!(key.starts_with("raw/mail/"), "{key}");
+        assert!(key.starts_with("raw/"), "{key}");
         let stored = h
             .backends
             .objects

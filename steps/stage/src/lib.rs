@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use sluice_core::quarantine::{self, QuarantineReason, quarantine_key};
 use sluice_core::{BackendError, Config, ObjectKey, ObjectStore, PutOptions, StepError};
 
-pub use names::{attachment_id, safe_file_name};
+pub use names::{attachment_id, dataset_for_file, safe_file_name};
 pub use sniff::Refusal;
 
 /// Where an attachment came from. Ids only: no contents, no addresses.

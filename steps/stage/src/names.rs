@@ -67,6 +67,30 @@ pub fn metadata_value(value: &str) -> String {
     out
 }
 
+/// The dataset an attachment lands in: its file name's stem (`Orders 2026.csv` -> `orders-2026`),
+/// or `fallback` when nothing usable is left.
+pub fn dataset_for_file(file_name: &str, fallback: &str) -> String {
+    let name = safe_file_name(file_name);
+    let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+    let dataset: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    let dataset = dataset.trim_matches('-').to_string();
+    if sluice_core::config::is_valid_dataset_name(&dataset) {
+        dataset
+    } else {
+        fallback.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +130,13 @@ mod tests {
     fn metadata_values_are_header_safe() {
         assert_eq!(metadata_value("<abc@example.test>"), "<abc@example.test>");
         assert_eq!(metadata_value("é\n%"), "%C3%A9%0A%25");
+    }
+
+    #[test]
+    fn datasets_are_named_after_files() {
+        assert_eq!(dataset_for_file("orders.csv", "inbox"), "orders");
+        assert_eq!(dataset_for_file("Orders 2026.CSV", "inbox"), "orders-2026");
+        assert_eq!(dataset_for_file("../../x/données.csv", "inbox"), "donn-es");
+        assert_eq!(dataset_for_file("é.csv", "inbox"), "inbox");
     }
 }

@@ -1,5 +1,6 @@
-//! Lambda: fetches wanted attachments and hands each to the sink. Standalone it writes the
-//! originals under `raw/` ([`RawObjectSink`]); the pipeline binds the S3 stage instead.
+//! Lambda: fetches wanted attachments, stores each original under `raw/<dataset>/<id>/<file>`
+//! ([`RawObjectSink`], as the local runner does), records it in the ledger and writes the run's
+//! work list.
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use sluice_gmail::lambda::LambdaContext;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let context = LambdaContext::from_env().await?;
-    let sink = Arc::new(RawObjectSink::new(context.backends.objects.clone()));
+    let sink = Arc::new(RawObjectSink::from_config(
+        context.backends.objects.clone(),
+        &context.config,
+    ));
     let deps = FetchDeps::new(
         &context.oauth.authorizer,
         context.backends.control.clone(),

@@ -177,6 +177,6 @@ impl Harness {
     }
 
     pub fn raw_sink(&self) -> Arc<dyn AttachmentSink> {
-        Arc::new(RawObjectSink::new(self.backends.objects.clone()))
+        Arc::new(RawObjectSink::new(self.backends.objects.clone(), "inbox"))
     }
 }
