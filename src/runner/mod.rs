@@ -163,8 +163,11 @@ pub fn local_function_arn(function: &str) -> String {
 /// `${Bucket}` with the pipeline's bucket.
 pub fn substitute_local(definition: &str, bucket: &str) -> String {
     let mut text = definition.replace("${Bucket}", bucket);
-    for (substitution, function) in FUNCTIONS {
-        text = text.replace(&format!("${{{substitution}}}"), &local_function_arn(function));
+    for function in &FUNCTIONS {
+        text = text.replace(
+            &format!("${{{}}}", function.substitution),
+            &local_function_arn(function.binary),
+        );
     }
     text
 }

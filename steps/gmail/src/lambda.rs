@@ -35,17 +35,3 @@ impl LambdaContext {
         })
     }
 }
-
-/// What the run-begin and run-finish Lambdas need: the control table, `[gmail]` and Step
-/// Functions to ask whether a lease's holder still runs (no secrets, no Gmail).
-pub async fn run_deps_from_env() -> anyhow::Result<crate::steps::run::RunDeps> {
-    let (config, backends) = sluice_core::lambda::environment()
-        .await
-        .map_err(|err| anyhow::anyhow!(err))?;
-    let sdk = sluice_core::aws::sdk_config(&config.aws).await;
-    Ok(crate::steps::run::RunDeps {
-        settings: crate::GmailSettings::from_config(&config)?,
-        control: backends.control,
-        liveness: Arc::new(sluice_core::lease::StepFunctionsLiveness::new(&sdk)),
-    })
-}

@@ -50,10 +50,16 @@ impl AuthCheckOutput {
 }
 
 pub async fn run(input: AuthCheckInput, deps: &OAuthDeps) -> Result<AuthCheckOutput, GmailError> {
-    let account = deps
-        .authorizer
-        .settings()
-        .account_or_default(input.account.as_deref())?;
+    let settings = deps.authorizer.settings();
+    let account = settings.account_or_default(input.account.as_deref())?;
+    if settings.source == crate::settings::SourceKind::Local {
+        // A directory of .eml files needs no Google account.
+        return Ok(AuthCheckOutput {
+            status: AuthStatus::Authorized,
+            reason: Some("local mail source".into()),
+            expires_at: None,
+        });
+    }
     let authorization = deps.authorizer.authorize(&account).await?;
     let output = AuthCheckOutput::from_authorization(&authorization);
     tracing::info!(account, status = ?output.status, reason = output.reason.as_deref(), "auth check");

@@ -1,0 +1,430 @@
+//! The pipeline's functions, in one table: for each, the DefinitionSubstitution the state
+//! machine names it by, the binary `sam build` packages, the configuration sections its step
+//! reads, and how its step is built from the configuration. Every Lambda `main` serves its
+//! entry ([`serve_lambda`]); the local runner binds every entry the same way
+//! ([`Function::bind`]), so what runs locally is what ships.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sluice_core::lease::HolderLiveness;
+use sluice_core::ledger::{LedgerOutcome, Tracked};
+use sluice_core::{Backends, Config, StepFailure, Table, TaskTokens};
+use sluice_gmail::{GmailSettings, OAuthDeps};
+
+/// What a step is built from, once per process (a Lambda container, the local runner).
+#[derive(Clone)]
+pub struct StepContext {
+    pub config: Arc<Config>,
+    pub backends: Backends,
+    /// Answers parked tasks: Step Functions on AWS, the local engine locally.
+    pub task_tokens: Arc<dyn TaskTokens>,
+    /// Tells whether a lease's holder (an execution) still runs.
+    pub liveness: Arc<dyn HolderLiveness>,
+    /// Where relative paths of the configuration (`[gmail] mail_dir`) are resolved.
+    pub base_dir: PathBuf,
+}
+
+/// A step could not be built (bad configuration, an unreadable secret).
+#[derive(Debug, thiserror::Error)]
+#[error("setting up {binary}: {message}")]
+pub struct SetupError {
+    pub binary: &'static str,
+    pub message: String,
+}
+
+/// A built step: its input as JSON in, its output as JSON out, failures with their stable
+/// Step Functions error names.
+#[async_trait::async_trait]
+pub trait BoundStep: Send + Sync {
+    async fn invoke(&self, input: Value) -> Result<Value, StepFailure>;
+}
+
+type Built<'a> = BoxFuture<'a, Result<Arc<dyn BoundStep>, SetupError>>;
+
+/// One pipeline function.
+pub struct Function {
+    /// The `${...}` the definition names it by.
+    pub substitution: &'static str,
+    /// The binary (the SAM template's `BuildProperties.Binary`).
+    pub binary: &'static str,
+    /// The configuration sections its step reads (`SLUICE_<SECTION>__<KEY>` on Lambda).
+    pub reads: &'static [&'static str],
+    build: for<'a> fn(&'a StepContext) -> Built<'a>,
+}
+
+impl Function {
+    /// Builds the function's step over `context`.
+    pub async fn bind(&self, context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+        (self.build)(context).await
+    }
+}
+
+/// Every pipeline function, in the order a run meets them.
+pub const FUNCTIONS: [Function; 11] = [
+    Function {
+        substitution: "RunBeginFunctionArn",
+        binary: "sluice-run-begin",
+        reads: &["aws", "gmail"],
+        build: |c| Box::pin(run_begin(c)),
+    },
+    Function {
+        substitution: "AuthCheckFunctionArn",
+        binary: "sluice-auth-check",
+        reads: &["aws", "gmail"],
+        build: |c| Box::pin(auth_check(c)),
+    },
+    Function {
+        substitution: "ConsentRequestFunctionArn",
+        binary: "sluice-consent-request",
+        reads: &["aws", "gmail"],
+        build: |c| Box::pin(consent_request(c)),
+    },
+    Function {
+        substitution: "CodeExchangeFunctionArn",
+        binary: "sluice-code-exchange",
+        reads: &["aws", "gmail"],
+        build: |c| Box::pin(code_exchange(c)),
+    },
+    Function {
+        substitution: "GmailFetchFunctionArn",
+        binary: "sluice-gmail-fetch",
+        reads: &["aws", "gmail", "ingest"],
+        build: |c| Box::pin(gmail_fetch(c)),
+    },
+    Function {
+        substitution: "StageFunctionArn",
+        binary: "sluice-stage",
+        reads: &["aws", "stage", "datasets"],
+        build: |c| Box::pin(stage(c)),
+    },
+    Function {
+        substitution: "PiiDetectFunctionArn",
+        binary: "sluice-pii-detect",
+        reads: &["aws", "pii", "datasets"],
+        build: |c| Box::pin(pii_detect(c)),
+    },
+    Function {
+        substitution: "PiiMaskFunctionArn",
+        binary: "sluice-pii-mask",
+        reads: &["aws", "pii", "datasets"],
+        build: |c| Box::pin(pii_mask(c)),
+    },
+    Function {
+        substitution: "IngestFunctionArn",
+        binary: "sluice-ingest",
+        reads: &["aws", "ingest", "datasets"],
+        build: |c| Box::pin(ingest(c)),
+    },
+    Function {
+        substitution: "TokenIssueFunctionArn",
+        binary: "sluice-token-issue",
+        reads: &["aws", "tokens"],
+        build: |c| Box::pin(token_issue(c)),
+    },
+    Function {
+        substitution: "RunFinishFunctionArn",
+        binary: "sluice-run-finish",
+        reads: &["aws", "gmail"],
+        build: |c| Box::pin(run_finish(c)),
+    },
+];
+
+/// The function whose binary is `binary`.
+pub fn function(binary: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.binary == binary)
+}
+
+/// A Lambda `main`: the configuration and backends from the environment, the function's step
+/// built once, then one invocation per event.
+pub async fn serve_lambda(binary: &'static str) -> Result<(), lambda_runtime::Error> {
+    let (config, backends) = sluice_core::lambda::environment().await?;
+    let sdk = sluice_core::aws::sdk_config(&config.aws).await;
+    let context = StepContext {
+        config: Arc::new(config),
+        backends,
+        task_tokens: Arc::new(sluice_core::task_tokens::StepFunctionsTaskTokens::new(&sdk)),
+        liveness: Arc::new(sluice_core::lease::StepFunctionsLiveness::new(&sdk)),
+        base_dir: std::env::current_dir().unwrap_or_default(),
+    };
+    let function = function(binary).ok_or_else(|| format!("{binary} is not a pipeline function"))?;
+    let step = function.bind(&context).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<Value>| {
+            let step = step.clone();
+            async move { step.invoke(event.payload).await }
+        },
+    ))
+    .await
+}
+
+type Invocation = Pin<Box<dyn Future<Output = Result<Value, StepFailure>> + Send>>;
+
+struct FnStep<F>(F);
+
+#[async_trait::async_trait]
+impl<F> BoundStep for FnStep<F>
+where
+    F: Fn(Value) -> Invocation + Send + Sync,
+{
+    async fn invoke(&self, input: Value) -> Result<Value, StepFailure> {
+        (self.0)(input).await
+    }
+}
+
+fn read_input<I: DeserializeOwned>(binary: &str, input: Value) -> Result<I, StepFailure> {
+    serde_json::from_value(input).map_err(|e| StepFailure {
+        error: "Sluice.InvalidInput".into(),
+        cause: format!("{binary} got an input it cannot read: {e}"),
+    })
+}
+
+fn write_output<O: Serialize>(binary: &str, output: O) -> Result<Value, StepFailure> {
+    serde_json::to_value(output).map_err(|e| StepFailure {
+        error: "Sluice.InvalidOutput".into(),
+        cause: format!("{binary} produced an output that is not JSON: {e}"),
+    })
+}
+
+/// A step from its function: JSON in, the step, JSON out; step errors keep their names.
+fn plain<I, O, E, F, Fut>(binary: &'static str, run: F) -> Arc<dyn BoundStep>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    StepFailure: From<E>,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+{
+    let run = Arc::new(run);
+    Arc::new(FnStep(move |input: Value| -> Invocation {
+        let run = run.clone();
+        Box::pin(async move {
+            let input: I = read_input(binary, input)?;
+            let output = run(input).await.map_err(StepFailure::from)?;
+            write_output(binary, output)
+        })
+    }))
+}
+
+/// A step whose work belongs to a ledger entry: the input may carry `"ledger": {...}`, and the
+/// step's outcome moves that entry ([`sluice_core::ledger::track`]).
+fn tracked<I, O, E, F, Fut>(binary: &'static str, control: Arc<dyn Table>, run: F) -> Arc<dyn BoundStep>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + LedgerOutcome + Send + Sync + 'static,
+    StepFailure: From<E>,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+{
+    let run = Arc::new(run);
+    Arc::new(FnStep(move |input: Value| -> Invocation {
+        let (run, control) = (run.clone(), control.clone());
+        Box::pin(async move {
+            let Tracked { input, ledger } = read_input::<Tracked<I>>(binary, input)?;
+            let output = run(input).await.map_err(StepFailure::from)?;
+            sluice_core::ledger::track(&control, ledger.as_ref(), &output)
+                .await
+                .map_err(<StepFailure as From<sluice_core::BackendError>>::from)?;
+            write_output(binary, output)
+        })
+    }))
+}
+
+fn setup(binary: &'static str) -> impl Fn(String) -> SetupError {
+    move |message| SetupError { binary, message }
+}
+
+fn gmail_settings(binary: &'static str, context: &StepContext) -> Result<GmailSettings, SetupError> {
+    let mut settings = GmailSettings::from_config(&context.config).map_err(|e| setup(binary)(e.to_string()))?;
+    if std::path::Path::new(&settings.mail_dir).is_relative() {
+        settings.mail_dir = context.base_dir.join(&settings.mail_dir).display().to_string();
+    }
+    Ok(settings)
+}
+
+/// The Gmail OAuth pieces over `context` (what the local CLI's code exchange and callback use).
+pub async fn oauth_deps(context: &StepContext) -> Result<Arc<OAuthDeps>, SetupError> {
+    oauth("sluice-oauth", context).await
+}
+
+async fn oauth(binary: &'static str, context: &StepContext) -> Result<Arc<OAuthDeps>, SetupError> {
+    let settings = gmail_settings(binary, context)?;
+    let http = sluice_gmail::http::https_client().map_err(|e| setup(binary)(e.to_string()))?;
+    let deps = OAuthDeps::new(settings, &context.backends, context.task_tokens.clone(), http)
+        .await
+        .map_err(|e| setup(binary)(e.to_string()))?;
+    Ok(Arc::new(deps))
+}
+
+fn run_deps(binary: &'static str, context: &StepContext) -> Result<Arc<sluice_gmail::steps::run::RunDeps>, SetupError> {
+    Ok(Arc::new(sluice_gmail::steps::run::RunDeps {
+        settings: gmail_settings(binary, context)?,
+        control: context.backends.control.clone(),
+        liveness: context.liveness.clone(),
+    }))
+}
+
+async fn run_begin(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-run-begin";
+    let deps = run_deps(BINARY, context)?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::steps::run::begin(input, &deps).await }
+    }))
+}
+
+async fn run_finish(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-run-finish";
+    let deps = run_deps(BINARY, context)?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::steps::run::finish(input, &deps).await }
+    }))
+}
+
+async fn auth_check(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-auth-check";
+    let deps = oauth(BINARY, context).await?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::auth_check::run(input, &deps).await }
+    }))
+}
+
+async fn consent_request(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-consent-request";
+    let deps = oauth(BINARY, context).await?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::consent_request::run(input, &deps).await }
+    }))
+}
+
+async fn code_exchange(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-code-exchange";
+    let deps = oauth(BINARY, context).await?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::code_exchange::run(input, &deps).await }
+    }))
+}
+
+async fn gmail_fetch(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-gmail-fetch";
+    let oauth = oauth(BINARY, context).await?;
+    let http = sluice_gmail::http::https_client().map_err(|e| setup(BINARY)(e.to_string()))?;
+    let objects = context.backends.objects.clone();
+    let sink = Arc::new(sluice_gmail::RawObjectSink::from_config(
+        objects.clone(),
+        &context.config,
+    ));
+    let deps = Arc::new(
+        sluice_gmail::fetch::FetchDeps::new(&oauth.authorizer, context.backends.control.clone(), sink, &http)
+            .with_work_lists(objects),
+    );
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_gmail::fetch::run(input, &deps).await }
+    }))
+}
+
+async fn stage(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-stage";
+    let (objects, config) = (context.backends.objects.clone(), context.config.clone());
+    Ok(tracked(BINARY, context.backends.control.clone(), move |input| {
+        let (objects, config) = (objects.clone(), config.clone());
+        async move { sluice_stage::run(input, objects.as_ref(), &config).await }
+    }))
+}
+
+async fn pii(binary: &'static str, context: &StepContext) -> Result<Arc<sluice_pii::PiiDeps>, SetupError> {
+    let deps = sluice_pii::PiiDeps::from_config(&context.config, context.backends.clone())
+        .await
+        .map_err(|e| setup(binary)(e.to_string()))?;
+    Ok(Arc::new(deps))
+}
+
+async fn pii_detect(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-pii-detect";
+    let deps = pii(BINARY, context).await?;
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_pii::steps::detect::run(input, &deps).await }
+    }))
+}
+
+async fn pii_mask(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-pii-mask";
+    let deps = pii(BINARY, context).await?;
+    Ok(tracked(BINARY, context.backends.control.clone(), move |input| {
+        let deps = deps.clone();
+        async move { sluice_pii::steps::mask::run(input, &deps).await }
+    }))
+}
+
+async fn ingest(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-ingest";
+    let (backends, config) = (context.backends.clone(), context.config.clone());
+    Ok(tracked(BINARY, context.backends.control.clone(), move |input| {
+        let (backends, config) = (backends.clone(), config.clone());
+        async move { sluice_ingest::run(input, &backends, &config).await }
+    }))
+}
+
+async fn token_issue(context: &StepContext) -> Result<Arc<dyn BoundStep>, SetupError> {
+    const BINARY: &str = "sluice-token-issue";
+    let settings =
+        sluice_tokens::TokenSettings::from_config(&context.config).map_err(|e| setup(BINARY)(e.to_string()))?;
+    let deps = Arc::new(sluice_tokens::issue::TokenIssueDeps::new(&context.backends, settings));
+    Ok(plain(BINARY, move |input| {
+        let deps = deps.clone();
+        async move { sluice_tokens::run(input, &deps).await }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every function has its binary here, and that binary serves exactly its own entry.
+    #[test]
+    fn every_function_has_a_binary_that_serves_it() {
+        let manifest = include_str!("../Cargo.toml");
+        for function in &FUNCTIONS {
+            let short = function.binary.trim_start_matches("sluice-");
+            assert!(
+                manifest.contains(&format!(
+                    "name = \"{}\"\npath = \"src/bin/{short}.rs\"",
+                    function.binary
+                )),
+                "{} is not a [[bin]] of sluice-functions",
+                function.binary
+            );
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/bin/{short}.rs"));
+            let main = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                main.contains(&format!("serve_lambda(\"{}\")", function.binary)),
+                "{} does not serve {}",
+                path.display(),
+                function.binary
+            );
+            assert!(super::function(function.binary).is_some());
+        }
+        let bins = manifest.matches("[[bin]]").count();
+        assert_eq!(bins, FUNCTIONS.len(), "a binary that is not in FUNCTIONS");
+        let mut substitutions: Vec<_> = FUNCTIONS.iter().map(|f| f.substitution).collect();
+        substitutions.sort_unstable();
+        substitutions.dedup();
+        assert_eq!(
+            substitutions.len(),
+            FUNCTIONS.len(),
+            "a DefinitionSubstitution named twice"
+        );
+    }
+}
