@@ -48,6 +48,9 @@ pub trait BoundStep: Send + Sync {
 
 type Built<'a> = BoxFuture<'a, Result<Arc<dyn BoundStep>, SetupError>>;
 
+/// Named counts from a function's output.
+pub type MetricsOf = fn(&Value) -> Vec<(&'static str, u64)>;
+
 /// One pipeline function.
 pub struct Function {
     /// The `${...}` the definition names it by.
@@ -56,6 +59,8 @@ pub struct Function {
     pub binary: &'static str,
     /// The configuration sections its step reads (`SLUICE_<SECTION>__<KEY>` on Lambda).
     pub reads: &'static [&'static str],
+    /// The CloudWatch metrics an output publishes (as embedded-metric-format logs on Lambda).
+    pub metrics: Option<MetricsOf>,
     build: for<'a> fn(&'a StepContext) -> Built<'a>,
 }
 
@@ -72,66 +77,77 @@ pub const FUNCTIONS: [Function; 11] = [
         substitution: "RunBeginFunctionArn",
         binary: "sluice-run-begin",
         reads: &["aws", "gmail"],
+        metrics: None,
         build: |c| Box::pin(run_begin(c)),
     },
     Function {
         substitution: "AuthCheckFunctionArn",
         binary: "sluice-auth-check",
         reads: &["aws", "gmail"],
+        metrics: None,
         build: |c| Box::pin(auth_check(c)),
     },
     Function {
         substitution: "ConsentRequestFunctionArn",
         binary: "sluice-consent-request",
         reads: &["aws", "gmail"],
+        metrics: None,
         build: |c| Box::pin(consent_request(c)),
     },
     Function {
         substitution: "CodeExchangeFunctionArn",
         binary: "sluice-code-exchange",
         reads: &["aws", "gmail"],
+        metrics: None,
         build: |c| Box::pin(code_exchange(c)),
     },
     Function {
         substitution: "GmailFetchFunctionArn",
         binary: "sluice-gmail-fetch",
         reads: &["aws", "gmail", "ingest"],
+        metrics: None,
         build: |c| Box::pin(gmail_fetch(c)),
     },
     Function {
         substitution: "StageFunctionArn",
         binary: "sluice-stage",
         reads: &["aws", "stage", "datasets"],
+        metrics: None,
         build: |c| Box::pin(stage(c)),
     },
     Function {
         substitution: "PiiDetectFunctionArn",
         binary: "sluice-pii-detect",
         reads: &["aws", "pii", "datasets"],
+        metrics: None,
         build: |c| Box::pin(pii_detect(c)),
     },
     Function {
         substitution: "PiiMaskFunctionArn",
         binary: "sluice-pii-mask",
         reads: &["aws", "pii", "datasets"],
+        metrics: None,
         build: |c| Box::pin(pii_mask(c)),
     },
     Function {
         substitution: "IngestFunctionArn",
         binary: "sluice-ingest",
         reads: &["aws", "ingest", "datasets"],
+        metrics: None,
         build: |c| Box::pin(ingest(c)),
     },
     Function {
         substitution: "TokenIssueFunctionArn",
         binary: "sluice-token-issue",
         reads: &["aws", "tokens"],
+        metrics: None,
         build: |c| Box::pin(token_issue(c)),
     },
     Function {
         substitution: "RunFinishFunctionArn",
         binary: "sluice-run-finish",
         reads: &["aws", "gmail"],
+        metrics: Some(run_metrics),
         build: |c| Box::pin(run_finish(c)),
     },
 ];
@@ -158,10 +174,65 @@ pub async fn serve_lambda(binary: &'static str) -> Result<(), lambda_runtime::Er
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<Value>| {
             let step = step.clone();
-            async move { step.invoke(event.payload).await }
+            async move {
+                let output = step.invoke(event.payload).await?;
+                if let Some(metrics) = function.metrics {
+                    // CloudWatch reads this line from the function's log stream.
+                    println!("{}", embedded_metrics(&metrics(&output), chrono_millis()));
+                }
+                Ok::<_, StepFailure>(output)
+            }
         },
     ))
     .await
+}
+
+/// The namespace of Sluice's own CloudWatch metrics.
+pub const METRICS_NAMESPACE: &str = "Sluice";
+
+fn chrono_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// One log line in CloudWatch's embedded metric format: counts, no dimensions.
+pub fn embedded_metrics(metrics: &[(&str, u64)], timestamp_ms: u128) -> Value {
+    let mut document = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": metrics.iter().map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in metrics {
+        document[*name] = Value::from(*value);
+    }
+    document
+}
+
+/// What a run's summary publishes: the files this run moved, by final state, and the files
+/// that stay failed or unfinished, so a run where files fail never looks like a good one.
+pub fn run_metrics(output: &Value) -> Vec<(&'static str, u64)> {
+    let ledger = &output["ledger"];
+    let moved = |state: &str| -> u64 {
+        ledger["this_run"]
+            .as_object()
+            .map(|datasets| datasets.values().filter_map(|counts| counts[state].as_u64()).sum())
+            .unwrap_or(0)
+    };
+    vec![
+        ("FilesIngested", moved("ingested")),
+        ("FilesQuarantined", moved("quarantined")),
+        ("FilesFailed", moved("failed")),
+        ("FilesSkipped", moved("skipped")),
+        ("FilesFailedTotal", ledger["failed_total"].as_u64().unwrap_or(0)),
+        ("FilesNotFinished", ledger["not_final"].as_u64().unwrap_or(0)),
+    ]
 }
 
 type Invocation = Pin<Box<dyn Future<Output = Result<Value, StepFailure>> + Send>>;
@@ -417,6 +488,7 @@ mod tests {
             assert!(super::function(function.binary).is_some());
         }
         let bins = manifest.matches("[[bin]]").count();
+        assert!(super::function("sluice-run-finish").and_then(|f| f.metrics).is_some());
         assert_eq!(bins, FUNCTIONS.len(), "a binary that is not in FUNCTIONS");
         let mut substitutions: Vec<_> = FUNCTIONS.iter().map(|f| f.substitution).collect();
         substitutions.sort_unstable();
@@ -426,5 +498,24 @@ mod tests {
             FUNCTIONS.len(),
             "a DefinitionSubstitution named twice"
         );
+    }
+
+    #[test]
+    fn a_run_summary_becomes_embedded_metrics() {
+        let output = serde_json::json!({"ledger": {
+            "this_run": {"orders": {"ingested": 3, "failed": 2}, "prices": {"quarantined": 1, "failed": 1}},
+            "failed_total": 5,
+            "not_final": 0,
+        }});
+        let metrics = run_metrics(&output);
+        let line = embedded_metrics(&metrics, 1_700_000_000_000);
+        assert_eq!(line["FilesFailed"], 3);
+        assert_eq!(line["FilesIngested"], 3);
+        assert_eq!(line["FilesQuarantined"], 1);
+        assert_eq!(line["FilesFailedTotal"], 5);
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Sluice");
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), metrics.len());
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
     }
 }
