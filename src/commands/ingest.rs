@@ -1,4 +1,6 @@
-//! `sluice ingest FILE`: the S3 stage and the DynamoDB ingest over one local file.
+//! `sluice ingest FILE`: one local file through the pipeline's own path: the S3 stage, PII
+//! detection and masking under the dataset's policy, then the DynamoDB ingest. Nothing reaches
+//! the records table unmasked, whichever way it came in.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,12 +100,22 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
         rejects_key: None,
         reasons: Vec::new(),
     };
-    match (staged.status, &staged.staged_key) {
-        (StageStatus::Staged, Some(staged_key)) => {
+    let cleaned = match (staged.status, &staged.staged_key) {
+        (StageStatus::Staged, Some(staged_key)) => clean(&config, &backends, &dataset, staged_key, &staged.raw_key)
+            .await
+            .with_context(|| format!("masking PII in {}", args.file.display()))?,
+        _ => Cleaned::Refused(staged.clone()),
+    };
+    let staged = match cleaned {
+        Cleaned::Clean(clean_key) => Ok(clean_key),
+        Cleaned::Refused(outcome) => Err(outcome),
+    };
+    match staged {
+        Ok(clean_key) => {
             let ingested = sluice_ingest::run(
                 sluice_ingest::IngestInput {
                     dataset: dataset.clone(),
-                    source_key: staged_key.clone(),
+                    source_key: clean_key,
                 },
                 &backends,
                 &config,
@@ -124,8 +136,11 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
                 report.staged_key = None;
             }
         }
-        _ => {
+        Err(staged) => {
             report.quarantined = true;
+            report.quarantine_key = staged.quarantine_key.clone();
+            report.quarantine_reason = staged.reason.clone();
+            report.staged_key = None;
             let reason = match &staged.quarantine_key {
                 Some(key) => {
                     let key = sluice_core::ObjectKey::new(key.clone())?;
@@ -147,6 +162,67 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
     } else {
         ExitCode::SUCCESS
     })
+}
+
+enum Cleaned {
+    /// The masked file, ready to ingest.
+    Clean(String),
+    /// Quarantined, at staging or because PII detection found the file unreadable.
+    Refused(sluice_stage::StageOutput),
+}
+
+/// Detection and masking, as the pipeline's DetectPii and MaskPii states run them; a file they
+/// refuse (a verdict on its content) is quarantined as the pipeline's failure branch does.
+async fn clean(
+    config: &sluice_core::Config,
+    backends: &Backends,
+    dataset: &str,
+    staged_key: &str,
+    raw_key: &str,
+) -> anyhow::Result<Cleaned> {
+    let pii = sluice_pii::PiiDeps::from_config(config, backends.clone()).await?;
+    let detected = sluice_pii::steps::detect::run(
+        sluice_pii::steps::detect::DetectInput {
+            dataset: dataset.to_string(),
+            staged_key: staged_key.to_string(),
+        },
+        &pii,
+    )
+    .await;
+    let masked = match detected {
+        Ok(_) => {
+            sluice_pii::steps::mask::run(
+                sluice_pii::steps::mask::MaskInput {
+                    dataset: dataset.to_string(),
+                    staged_key: staged_key.to_string(),
+                    clean_key: None,
+                },
+                &pii,
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
+    let failure = match masked {
+        Ok(masked) => return Ok(Cleaned::Clean(masked.clean_key)),
+        Err(err) => sluice_core::StepFailure::from(err),
+    };
+    if !sluice_stage::is_verdict_on_the_file(&failure.error) {
+        anyhow::bail!("{}: {}", failure.error, failure.cause);
+    }
+    let quarantined = sluice_stage::run(
+        sluice_stage::StageInput {
+            raw_key: raw_key.to_string(),
+            failed: Some(sluice_stage::FailedStage {
+                error: failure.error,
+                cause: failure.cause,
+            }),
+        },
+        backends.objects.as_ref(),
+        config,
+    )
+    .await?;
+    Ok(Cleaned::Refused(quarantined))
 }
 
 fn print_sentence(report: &IngestReport) {

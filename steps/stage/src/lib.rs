@@ -400,7 +400,7 @@ async fn quarantine_failed(
 /// Errors that say the file itself is bad (so trying again cannot help): the file is
 /// quarantined. Any other failure (throttling, storage, a timeout) leaves it `failed`, for a
 /// later run to take up again.
-fn is_verdict_on_the_file(error: &str) -> bool {
+pub fn is_verdict_on_the_file(error: &str) -> bool {
     error.ends_with(".InvalidCsv") || error == "Backend.InvalidItem"
 }
 
