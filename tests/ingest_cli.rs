@@ -108,3 +108,34 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A dataset without a policy masks PII everywhere but in its key column, which names the
+/// records: masking it would collapse them into one.
+#[test]
+fn key_columns_are_kept_unless_the_policy_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        "[datasets.contacts]\nkey_columns = [\"email\"]\n",
+    )
+    .unwrap();
+    let file = dir.path().join("contacts.csv");
+    std::fs::write(
+        &file,
+        "note,email\ncall Alice Martin,alice.martin@example.com\ncall Bruno Keller,bruno.keller@example.net\nmail chiara.rossi@example.org,chiara.rossi@example.org\n",
+    )
+    .unwrap();
+    let ingest = sluice(dir.path(), &["ingest", "--dataset", "contacts", file.to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let count = sluice(dir.path(), &["records", "list", "contacts", "--count"]);
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        "3",
+        "no records collapsed"
+    );
+    let listed =
+        String::from_utf8_lossy(&sluice(dir.path(), &["records", "list", "contacts", "--json"]).stdout).to_string();
+    let third: serde_json::Value = serde_json::from_str(listed.lines().nth(2).unwrap()).unwrap();
+    assert_eq!(third["email"], "chiara.rossi@example.org", "the key is kept");
+    assert!(!third["note"].as_str().unwrap().contains("chiara"), "{third}");
+}

@@ -136,6 +136,26 @@ pub struct DatasetSettings {
     pub encoding: Option<String>,
 }
 
+impl DatasetSettings {
+    /// The key columns of a file whose header is `columns`: as configured, else the first
+    /// column. A configured column the header lacks is returned as the error.
+    pub fn key_columns_in<'a>(&'a self, columns: &'a [String]) -> Result<Vec<&'a str>, &'a str> {
+        if self.key_columns.is_empty() {
+            return Ok(columns.first().map(String::as_str).into_iter().collect());
+        }
+        self.key_columns
+            .iter()
+            .map(|key| {
+                columns
+                    .iter()
+                    .find(|c| *c == key)
+                    .map(String::as_str)
+                    .ok_or(key.as_str())
+            })
+            .collect()
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

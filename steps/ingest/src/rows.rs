@@ -76,20 +76,14 @@ impl Schema {
             }
             columns.push(name);
         }
-        let key_indices = if settings.key_columns.is_empty() {
-            vec![0]
-        } else {
-            settings
-                .key_columns
-                .iter()
-                .map(|key| {
-                    columns
-                        .iter()
-                        .position(|c| c == key)
-                        .ok_or_else(|| HeaderProblem::MissingKeyColumn { column: key.clone() })
-                })
-                .collect::<Result<_, _>>()?
-        };
+        let key_indices = settings
+            .key_columns_in(&columns)
+            .map_err(|missing| HeaderProblem::MissingKeyColumn {
+                column: missing.to_string(),
+            })?
+            .into_iter()
+            .filter_map(|key| columns.iter().position(|c| c == key))
+            .collect();
         let types = columns
             .iter()
             .map(|c| settings.columns.get(c).copied().unwrap_or_default())

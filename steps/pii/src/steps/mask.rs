@@ -66,7 +66,7 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
             reason: "must differ from staged_key".into(),
         });
     }
-    let policy = deps.policies.for_dataset(&input.dataset);
+    let mut policy = deps.policies.for_dataset(&input.dataset);
     let (tokenizer, mut vault) = if policy.tokenizes() {
         let secrets = deps.backends.secrets.as_ref();
         let key = secrets::key_or_create(secrets, &tokenization_key_name(&input.dataset)).await?;
@@ -75,11 +75,24 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     } else {
         (None, None)
     };
-    let cleaner = CellCleaner::new(policy, tokenizer)?;
-
     let local = deps.backends.objects.download(&staged).await?;
     let mut batches = CsvBatches::open(&staged, local.open()?, deps.batch_bytes)?;
     let header = batches.header().clone();
+    // Key columns name the records: masking them would collapse records into one. They are
+    // changed only when the policy has a rule for that very column (tokenize keeps them apart).
+    let columns: Vec<String> = header
+        .iter()
+        .map(|c| c.trim_start_matches('\u{feff}').trim().to_string())
+        .collect();
+    let dataset = deps.datasets.get(&input.dataset).cloned().unwrap_or_default();
+    if let Ok(keys) = dataset.key_columns_in(&columns) {
+        for key in keys {
+            if !policy.columns.contains_key(key) {
+                policy.skip_columns.insert(key.to_string());
+            }
+        }
+    }
+    let cleaner = CellCleaner::new(policy, tokenizer)?;
     let output = tempfile::NamedTempFile::new().map_err(io_error("create the cleaned CSV"))?;
     let mut writer = csv::WriterBuilder::new().from_writer(std::io::BufWriter::new(output.as_file()));
     writer

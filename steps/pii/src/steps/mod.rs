@@ -25,6 +25,8 @@ pub struct PiiDeps {
     pub detector: Arc<dyn Detector>,
     pub policies: PolicySet,
     pub batch_bytes: usize,
+    /// `[datasets.*]`: which columns are each dataset's key (kept unless a policy says so).
+    pub datasets: BTreeMap<String, sluice_core::config::DatasetSettings>,
 }
 
 impl PiiDeps {
@@ -38,6 +40,7 @@ impl PiiDeps {
             detector,
             policies,
             batch_bytes: settings.batch_bytes,
+            datasets: config.datasets.clone(),
         })
     }
 }
