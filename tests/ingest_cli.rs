@@ -139,3 +139,32 @@ fn key_columns_are_kept_unless_the_policy_names_them() {
     assert_eq!(third["email"], "chiara.rossi@example.org", "the key is kept");
     assert!(!third["note"].as_str().unwrap().contains("chiara"), "{third}");
 }
+
+/// The charset an attachment's Content-Type declares is honoured (here windows-1252, with no
+/// `encoding` configured for the dataset): the text arrives as the sender wrote it.
+#[test]
+fn a_declared_attachment_charset_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/mail/inline_disposition_windows1252_csv.eml"
+        ),
+        mail.join("prices.eml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!("[gmail]\nsource = \"local\"\nmail_dir = \"{}\"\n", mail.display()),
+    )
+    .unwrap();
+    let run = sluice(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("prices: 1 ingested"), "{stdout}");
+    let listed =
+        String::from_utf8_lossy(&sluice(dir.path(), &["records", "list", "prices", "--json"]).stdout).to_string();
+    assert!(listed.contains("Crème brûlée"), "{listed}");
+}

@@ -103,7 +103,7 @@ impl AttachmentSink for RawObjectSink {
             part_id: descriptor.part_id.clone(),
             file_name: descriptor.file_name.clone(),
             received_at: chrono::Utc::now(),
-            declared_charset: None,
+            declared_charset: descriptor.charset.clone(),
         };
         let raw = sluice_stage::store_raw(
             self.objects.as_ref(),

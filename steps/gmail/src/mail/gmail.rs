@@ -464,6 +464,16 @@ struct RawPart {
     body: Option<RawBody>,
     #[serde(default)]
     parts: Vec<RawPart>,
+    #[serde(default)]
+    headers: Vec<RawHeader>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHeader {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -531,6 +541,11 @@ impl Walk<'_> {
                 file_name: file_name.to_string(),
                 mime_type,
                 size,
+                charset: part
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                    .and_then(|h| super::charset_of(&h.value)),
             },
             body,
         });

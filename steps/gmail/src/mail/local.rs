@@ -230,6 +230,11 @@ impl Walk<'_, '_> {
                 file_name: file_name.to_string(),
                 mime_type,
                 size: content.len() as u64,
+                charset: part
+                    .content_type()
+                    .and_then(|ct| ct.attribute("charset"))
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty() && c.len() <= 40),
             },
             body: PartBody::Loaded(Bytes::from(content)),
         });

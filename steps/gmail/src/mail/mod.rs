@@ -28,6 +28,20 @@ pub struct AttachmentDescriptor {
     pub mime_type: String,
     /// Decoded size in bytes, as the source reports it before download.
     pub size: u64,
+    /// The `charset=` its Content-Type declares (untrusted: the stage checks it), if any.
+    pub charset: Option<String>,
+}
+
+/// The `charset` parameter of a Content-Type header value (`text/csv; charset="windows-1252"`).
+pub fn charset_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return None;
+        }
+        let value = value.trim().trim_matches('"').trim();
+        (!value.is_empty() && value.len() <= 40).then(|| value.to_ascii_lowercase())
+    })
 }
 
 /// Where an attachment's bytes are.
@@ -187,5 +201,20 @@ mod tests {
             r#"<a href="https://drive.google.com/file/d/abc/view">x</a> and https://docs.google.com/spreadsheets/d/1"#;
         assert_eq!(count_drive_links(html), 2);
         assert_eq!(count_drive_links("no links"), 0);
+    }
+}
+
+#[cfg(test)]
+mod charset_tests {
+    #[test]
+    fn the_charset_parameter_is_read_from_a_content_type() {
+        assert_eq!(
+            super::charset_of("text/csv; charset=\"Windows-1252\"; name=\"p.csv\"").as_deref(),
+            Some("windows-1252")
+        );
+        assert_eq!(super::charset_of("text/csv;CHARSET=utf-8").as_deref(), Some("utf-8"));
+        assert_eq!(super::charset_of("text/csv; name=\"charset=x.csv\""), None);
+        assert_eq!(super::charset_of("text/csv"), None);
+        assert_eq!(super::charset_of("text/csv; charset=\"\""), None);
     }
 }
