@@ -168,3 +168,50 @@ fn a_declared_attachment_charset_is_honoured() {
         String::from_utf8_lossy(&sluice(dir.path(), &["records", "list", "prices", "--json"]).stdout).to_string();
     assert!(listed.contains("Crème brûlée"), "{listed}");
 }
+
+/// A message over the size cap, and a part nested deeper than the part limit, are recorded as
+/// skipped with their reason; the rest of the mailbox goes on, in this run and the next.
+#[test]
+fn oversized_and_too_deep_mail_is_recorded_as_skipped_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mail/two_csv_attachments.eml"),
+        mail.join("a-good.eml"),
+    )
+    .unwrap();
+    // 65 MiB, sparse: over the 64 MiB a message may have.
+    let big = std::fs::File::create(mail.join("b-huge.eml")).unwrap();
+    big.set_len(65 * 1024 * 1024).unwrap();
+    let mut deep = String::from("From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+    for level in 0..40 {
+        deep.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n"
+        ));
+    }
+    deep.push_str("Content-Type: text/csv; name=\"deep.csv\"\r\nContent-Disposition: attachment; filename=\"deep.csv\"\r\n\r\nid\r\n1\r\n");
+    for level in (0..40).rev() {
+        deep.push_str(&format!("--b{level}--\r\n"));
+    }
+    std::fs::write(mail.join("c-deep.eml"), deep).unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!("[gmail]\nsource = \"local\"\nmail_dir = \"{}\"\n", mail.display()),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let run = sluice(dir.path(), &["run"]);
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+        assert!(stdout.contains("orders: 1 ingested"), "{stdout}");
+    }
+    let first = sluice(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        stdout.contains("(none): 2 skipped"),
+        "both recorded in the ledger: {stdout}"
+    );
+    let count = sluice(dir.path(), &["records", "list", "orders", "--count"]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "5");
+}

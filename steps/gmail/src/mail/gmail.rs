@@ -154,6 +154,7 @@ impl Mailbox for GmailMailbox {
             id: id.to_string(),
             attachments: walk.attachments,
             drive_links: walk.drive_links,
+            skipped: Vec::new(),
         }))
     }
 

@@ -67,8 +67,9 @@ impl LocalMailbox {
         let mut ids = Vec::new();
         let mut files = BTreeMap::new();
         for path in paths {
-            let bytes = read_eml(&path)?;
-            let id = message_id_of(&bytes);
+            // Hashed as a stream: a message over the size cap still gets its id, so it can be
+            // recorded as skipped instead of failing every run.
+            let id = message_id_of_file(&path)?;
             if files.insert(id.clone(), path).is_none() {
                 ids.push(id);
             }
@@ -91,9 +92,17 @@ fn read_eml(path: &Path) -> Result<Vec<u8>, GmailError> {
     std::fs::read(path).map_err(io_error)
 }
 
-/// `local-` and 16 bytes of the SHA-256 of the file, in hex.
-fn message_id_of(bytes: &[u8]) -> String {
-    format!("local-{}", hex::encode(&Sha256::digest(bytes)[..16]))
+/// A local message's id: `local-` and 16 bytes of the SHA-256 of the file, in hex (read in
+/// chunks, whatever its size).
+fn message_id_of_file(path: &Path) -> Result<String, GmailError> {
+    let io_error = |source| GmailError::MailDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io_error)?;
+    Ok(format!("local-{}", hex::encode(&hasher.finalize()[..16])))
 }
 
 #[async_trait]
@@ -119,6 +128,25 @@ impl Mailbox for LocalMailbox {
         let display = path.display().to_string();
         let id = id.to_string();
         tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&path)
+                .map_err(|source| GmailError::MailDir {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .len();
+            if size > MAX_EML_BYTES {
+                return Ok(Some(MailMessage {
+                    id: id.clone(),
+                    attachments: Vec::new(),
+                    drive_links: 0,
+                    skipped: vec![super::SkippedPart {
+                        part_id: "*".into(),
+                        reason: format!(
+                            "the message is {size} bytes, over the {MAX_EML_BYTES} bytes a message may have"
+                        ),
+                    }],
+                }));
+            }
             let bytes = read_eml(&path)?;
             parse_message(&id, &bytes)
                 .map(Some)
@@ -160,12 +188,14 @@ pub fn parse_message(id: &str, raw: &[u8]) -> Option<MailMessage> {
         message: &message,
         attachments: Vec::new(),
         drive_links: 0,
+        skipped: Vec::new(),
     };
     walk.part(0, String::new(), 0);
     Some(MailMessage {
         id: id.to_string(),
         attachments: walk.attachments,
         drive_links: walk.drive_links,
+        skipped: walk.skipped,
     })
 }
 
@@ -177,6 +207,7 @@ struct Walk<'m, 'x> {
     message: &'m Message<'x>,
     attachments: Vec<MailPart>,
     drive_links: usize,
+    skipped: Vec<super::SkippedPart>,
 }
 
 impl Walk<'_, '_> {
@@ -186,6 +217,10 @@ impl Walk<'_, '_> {
         };
         if let PartType::Multipart(children) = &part.body {
             if depth >= MAX_DEPTH {
+                self.skipped.push(super::SkippedPart {
+                    part_id: if part_id.is_empty() { "*".into() } else { part_id },
+                    reason: format!("the part is nested deeper than {MAX_DEPTH} levels of multipart"),
+                });
                 return;
             }
             for (position, child) in children.iter().enumerate() {

@@ -67,6 +67,18 @@ pub struct MailMessage {
     pub attachments: Vec<MailPart>,
     /// Links to Google Drive files in the text parts: attachments Gmail did not attach.
     pub drive_links: usize,
+    /// Parts (or the whole message) left out by a limit of the source, each recorded in the
+    /// ledger as `skipped` with its reason, so the rest of the mailbox goes on.
+    pub skipped: Vec<SkippedPart>,
+}
+
+/// A part the source could not hand over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPart {
+    /// The part's id, or `*` for the whole message.
+    pub part_id: String,
+    /// Why, with the limit, in a sentence (no contents, no addresses).
+    pub reason: String,
 }
 
 /// One page of message ids.

@@ -75,6 +75,9 @@ pub struct FetchOutput {
     pub attachments_in_progress: u64,
     pub attachments_unwanted: u64,
     pub attachments_too_large: u64,
+    /// Parts (or whole messages) a limit of the mail source left out, recorded as skipped.
+    #[serde(default)]
+    pub parts_skipped: u64,
     /// Links to Drive files in message bodies: not fetched (gmail.readonly cannot read Drive).
     pub drive_links: u64,
     pub bytes_fetched: u64,
@@ -114,6 +117,7 @@ impl FetchOutput {
         self.attachments_in_progress += other.in_progress;
         self.attachments_unwanted += other.unwanted;
         self.attachments_too_large += other.too_large;
+        self.parts_skipped += other.skipped;
         self.drive_links += other.drive_links;
         self.bytes_fetched += other.bytes;
     }
@@ -133,6 +137,7 @@ struct MessageTally {
     in_progress: u64,
     unwanted: u64,
     too_large: u64,
+    skipped: u64,
     drive_links: u64,
     bytes: u64,
 }
@@ -478,6 +483,26 @@ impl FetchRun<'_> {
         }
         for part in &message.attachments {
             self.part(part, &mut tally).await?;
+        }
+        for skipped in &message.skipped {
+            tracing::warn!(message_id = id, part_id = %skipped.part_id, reason = %skipped.reason, "part left out");
+            tally.skipped += 1;
+            self.ledger
+                .record(LedgerEntry {
+                    source: Ledger::mail_source(id, &skipped.part_id),
+                    raw_key: None,
+                    dataset: String::new(),
+                    message_id: id.to_string(),
+                    part_id: skipped.part_id.clone(),
+                    state: LedgerState::Skipped,
+                    reason: Some(skipped.reason.clone()),
+                    error: None,
+                    attempts: 0,
+                    limit: None,
+                    run: None,
+                    updated_at: now_epoch(),
+                })
+                .await?;
         }
         if tally.in_progress == 0 {
             self.mark_done(id, "done").await?;
