@@ -122,7 +122,7 @@ impl FromRequestParts<ApiState> for Principal {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Principal, Response> {
-        let credentials = Credentials::from_request(&parts.headers, parts.uri.query());
+        let credentials = Credentials::from_request(parts.method.as_str(), &parts.headers, parts.uri.query());
         state
             .authorizer()
             .authenticate(&credentials)

@@ -290,6 +290,20 @@ async fn runs_start_only_with_the_runs_scope(backends: Backends) {
         .await
         .unwrap();
     assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    // A page on another site can make the browser send cookies, not headers: no run from a
+    // cookie credential (CSRF).
+    let started = api.starter.inputs.lock().unwrap().len();
+    let by_cookie = api
+        .post("/runs")
+        .header("cookie", format!("api_key={}", api.operator_key))
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.starter.inputs.lock().unwrap().len(), started, "no run started");
 }
 
 async fn openapi_is_public_and_every_documented_route_is_served(backends: Backends) {

@@ -10,45 +10,80 @@ pub enum Credentials {
     None,
     ApiKey(String),
     Bearer(String),
+    /// A credential was presented but cannot be used as sent (unreadable, or a cookie on a
+    /// request that changes something): refused, never skipped for another one.
+    Malformed(&'static str),
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Credentials::None => "Credentials::None",
-            Credentials::ApiKey(_) => "Credentials::ApiKey(<redacted>)",
-            Credentials::Bearer(_) => "Credentials::Bearer(<redacted>)",
-        })
+        match self {
+            Credentials::None => f.write_str("Credentials::None"),
+            Credentials::ApiKey(_) => f.write_str("Credentials::ApiKey(<redacted>)"),
+            Credentials::Bearer(_) => f.write_str("Credentials::Bearer(<redacted>)"),
+            Credentials::Malformed(why) => write!(f, "Credentials::Malformed({why:?})"),
+        }
     }
 }
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 pub const API_KEY_PARAMETER: &str = "api_key";
 
+/// One place a credential may be: absent (`None`), present, or present but unreadable (the
+/// reason).
+pub type Found = Option<Result<String, &'static str>>;
+
+/// Whether a request method changes nothing (a cookie, which a browser attaches to requests
+/// another site makes, is accepted only then).
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD" | "OPTIONS")
+}
+
 impl Credentials {
-    /// From an HTTP request's headers and query string.
-    pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Credentials {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let cookies = headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok());
+    /// From an HTTP request's method, headers and query string.
+    pub fn from_request(method: &str, headers: &HeaderMap, query: Option<&str>) -> Credentials {
+        let header = |name: &str, unreadable: &'static str| -> Found {
+            headers
+                .get(name)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| unreadable))
+        };
+        let mut cookie: Found = None;
+        for value in headers.get_all(axum::http::header::COOKIE) {
+            match value.to_str() {
+                Ok(text) => {
+                    if let Some(found) = cookie_value(text, API_KEY_PARAMETER) {
+                        cookie = Some(Ok(found));
+                        break;
+                    }
+                }
+                Err(_) if contains(value.as_bytes(), b"api_key=") => {
+                    cookie = Some(Err("the api_key cookie is not ASCII"));
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
         Self::from_parts(
-            header("authorization"),
-            header(API_KEY_HEADER),
-            query.and_then(|q| query_parameter(q, API_KEY_PARAMETER)),
-            cookies.filter_map(|c| cookie_value(c, API_KEY_PARAMETER)).next(),
+            header("authorization", "the Authorization header is not ASCII"),
+            header(API_KEY_HEADER, "the x-api-key header is not ASCII"),
+            query.and_then(|q| query_parameter_found(q, API_KEY_PARAMETER)),
+            cookie,
+            is_safe_method(method),
         )
     }
 
-    /// From already separated pieces (the Lambda authorizer's event).
+    /// From already separated pieces (the Lambda authorizer's event), most preferred first.
     pub fn from_parts(
-        authorization: Option<&str>,
-        api_key_header: Option<&str>,
-        api_key_query: Option<String>,
-        api_key_cookie: Option<String>,
+        authorization: Found,
+        api_key_header: Found,
+        api_key_query: Found,
+        api_key_cookie: Found,
+        safe_method: bool,
     ) -> Credentials {
         if let Some(value) = authorization {
+            let Ok(value) = value else {
+                return Credentials::Malformed("the Authorization header is not ASCII");
+            };
             let mut parts = value.splitn(2, ' ');
             let scheme = parts.next().unwrap_or_default();
             let token = parts.next().unwrap_or_default().trim();
@@ -59,14 +94,35 @@ impl Credentials {
             // rather than fall through to another one.
             return Credentials::Bearer(String::new());
         }
-        if let Some(key) = api_key_header {
-            return Credentials::ApiKey(key.trim().to_string());
+        for found in [api_key_header, api_key_query] {
+            match found {
+                Some(Ok(key)) => return Credentials::ApiKey(key.trim().to_string()),
+                Some(Err(why)) => return Credentials::Malformed(why),
+                None => {}
+            }
         }
-        if let Some(key) = api_key_query.or(api_key_cookie) {
-            return Credentials::ApiKey(key);
+        match api_key_cookie {
+            Some(_) if !safe_method => Credentials::Malformed(
+                "an API key in a cookie is accepted only for GET and HEAD requests (a page on another site could send it)",
+            ),
+            Some(Ok(key)) => Credentials::ApiKey(key),
+            Some(Err(why)) => Credentials::Malformed(why),
+            None => Credentials::None,
         }
-        Credentials::None
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `name`'s first value in a query string: decoded, or the reason it cannot be.
+pub fn query_parameter_found(query: &str, name: &str) -> Found {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key)?.as_str() == name)
+            .then(|| percent_decode(value).ok_or("the api_key parameter is not valid percent-encoded UTF-8"))
+    })
 }
 
 /// The first value of `name` in a query string, percent-decoded.
@@ -122,19 +178,19 @@ mod tests {
     #[test]
     fn api_keys_are_found_in_header_query_and_cookie() {
         assert_eq!(
-            Credentials::from_request(&headers(&[("x-api-key", "slk_a")]), None),
+            Credentials::from_request("GET", &headers(&[("x-api-key", "slk_a")]), None),
             Credentials::ApiKey("slk_a".into())
         );
         assert_eq!(
-            Credentials::from_request(&headers(&[]), Some("limit=5&api_key=slk_%62")),
+            Credentials::from_request("GET", &headers(&[]), Some("limit=5&api_key=slk_%62")),
             Credentials::ApiKey("slk_b".into())
         );
         assert_eq!(
-            Credentials::from_request(&headers(&[("cookie", "theme=dark; api_key=slk_c")]), None),
+            Credentials::from_request("GET", &headers(&[("cookie", "theme=dark; api_key=slk_c")]), None),
             Credentials::ApiKey("slk_c".into())
         );
         assert_eq!(
-            Credentials::from_request(&headers(&[]), Some("limit=5")),
+            Credentials::from_request("GET", &headers(&[]), Some("limit=5")),
             Credentials::None
         );
     }
@@ -143,13 +199,56 @@ mod tests {
     fn bearer_wins_and_a_malformed_authorization_is_not_skipped() {
         let both = headers(&[("authorization", "Bearer abc"), ("x-api-key", "slk_a")]);
         assert_eq!(
-            Credentials::from_request(&both, None),
+            Credentials::from_request("GET", &both, None),
             Credentials::Bearer("abc".into())
         );
         let basic = headers(&[("authorization", "Basic dXNlcjpwYXNz"), ("x-api-key", "slk_a")]);
         assert_eq!(
-            Credentials::from_request(&basic, None),
+            Credentials::from_request("GET", &basic, None),
             Credentials::Bearer(String::new())
+        );
+    }
+
+    #[test]
+    fn a_malformed_credential_anywhere_is_refused_not_skipped() {
+        let mut unreadable = HeaderMap::new();
+        unreadable.insert("x-api-key", axum::http::HeaderValue::from_bytes(b"slk_\xff").unwrap());
+        unreadable.insert("cookie", "api_key=slk_good".parse().unwrap());
+        assert!(matches!(
+            Credentials::from_request("GET", &unreadable, None),
+            Credentials::Malformed(_)
+        ));
+        let mut bad_authorization = HeaderMap::new();
+        bad_authorization.insert(
+            "authorization",
+            axum::http::HeaderValue::from_bytes(b"Bearer \xfe").unwrap(),
+        );
+        bad_authorization.insert("x-api-key", "slk_good".parse().unwrap());
+        assert!(matches!(
+            Credentials::from_request("GET", &bad_authorization, None),
+            Credentials::Malformed(_)
+        ));
+        assert!(matches!(
+            Credentials::from_request("GET", &headers(&[("cookie", "api_key=slk_c")]), Some("api_key=%zz")),
+            Credentials::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn a_cookie_credential_is_refused_on_requests_that_change_something() {
+        let cookie = headers(&[("cookie", "api_key=slk_c")]);
+        assert!(matches!(
+            Credentials::from_request("POST", &cookie, None),
+            Credentials::Malformed(_)
+        ));
+        assert_eq!(
+            Credentials::from_request("HEAD", &cookie, None),
+            Credentials::ApiKey("slk_c".into())
+        );
+        // A header credential is no browser's doing: fine on POST.
+        assert_eq!(
+            Credentials::from_request("POST", &headers(&[("x-api-key", "slk_a")]), None),
+            Credentials::ApiKey("slk_a".into())
         );
     }
 

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::credentials::{API_KEY_HEADER, API_KEY_PARAMETER, query_parameter};
+use super::credentials::{API_KEY_HEADER, API_KEY_PARAMETER, Found, is_safe_method, query_parameter_found};
 use super::route_access::required_access;
 use super::{AuthError, AuthMethod, Authorizer, Credentials, Denied, Principal};
 
@@ -48,29 +48,35 @@ fn lowercase_map(value: Option<&Value>) -> Map<String, Value> {
 
 fn credentials_of(event: &Value) -> Credentials {
     let headers = lowercase_map(event.get("headers"));
-    let header = |name: &str| headers.get(name).and_then(Value::as_str);
-    let query = event
+    let header = |name: &str| -> Found { headers.get(name).and_then(Value::as_str).map(|v| Ok(v.to_string())) };
+    let query: Found = match event
         .get("queryStringParameters")
         .and_then(|q| q.get(API_KEY_PARAMETER))
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            event
-                .get("rawQueryString")
-                .and_then(Value::as_str)
-                .and_then(|raw| query_parameter(raw, API_KEY_PARAMETER))
-        });
+    {
+        Some(decoded) => Some(Ok(decoded.to_string())),
+        None => event
+            .get("rawQueryString")
+            .and_then(Value::as_str)
+            .and_then(|raw| query_parameter_found(raw, API_KEY_PARAMETER)),
+    };
     let cookie_headers: Vec<String> = match event.get("cookies").and_then(Value::as_array) {
         Some(cookies) => cookies.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        None => header("cookie").map(str::to_string).into_iter().collect(),
+        None => headers
+            .get("cookie")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
     };
     let cookie = cookie_headers.iter().find_map(|header| {
         header.split(';').find_map(|pair| {
             let (key, value) = pair.trim().split_once('=')?;
-            (key.trim() == API_KEY_PARAMETER).then(|| value.trim().to_string())
+            (key.trim() == API_KEY_PARAMETER).then(|| Ok(value.trim().to_string()))
         })
     });
-    Credentials::from_parts(header("authorization"), header(API_KEY_HEADER), query, cookie)
+    let safe = route_of(event).is_none_or(|(method, _)| is_safe_method(&method));
+    Credentials::from_parts(header("authorization"), header(API_KEY_HEADER), query, cookie, safe)
 }
 
 /// (method, path) of the request being authorized.

@@ -148,6 +148,7 @@ impl Authorizer {
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
         match credentials {
             Credentials::None => Err(AuthError::Missing),
+            Credentials::Malformed(why) => Err(AuthError::Invalid((*why).to_string())),
             Credentials::ApiKey(key) => self.api_keys.verify(key).await,
             Credentials::Bearer(token) => match &self.jwt {
                 Some(jwt) => jwt.verify(token).await,
