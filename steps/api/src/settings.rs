@@ -62,6 +62,8 @@ pub struct JwtSettings {
     pub scope_prefix: String,
     /// The JWKS is refetched after this long even if every `kid` is known.
     pub jwks_max_age_secs: u64,
+    /// Tokens that live longer (from `iat`, or from now, to `exp`) are refused.
+    pub max_lifetime_secs: u64,
 }
 
 impl Default for JwtSettings {
@@ -75,6 +77,7 @@ impl Default for JwtSettings {
             algorithms: vec!["RS256".into(), "ES256".into()],
             scope_prefix: String::new(),
             jwks_max_age_secs: 3600,
+            max_lifetime_secs: 24 * 3600,
         }
     }
 }

@@ -86,6 +86,15 @@ async fn bad_credentials_are_refused_with_the_right_status() {
     );
     let tampered = format!("{head}.{forged_payload}.{signature}");
 
+    // Signed for real, with a `crit` extension this server does not implement (RFC 7515 4.1.11).
+    let crit = {
+        use base64::Engine;
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID, "crit": ["exp-sluice"], "exp-sluice": 1});
+        let message = format!("{}.{}", b64(&header), b64(&with(json!({}))));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &idp.rsa, Algorithm::RS256).unwrap();
+        format!("{message}.{signature}")
+    };
     let mut hs_header = Header::new(Algorithm::HS256);
     hs_header.kid = Some(RSA_KID.into());
     let hs256_with_public_key =
@@ -117,6 +126,21 @@ async fn bad_credentials_are_refused_with_the_right_status() {
         ),
         ("good API key", Credential::Key(valid_key.clone()), StatusCode::OK),
         ("expired", rs(with(json!({"exp": now - 120}))), StatusCode::UNAUTHORIZED),
+        (
+            "lives longer than the accepted day",
+            rs(with(json!({"exp": now + 3 * 86_400}))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "no iat and an exp two days out",
+            rs(with(json!({"iat": null, "exp": now + 2 * 86_400}))),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a crit header extension",
+            Credential::Bearer(crit.clone()),
+            StatusCode::UNAUTHORIZED,
+        ),
         (
             "not yet valid",
             rs(with(json!({"nbf": now + 120}))),

@@ -31,6 +31,7 @@ struct Verified {
 #[derive(Debug, Deserialize)]
 struct Claims {
     exp: i64,
+    iat: Option<i64>,
     sub: Option<String>,
     #[serde(default)]
     aud: Audience,
@@ -135,6 +136,7 @@ impl JwtVerifier {
 
     async fn verify_uncached(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let header = decode_header(token).map_err(|err| AuthError::Invalid(format!("bad JWT header: {err}")))?;
+        refuse_critical_extensions(token)?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::Invalid(format!(
                 "algorithm {:?} is not accepted",
@@ -152,6 +154,15 @@ impl JwtVerifier {
             .map_err(|err| AuthError::Invalid(format!("JWT rejected: {err}")))?;
         let claims = data.claims;
         let exp = claims.exp;
+        // A stolen long-lived token is a standing credential: cap what is accepted.
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = exp.saturating_sub(claims.iat.unwrap_or(now).min(now));
+        let max = i64::try_from(self.settings.max_lifetime_secs).unwrap_or(i64::MAX);
+        if lifetime > max {
+            return Err(AuthError::Invalid(format!(
+                "the JWT lives {lifetime} s, more than the {max} s accepted (api.jwt.max_lifetime_secs)"
+            )));
+        }
         self.check_audience(&claims)?;
         let scopes = self.scopes(&claims);
         let subject = claims
@@ -205,4 +216,22 @@ impl JwtVerifier {
             })
             .collect()
     }
+}
+
+/// RFC 7515 4.1.11: a header listing extensions in `crit` must be refused by a recipient that
+/// does not understand them, and this one understands none.
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| AuthError::Invalid("bad JWT header: not base64url".into()))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Invalid("bad JWT header: not JSON".into()))?;
+    if header.get("crit").is_some() {
+        return Err(AuthError::Invalid(
+            "the JWT names critical header extensions (crit), which this server does not implement".into(),
+        ));
+    }
+    Ok(())
 }
