@@ -34,6 +34,7 @@ fn deps(backends: Backends) -> PiiDeps {
         detector: Arc::new(BuiltinDetector::new()),
         policies: PolicySet::new([("orders".to_string(), policy)].into()),
         batch_bytes: 64,
+        datasets: Default::default(),
     }
 }
 
