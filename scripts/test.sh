@@ -75,5 +75,7 @@ for template in "${templates[@]}"; do
 done
 echo "linted ${#templates[@]} template(s)"
 
+say "cargo build --bins (the real Lambda binaries tests/lambda_binaries.rs runs)"
+cargo build --workspace --bins
 say "cargo test"
 cargo test --workspace "$@"

@@ -34,6 +34,20 @@ pub struct RunArgs {
     /// Take up again the files that stayed failed after their attempts.
     #[arg(long)]
     retry_failed: bool,
+    /// Invoke the real Lambda binaries in DIR (`target/debug` after `cargo build --bins`, or
+    /// `target/lambda` after `cargo lambda build`) through a local Lambda Runtime API, with the
+    /// timeouts, memory and environment the SAM template gives them. Needs the AWS backends.
+    #[arg(long, value_name = "DIR")]
+    lambda_binaries: Option<PathBuf>,
+    /// The SAM template for --lambda-binaries (default: infra/template.yaml beside the config).
+    #[arg(long, value_name = "PATH", requires = "lambda_binaries")]
+    template: Option<PathBuf>,
+}
+
+/// Where `--lambda-binaries` finds the binaries and the template.
+struct LambdaChoice<'a> {
+    dir: &'a Path,
+    template: Option<&'a Path>,
 }
 
 #[derive(Args)]
@@ -86,6 +100,15 @@ async fn open(
     backend: Option<BackendChoice>,
     definition: Option<&Path>,
 ) -> anyhow::Result<(Config, Pipeline)> {
+    open_with(config_path, backend, definition, None).await
+}
+
+async fn open_with(
+    config_path: Option<&Path>,
+    backend: Option<BackendChoice>,
+    definition: Option<&Path>,
+    lambda: Option<LambdaChoice<'_>>,
+) -> anyhow::Result<(Config, Pipeline)> {
     super::init_cli_tracing();
     let mut config = super::load_config(config_path.or(default_config().as_deref()))?;
     match backend {
@@ -105,6 +128,14 @@ async fn open(
             .await
             .context("provisioning the emulator's bucket and tables")?;
     }
+    let lambda_binaries = match lambda {
+        Some(choice) => Some(lambda_binaries(
+            &config,
+            config_path.or(default_config().as_deref()),
+            choice,
+        )?),
+        None => None,
+    };
     let backends = Backends::from_config(&config).await.context("opening the backends")?;
     let definition = match definition {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
@@ -115,9 +146,52 @@ async fn open(
         base_dir: base_dir_of(config_path.or(default_config().as_deref())),
         decorate: None,
         show_progress: true,
+        lambda_binaries,
     };
     let pipeline = Pipeline::open(&config, backends, options).await?;
     Ok((config, pipeline))
+}
+
+/// The functions of `--lambda-binaries`, from the template, for the local configuration.
+fn lambda_binaries(
+    config: &Config,
+    config_path: Option<&Path>,
+    choice: LambdaChoice<'_>,
+) -> anyhow::Result<sluice::runner::lambda_host::LambdaBinaries> {
+    use sluice::runner::lambda_host::{LambdaBinaries, LocalRun};
+    anyhow::ensure!(
+        config.backend == BackendKind::Aws,
+        "--lambda-binaries needs the AWS backends (--backend aws, or backend = \"aws\"; aws.endpoint_url for an \
+         emulator such as moto): each binary runs in a process of its own, and the template's functions use S3, \
+         DynamoDB and Secrets Manager"
+    );
+    let base_dir = base_dir_of(config_path);
+    let template_path = choice
+        .template
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| base_dir.join("infra/template.yaml"));
+    let template = sluice::runner::template::SamTemplate::load(&template_path)?;
+    let document = match config_path {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => String::new(),
+    };
+    // The SLUICE_* variables the configuration was loaded with reach the functions too.
+    let overrides: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("SLUICE_")).collect();
+    let binaries = LambdaBinaries::from_template(
+        choice.dir,
+        &template,
+        &LocalRun {
+            config,
+            config_document: &document,
+            config_overrides: &overrides,
+            base_dir: &base_dir,
+        },
+    )
+    .with_context(|| format!("reading the functions of {}", template_path.display()))?;
+    for note in &binaries.notes {
+        println!("note: {note}");
+    }
+    Ok(binaries)
 }
 
 /// With no `--config`: `./sluice.toml` (the repository root's reads the fixture mail).
@@ -132,7 +206,11 @@ pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<Ex
         anyhow::ensure!(input.is_object(), "--input must be a JSON object");
         input["retry_failed"] = Value::Bool(true);
     }
-    let (_, pipeline) = open(config_path, args.backend, args.definition.as_deref()).await?;
+    let lambda = args.lambda_binaries.as_deref().map(|dir| LambdaChoice {
+        dir,
+        template: args.template.as_deref(),
+    });
+    let (_, pipeline) = open_with(config_path, args.backend, args.definition.as_deref(), lambda).await?;
     abort_abandoned(&pipeline)?;
     loop {
         let started = Instant::now();

@@ -29,6 +29,7 @@ pub async fn run(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<
         base_dir: base_dir_of(config_path),
         decorate: None,
         show_progress: false,
+        lambda_binaries: None,
     };
     let pipeline = Arc::new(Pipeline::open(&config, backends.clone(), options).await?);
     let callback = sluice_gmail::callback::router(pipeline.oauth.clone());

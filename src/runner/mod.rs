@@ -3,8 +3,10 @@
 
 mod engine_handle;
 mod handlers;
+pub mod lambda_host;
 mod objects;
 mod progress;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,8 @@ pub struct Pipeline {
     pub consent_url: Arc<Mutex<Option<String>>>,
     /// The Gmail OAuth pieces, for the manual code exchange and the callback route.
     pub oauth: Arc<sluice_gmail::OAuthDeps>,
+    /// The Lambda processes of a run through the real binaries; they are killed with it.
+    pub lambda_host: Option<Arc<lambda_host::LambdaHost>>,
 }
 
 /// How to open a [`Pipeline`].
@@ -60,6 +64,9 @@ pub struct PipelineOptions {
     pub base_dir: PathBuf,
     pub decorate: Option<HandlerDecorator>,
     pub show_progress: bool,
+    /// Invoke each function's real Lambda binary through a local Lambda Runtime API instead of
+    /// its in-process handler.
+    pub lambda_binaries: Option<lambda_host::LambdaBinaries>,
 }
 
 impl Pipeline {
@@ -94,7 +101,30 @@ impl Pipeline {
             consent_url: consent_url.clone(),
         })
         .await?;
+        let lambda_host = match &options.lambda_binaries {
+            Some(binaries) => Some(Arc::new(lambda_host::LambdaHost::new(binaries).map_err(|e| {
+                RunnerError::Setup {
+                    stage: "lambda binaries",
+                    message: e.to_string(),
+                }
+            })?)),
+            None => None,
+        };
         for (function, handler) in bindings {
+            let handler = match &lambda_host {
+                Some(host) => {
+                    let process = host.handler(function).map_err(|e| RunnerError::Setup {
+                        stage: function,
+                        message: e.to_string(),
+                    })?;
+                    if function == "sluice-consent-request" {
+                        lambda_host::keeping_consent_url(process, consent_url.clone())
+                    } else {
+                        process
+                    }
+                }
+                None => handler,
+            };
             let handler = match &options.decorate {
                 Some(decorate) => decorate(function, handler),
                 None => handler,
@@ -109,6 +139,7 @@ impl Pipeline {
             progress,
             consent_url,
             oauth,
+            lambda_host,
         })
     }
 

@@ -35,6 +35,7 @@ pub async fn open_pipeline(
         base_dir: base_dir.to_path_buf(),
         decorate,
         show_progress: false,
+        lambda_binaries: None,
     };
     Pipeline::open(config, backends, options).await.unwrap()
 }

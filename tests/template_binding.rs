@@ -1,0 +1,132 @@
+//! `infra/template.yaml` against the table the local runner binds by (`sluice::runner::FUNCTIONS`):
+//! what ships and what runs locally are the same functions, under the same names.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use sluice::runner::lambda_host::{LambdaBinaries, LocalRun};
+use sluice::runner::template::{SamTemplate, SubstitutionTarget};
+use sluice::runner::{FUNCTIONS, PIPELINE_DEFINITION};
+use sluice_core::Config;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn template() -> SamTemplate {
+    SamTemplate::load(&repo_root().join("infra/template.yaml")).unwrap()
+}
+
+#[test]
+fn every_bound_function_has_its_substitution_and_a_template_function_with_its_binary() {
+    let template = template();
+    let substitutions = template.definition_substitutions().unwrap();
+    let functions = template.functions().unwrap();
+    for function in &FUNCTIONS {
+        let (substitution, binary) = (function.substitution, function.binary);
+        match substitutions.get(substitution) {
+            Some(SubstitutionTarget::Function {
+                binary: theirs,
+                logical_id,
+            }) => assert_eq!(
+                theirs, binary,
+                "${{{substitution}}} is {logical_id}, whose binary is {theirs}, not {binary}"
+            ),
+            other => panic!("the state machine's ${{{substitution}}} is not a function: {other:?}"),
+        }
+        assert!(
+            functions.iter().any(|f| f.binary == binary),
+            "no AWS::Serverless::Function builds {binary}"
+        );
+    }
+}
+
+#[test]
+fn every_function_substitution_of_the_state_machine_is_bound_locally() {
+    let bound: BTreeSet<(&str, &str)> = FUNCTIONS.iter().map(|f| (f.substitution, f.binary)).collect();
+    for (substitution, target) in template().definition_substitutions().unwrap() {
+        if let SubstitutionTarget::Function { binary, logical_id } = target {
+            assert!(
+                bound.contains(&(substitution.as_str(), binary.as_str())),
+                "${{{substitution}}} ({logical_id}, binary {binary}) is not in sluice::runner::FUNCTIONS"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_definition_uses_exactly_the_template_substitutions() {
+    let placeholders: BTreeSet<String> = PIPELINE_DEFINITION
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .collect();
+    let substitutions: BTreeSet<String> = template().definition_substitutions().unwrap().into_keys().collect();
+    assert_eq!(placeholders, substitutions);
+}
+
+#[test]
+fn the_template_gives_every_pipeline_function_a_local_environment() {
+    let text = "backend = \"aws\"\n[aws]\nbucket = \"b\"\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:1\"\n[gmail]\nsource = \"gmail\"\nredirect_uri = \"http://127.0.0.1:8080/oauth/callback\"\n";
+    let config = Config::from_toml(text, "test", Path::new(".")).unwrap();
+    let binaries = LambdaBinaries::from_template(
+        Path::new("target/debug"),
+        &template(),
+        &LocalRun {
+            config: &config,
+            config_document: text,
+            config_overrides: &[],
+            base_dir: Path::new("."),
+        },
+    )
+    .unwrap();
+    let names: BTreeSet<&str> = binaries.functions.keys().map(String::as_str).collect();
+    let bound: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
+    assert_eq!(names, bound);
+    for (binary, function) in &binaries.functions {
+        let env = &function.environment;
+        assert_eq!(env["SLUICE_AWS__BUCKET"], "b", "{binary}");
+        assert_eq!(env["SLUICE_AWS__CONTROL_TABLE"], config.aws.control_table, "{binary}");
+        assert_eq!(
+            env["SLUICE_CONFIG"], text,
+            "{binary}: the local document rides in SLUICE_CONFIG"
+        );
+        assert!(
+            !env.contains_key("SLUICE_AWS__KMS_KEY_ID"),
+            "{binary}: no local KMS key"
+        );
+        assert!(function.timeout.as_secs() >= 10, "{binary}");
+        assert_eq!(function.handler, "bootstrap");
+    }
+    let fetch = &binaries.functions["sluice-gmail-fetch"];
+    assert_eq!((fetch.timeout.as_secs(), fetch.memory_mb), (900, 1024));
+    assert_eq!(
+        binaries.functions["sluice-consent-request"].environment["SLUICE_GMAIL__REDIRECT_URI"],
+        "http://127.0.0.1:8080/oauth/callback",
+        "the OAuthRedirectUri parameter is the local redirect URI"
+    );
+}
+
+#[test]
+fn a_value_with_no_local_counterpart_names_the_function_and_the_variable() {
+    // No redirect URI locally: the template falls back to the HTTP API's URL, which a local run
+    // does not have.
+    let text = "backend = \"aws\"\n[aws]\nbucket = \"b\"\n";
+    let config = Config::from_toml(text, "test", Path::new(".")).unwrap();
+    let err = LambdaBinaries::from_template(
+        Path::new("target/debug"),
+        &template(),
+        &LocalRun {
+            config: &config,
+            config_document: text,
+            config_overrides: &[],
+            base_dir: Path::new("."),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("ConsentRequestFunction") && err.contains("SLUICE_GMAIL__REDIRECT_URI") && err.contains("HttpApi"),
+        "{err}"
+    );
+}
