@@ -156,6 +156,12 @@ impl DatasetSettings {
     }
 }
 
+/// Every key a configuration document may have at its top level: the settings of this crate
+/// and the sections the stages read (`[gmail]`, `[pii]`, `[tokens]`, `[api]`).
+pub const TOP_LEVEL_KEYS: [&str; 10] = [
+    "backend", "data_dir", "aws", "stage", "ingest", "datasets", "gmail", "pii", "tokens", "api",
+];
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -241,6 +247,18 @@ impl Config {
             origin: origin.to_string(),
             message: err.to_string(),
         })?;
+        // A typo (`data_dri`, `[ingst]`) is an error, not a setting quietly ignored. Only the
+        // document is checked: the environment carries unrelated SLUICE_* variables too.
+        if let Some(unknown) = raw.keys().find(|key| !TOP_LEVEL_KEYS.contains(&key.as_str())) {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                field: unknown.clone(),
+                message: format!(
+                    "is not a Sluice setting (the top level knows {})",
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
+            });
+        }
         let mut overlaid: Vec<(String, String)> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != "SLUICE_CONFIG")
@@ -489,6 +507,23 @@ mod tests {
             message.contains("[ingest]") && message.contains("concurency"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn unknown_top_level_keys_and_sections_are_errors_naming_them() {
+        for (doc, key) in [
+            ("data_dri = \"x\"", "data_dri"),
+            ("[ingst]\nconcurrency = 2", "ingst"),
+            ("[dataset.orders]\nkey_columns = [\"id\"]", "dataset"),
+        ] {
+            let err = Config::from_toml(doc, "sluice.toml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains("sluice.toml"), "{doc:?} -> {err}");
+        }
+        // The environment may hold other SLUICE_* variables: they are not settings.
+        let env = [("SLUICE_TEST_AWS_ENDPOINT".to_string(), "http://x".to_string())];
+        assert!(Config::from_toml_with_env("", "env", Path::new("."), env).is_ok());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod process;
 pub mod quarantine;
 pub mod retry;
 pub mod run_options;
+pub mod scopes;
 pub mod secrets;
 pub mod tables;
 pub mod task_tokens;

@@ -100,10 +100,13 @@ impl TokenSettings {
                 if consumer.scopes.is_empty() {
                     return Err(invalid(format!("{field}.scopes"), "must name at least one scope"));
                 }
-                if let Some(bad) = consumer.scopes.iter().find(|s| !is_valid_scope(s)) {
+                if let Some(bad) = consumer.scopes.iter().find(|s| !sluice_core::scopes::is_known(s)) {
                     return Err(invalid(
                         format!("{field}.scopes"),
-                        &format!("holds {bad:?}, which is not a scope (printable ASCII, no spaces)"),
+                        &format!(
+                            "holds {bad:?}, which is not a Sluice scope (known: {})",
+                            sluice_core::scopes::ALL.join(", ")
+                        ),
                     ));
                 }
             }
@@ -115,10 +118,6 @@ impl TokenSettings {
         }
         Ok(())
     }
-}
-
-fn is_valid_scope(scope: &str) -> bool {
-    !scope.is_empty() && scope.len() <= 128 && scope.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 /// What the state machine passes in. Other fields of the state are ignored.

@@ -335,6 +335,10 @@ fn bad_consumer_settings_name_the_field() {
         ),
         ("[tokens.consumers.orders.a]\nscopes = []", "consumers.orders.a.scopes"),
         (
+            "[tokens.consumers.orders.a]\nscopes = [\"records:raed\"]",
+            "records:raed",
+        ),
+        (
             "[tokens.consumers.orders.\"a/b\"]\nscopes = [\"x\"]",
             "consumers.orders.a/b",
         ),

@@ -25,9 +25,7 @@ pub use credentials::Credentials;
 pub use jwks::JwksCache;
 pub use jwt::JwtVerifier;
 
-pub const RECORDS_READ: &str = "records:read";
-pub const RECORDS_REIDENTIFY: &str = "records:reidentify";
-pub const RUNS_START: &str = "runs:start";
+pub use sluice_core::scopes::{RECORDS_READ, RECORDS_REIDENTIFY, RUNS_START};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
