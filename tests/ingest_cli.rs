@@ -215,3 +215,26 @@ fn oversized_and_too_deep_mail_is_recorded_as_skipped_and_the_rest_goes_on() {
     let count = sluice(dir.path(), &["records", "list", "orders", "--count"]);
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "5");
 }
+
+/// The data directory and its database are private to their owner, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), "").unwrap();
+    let file = dir.path().join("stock.csv");
+    std::fs::write(&file, "sku,qty\nS1,1\n").unwrap();
+    let ingest = sluice(dir.path(), &["ingest", "--dataset", "stock", file.to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = dir.path().join(".sluice");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("sluice.db")), 0o600);
+    for companion in ["sluice.db-wal", "sluice.db-shm"] {
+        let path = data.join(companion);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{companion}");
+        }
+    }
+}

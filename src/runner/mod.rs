@@ -77,11 +77,13 @@ impl Pipeline {
         );
         let machine = StateMachine::from_json(&definition).map_err(|e| RunnerError::Definition(e.to_string()))?;
         // The executions live under data_dir whatever the backends (on AWS backends too).
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| RunnerError::Store {
-            path: config.data_dir.clone(),
-            message: e.to_string(),
-        })?;
         let store_path = config.data_dir.join("sluice.db");
+        sluice_core::private::private_dir(&config.data_dir)
+            .and_then(|()| sluice_core::private::private_database(&store_path))
+            .map_err(|e| RunnerError::Store {
+                path: store_path.clone(),
+                message: e.to_string(),
+            })?;
         let store = SqliteExecutionStore::open(&store_path).map_err(|e| RunnerError::Store {
             path: store_path.clone(),
             message: e.to_string(),

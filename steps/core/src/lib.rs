@@ -20,6 +20,7 @@ pub mod lambda;
 pub mod lease;
 pub mod ledger;
 pub mod objects;
+pub mod private;
 pub mod process;
 pub mod quarantine;
 pub mod retry;

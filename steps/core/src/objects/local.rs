@@ -22,8 +22,9 @@ impl LocalObjectStore {
             objects: root.join("objects"),
             metadata: root.join("object-meta"),
         };
+        crate::private::private_dir(root)?;
         for dir in [&store.objects, &store.metadata] {
-            std::fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
+            crate::private::private_dir(dir)?;
         }
         Ok(store)
     }

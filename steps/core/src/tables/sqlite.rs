@@ -29,8 +29,9 @@ pub struct SqliteDatabase {
 impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<SqliteDatabase, BackendError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
+            crate::private::private_dir(dir)?;
         }
+        crate::private::private_database(path)?;
         let connection = Connection::open(path).map_err(BackendError::sqlite("open"))?;
         Self::prepare(connection)
     }
