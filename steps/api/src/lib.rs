@@ -9,6 +9,7 @@
 //! - [`error`]: JSON errors with stable codes.
 //! - [`server`]: [`ApiState`], [`router`] and [`serve`].
 
+mod access;
 pub mod auth;
 pub mod cursor;
 pub mod error;

@@ -123,11 +123,15 @@ impl FromRequestParts<ApiState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Principal, Response> {
         let credentials = Credentials::from_request(parts.method.as_str(), &parts.headers, parts.uri.query());
-        state
+        let principal = state
             .authorizer()
             .authenticate(&credentials)
             .await
-            .map_err(|err| err.into_api_error().into_response())
+            .map_err(|err| err.into_api_error().into_response())?;
+        if let Some(slot) = parts.extensions.get::<crate::access::PrincipalSlot>() {
+            slot.set(&principal.subject);
+        }
+        Ok(principal)
     }
 }
 
@@ -145,10 +149,11 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    match extra {
+    let api = match extra {
         Some(extra) => api.merge(extra),
         None => api,
-    }
+    };
+    api.layer(axum::middleware::from_fn(crate::access::access))
 }
 
 /// Serves [`router`] on `addr` until Ctrl-C; logs the bound address (port 0 picks one).

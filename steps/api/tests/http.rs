@@ -335,6 +335,47 @@ async fn openapi_is_public_and_every_documented_route_is_served(backends: Backen
     assert_eq!(json_of(unknown).await.1["error"]["code"], "not_found");
 }
 
+/// Answers the handlers did not make (a method the route does not take, a body over the
+/// limit, a path that is not UTF-8, an unknown route) are the same JSON envelope.
+async fn every_error_answers_the_json_envelope(backends: Backends) {
+    let api = Running::start(backends).await;
+    let cases = [
+        (api.get("/runs").send().await.unwrap(), 405, "method_not_allowed"),
+        (
+            api.post("/datasets/orders/records:batchGet")
+                .header("x-api-key", &api.reader_key)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 600 * 1024])
+                .send()
+                .await
+                .unwrap(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            api.get("/datasets/%FF%FE/records/1")
+                .header("x-api-key", &api.reader_key)
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "invalid_request",
+        ),
+        (api.get("/nowhere").send().await.unwrap(), 404, "not_found"),
+    ];
+    for (response, status, code) in cases {
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        let allow = response.headers().get("allow").cloned();
+        let (got, body) = json_of(response).await;
+        assert_eq!(got.as_u16(), status, "{body}");
+        assert!(content_type.starts_with("application/json"), "{content_type}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        if status == 405 {
+            assert!(allow.is_some(), "a 405 keeps its Allow header");
+        }
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod local {
@@ -367,4 +408,5 @@ on_both_backends!(
     pages_cover_the_dataset_once_and_cursors_cannot_be_forged,
     runs_start_only_with_the_runs_scope,
     openapi_is_public_and_every_documented_route_is_served,
+    every_error_answers_the_json_envelope,
 );
