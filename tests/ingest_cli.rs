@@ -238,3 +238,28 @@ fn the_data_directory_and_its_database_are_private() {
         }
     }
 }
+
+/// A file handed over on the command line is not a mail attachment: the attachment limit does
+/// not refuse it (`stage.max_file_bytes` does, far higher).
+#[test]
+fn a_handed_over_file_has_its_own_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        "[stage]\nmax_attachment_bytes = 64\nmax_file_bytes = 100000\n",
+    )
+    .unwrap();
+    let mut csv = String::from("sku,qty\n");
+    for i in 0..200 {
+        csv.push_str(&format!("S{i:04},{i}\n"));
+    }
+    let file = dir.path().join("stock.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let ingest = sluice(dir.path(), &["ingest", "--dataset", "stock", file.to_str().unwrap()]);
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stdout));
+    let count = sluice(dir.path(), &["records", "list", "stock", "--count"]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "200");
+    std::fs::write(dir.path().join("sluice.toml"), "[stage]\nmax_file_bytes = 100\n").unwrap();
+    let refused = sluice(dir.path(), &["ingest", "--dataset", "stock2", file.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "over max_file_bytes: quarantined");
+}

@@ -75,7 +75,7 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
             .unwrap_or_else(|_| chrono::Utc::now()),
         declared_charset: None,
     };
-    let staged = sluice_stage::stage_attachment(
+    let staged = sluice_stage::stage_handed_over_file(
         backends.objects.as_ref(),
         &config,
         &dataset,

@@ -69,12 +69,15 @@ impl Default for AwsSettings {
 pub struct StageSettings {
     /// Attachments larger than this are quarantined unread.
     pub max_attachment_bytes: u64,
+    /// The same for a file handed over on the command line (`sluice ingest FILE`).
+    pub max_file_bytes: u64,
 }
 
 impl Default for StageSettings {
     fn default() -> Self {
         StageSettings {
             max_attachment_bytes: 50 * 1024 * 1024,
+            max_file_bytes: 20 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -310,6 +313,9 @@ impl Config {
         }
         if self.stage.max_attachment_bytes == 0 {
             return Err(invalid("stage.max_attachment_bytes", "must be greater than 0"));
+        }
+        if self.stage.max_file_bytes == 0 {
+            return Err(invalid("stage.max_file_bytes", "must be greater than 0"));
         }
         if self.aws.multipart_part_bytes < 5 * 1024 * 1024 {
             return Err(invalid(

@@ -89,6 +89,28 @@ pub async fn quarantine(
     Ok(target)
 }
 
+/// Records why `source` is refused without moving it (a file too large to be worth copying
+/// again: it stays where it is, immutable). Returns its quarantine key, which holds no copy
+/// but whose reason [`read_reason`] reads.
+pub async fn record_reason_in_place(
+    store: &dyn ObjectStore,
+    source: &ObjectKey,
+    reason: &QuarantineReason,
+) -> Result<ObjectKey, BackendError> {
+    let target = quarantine_key(source)?;
+    let key = reason_key(&target)?;
+    let body = serde_json::to_vec_pretty(reason).map_err(|e| BackendError::Corrupt {
+        location: key.to_string(),
+        reason: e.to_string(),
+    })?;
+    let options = PutOptions {
+        metadata: BTreeMap::from([("original-left-at".to_string(), source.to_string())]),
+        content_type: Some("application/json".into()),
+    };
+    store.put_bytes(&key, Bytes::from(body), &options).await?;
+    Ok(target)
+}
+
 /// The reason a file was quarantined, if it was.
 pub async fn read_reason(
     store: &dyn ObjectStore,

@@ -530,6 +530,13 @@ async fn attachments_over_the_size_limit_are_quarantined_unread() {
         "{}",
         reason.message
     );
+    // Recorded, not copied: the original stays under raw/, quarantine/ holds only the reason.
+    assert!(
+        backends.objects.head(&key).await.unwrap().is_none(),
+        "no copy in quarantine/"
+    );
+    let raw = sluice_core::ObjectKey::new(staged.raw_key.clone()).unwrap();
+    assert!(backends.objects.head(&raw).await.unwrap().is_some());
 }
 
 #[test]

@@ -238,6 +238,16 @@ fn parse_raw_key(key: &str) -> Result<RawKeyParts<'_>, StageError> {
 
 /// The stage step: validates the raw object and writes `staged/` or moves it to `quarantine/`.
 pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) -> Result<StageOutput, StageError> {
+    run_with_limit(input, objects, config, config.stage.max_attachment_bytes).await
+}
+
+/// [`run`], refusing files over `limit` bytes (a mail attachment's limit, or a handed-over file's).
+async fn run_with_limit(
+    input: StageInput,
+    objects: &dyn ObjectStore,
+    config: &Config,
+    limit: u64,
+) -> Result<StageOutput, StageError> {
     let raw_key = ObjectKey::new(input.raw_key.clone())?;
     let parts = parse_raw_key(raw_key.as_str())?;
     let staged_key = ObjectKey::new(format!(
@@ -304,7 +314,6 @@ pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) 
     let raw = objects.head(&raw_key).await?.ok_or_else(|| StageError::Missing {
         key: raw_key.to_string(),
     })?;
-    let limit = config.stage.max_attachment_bytes;
     let declared = config
         .dataset(parts.dataset)
         .encoding
@@ -349,7 +358,13 @@ pub async fn run(input: StageInput, objects: &dyn ObjectStore, config: &Config) 
                     .collect(),
                 problems_truncated: false,
             };
-            let moved = quarantine::quarantine(objects, &raw_key, &reason).await?;
+            // A file refused for its size is not copied again (a gigabyte takes seconds):
+            // its reason is recorded and the original stays under raw/.
+            let moved = if matches!(refusal, Refusal::TooLarge { .. }) {
+                quarantine::record_reason_in_place(objects, &raw_key, &reason).await?
+            } else {
+                quarantine::quarantine(objects, &raw_key, &reason).await?
+            };
             tracing::warn!(raw_key = %raw_key, code = refusal.code(), "quarantined");
             Ok(StageOutput {
                 quarantine_key: Some(moved.to_string()),
@@ -469,7 +484,7 @@ async fn normalize_object(
     Ok(verdict)
 }
 
-/// Stores an attachment and stages it: what the Gmail fetch step and `sluice ingest` call.
+/// Stores an attachment and stages it, under the attachment limit (`stage.max_attachment_bytes`).
 pub async fn stage_attachment(
     objects: &dyn ObjectStore,
     config: &Config,
@@ -478,13 +493,26 @@ pub async fn stage_attachment(
     body: AttachmentBody,
 ) -> Result<StageOutput, StageError> {
     let raw = store_raw(objects, dataset, source, body).await?;
-    run(
-        StageInput {
-            raw_key: raw.raw_key,
-            failed: None,
-        },
-        objects,
-        config,
-    )
-    .await
+    let input = StageInput {
+        raw_key: raw.raw_key,
+        failed: None,
+    };
+    run(input, objects, config).await
+}
+
+/// Stores a file the user handed over (`sluice ingest FILE`) and stages it, under the much
+/// larger `stage.max_file_bytes`: it is not a mail attachment.
+pub async fn stage_handed_over_file(
+    objects: &dyn ObjectStore,
+    config: &Config,
+    dataset: &str,
+    source: &AttachmentSource,
+    body: AttachmentBody,
+) -> Result<StageOutput, StageError> {
+    let raw = store_raw(objects, dataset, source, body).await?;
+    let input = StageInput {
+        raw_key: raw.raw_key,
+        failed: None,
+    };
+    run_with_limit(input, objects, config, config.stage.max_file_bytes).await
 }

@@ -25,12 +25,29 @@ pub fn safe_file_name(untrusted: &str) -> String {
         })
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
-    let limited: String = trimmed.chars().take(MAX_NAME_CHARS).collect();
+    let limited = shorten_keeping_extension(trimmed, MAX_NAME_CHARS);
     if limited.is_empty() || limited.chars().all(|c| c == '_') {
         "attachment".to_string()
     } else {
         limited
     }
+}
+
+/// `name` cut to `max` characters, its extension (`.csv`, up to 16 characters) kept: the stem
+/// gives way, not the type.
+fn shorten_keeping_extension(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_string();
+    }
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext)
+        .filter(|ext| !ext.is_empty() && ext.chars().count() <= 16)
+        .map(|ext| format!(".{ext}"))
+        .unwrap_or_default();
+    let stem_room = max.saturating_sub(extension.chars().count());
+    let stem: String = name.chars().take(stem_room).collect();
+    format!("{}{extension}", stem.trim_end_matches('.'))
 }
 
 /// The id of one attachment: derived from its content hash and where it came from, so the same
@@ -138,5 +155,16 @@ mod tests {
         assert_eq!(dataset_for_file("Orders 2026.CSV", "inbox"), "orders-2026");
         assert_eq!(dataset_for_file("../../x/données.csv", "inbox"), "donn-es");
         assert_eq!(dataset_for_file("é.csv", "inbox"), "inbox");
+    }
+
+    #[test]
+    fn a_long_name_is_shortened_keeping_its_extension() {
+        let long = format!("{}.csv", "q".repeat(300));
+        let short = safe_file_name(&long);
+        assert!(short.ends_with(".csv"), "{short}");
+        assert_eq!(short.chars().count(), MAX_NAME_CHARS);
+        assert_eq!(dataset_for_file(&long, "inbox").len(), 64);
+        let no_ext = safe_file_name(&"z".repeat(300));
+        assert_eq!(no_ext.chars().count(), MAX_NAME_CHARS);
     }
 }
