@@ -191,3 +191,20 @@ async fn two_engines_never_run_one_execution_at_once() {
     assert!(raced.is_err(), "a running execution is not redrivable: {raced:?}");
     assert_eq!(calls.load(Ordering::SeqCst), ITEMS as usize);
 }
+
+/// Several processes opening one fresh store file at once all get it: creating and migrating
+/// the schema is one writer's at a time.
+#[test]
+fn many_openers_of_one_fresh_store_file_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sfn.db");
+    let openers: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || sluice_statemachine::SqliteExecutionStore::open(&path).map(drop))
+        })
+        .collect();
+    for opener in openers {
+        opener.join().unwrap().unwrap();
+    }
+}

@@ -76,7 +76,17 @@ impl SqliteExecutionStore {
 
     fn from_connection(conn: Connection) -> Result<Self, StoreError> {
         // Other processes (a CLI resume, the callback server) may hold the file briefly.
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // One writer at a time: two processes opening a file of an older layout would both see
+        // a column missing and both add it, and the second would fail.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let migrated = Self::migrate(&conn);
+        conn.execute_batch(if migrated.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        migrated?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(SCHEMA)?;
         let existing: Vec<String> = conn
             .prepare("SELECT name FROM pragma_table_info('sfn_executions')")?
@@ -90,7 +100,7 @@ impl SqliteExecutionStore {
         conn.execute_batch(
             "CREATE INDEX IF NOT EXISTS sfn_executions_by_map_run ON sfn_executions (map_run_arn, child_index)",
         )?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
