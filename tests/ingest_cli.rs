@@ -263,3 +263,36 @@ fn a_handed_over_file_has_its_own_size_limit() {
     let refused = sluice(dir.path(), &["ingest", "--dataset", "stock2", file.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2), "over max_file_bytes: quarantined");
 }
+
+/// An attachment whose base64 is malformed is not decoded leniently into garbage rows: it is
+/// recorded as quarantined with the reason, and the good ones of the mailbox go on.
+#[test]
+fn an_attachment_with_malformed_base64_is_quarantined_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mail/two_csv_attachments.eml"),
+        mail.join("a-good.eml"),
+    )
+    .unwrap();
+    std::fs::write(
+        mail.join("b-broken.eml"),
+        "From: a@example.com\r\nSubject: broken\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n\
+         --x\r\nContent-Type: text/csv; name=\"sales.csv\"\r\nContent-Disposition: attachment; filename=\"sales.csv\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\naWQsYW1vdW50CjEsMTAK!!not*base64\r\n--x--\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!("[gmail]\nsource = \"local\"\nmail_dir = \"{}\"\n", mail.display()),
+    )
+    .unwrap();
+    let run = sluice(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("orders: 1 ingested"), "{stdout}");
+    assert!(stdout.contains("base64 transfer encoding is malformed"), "{stdout}");
+    let count = sluice(dir.path(), &["records", "list", "sales", "--count"]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "0", "no garbage rows");
+}

@@ -144,6 +144,7 @@ impl Mailbox for LocalMailbox {
                         reason: format!(
                             "the message is {size} bytes, over the {MAX_EML_BYTES} bytes a message may have"
                         ),
+                        quarantine: false,
                     }],
                 }));
             }
@@ -220,6 +221,7 @@ impl Walk<'_, '_> {
                 self.skipped.push(super::SkippedPart {
                     part_id: if part_id.is_empty() { "*".into() } else { part_id },
                     reason: format!("the part is nested deeper than {MAX_DEPTH} levels of multipart"),
+                    quarantine: false,
                 });
                 return;
             }
@@ -241,6 +243,27 @@ impl Walk<'_, '_> {
         }
         if file_name.is_empty() {
             return;
+        }
+        // The header, not the parser's `encoding`: the parser falls back to the raw text when
+        // base64 does not decode.
+        let base64 = part
+            .content_transfer_encoding()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+        if base64 {
+            let encoded = self
+                .message
+                .raw_message()
+                .get(part.offset_body as usize..part.offset_end as usize)
+                .unwrap_or_default();
+            if let Some(problem) = malformed_base64(encoded) {
+                // Decoded leniently, this would be stored and ingested as garbage.
+                self.skipped.push(super::SkippedPart {
+                    part_id,
+                    reason: format!("its base64 transfer encoding is malformed ({problem})"),
+                    quarantine: true,
+                });
+                return;
+            }
         }
         let content = match &part.body {
             // Text parts come back converted to UTF-8: take the sender's bytes instead, as
@@ -276,6 +299,28 @@ impl Walk<'_, '_> {
     }
 }
 
+/// What is wrong with a base64 body, if anything: a byte outside the alphabet, padding in the
+/// middle, or a length that is not a whole number of quads (whitespace and line breaks aside).
+fn malformed_base64(encoded: &[u8]) -> Option<String> {
+    let mut symbols = 0usize;
+    let mut padding = 0usize;
+    for &byte in encoded {
+        match byte {
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            b'=' => padding += 1,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding == 0 => symbols += 1,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {
+                return Some("padding in the middle of the data".into());
+            }
+            other => return Some(format!("byte 0x{other:02x} is not base64")),
+        }
+    }
+    if padding > 2 || (symbols + padding) % 4 != 0 {
+        return Some(format!("{} symbols are not whole groups of four", symbols + padding));
+    }
+    None
+}
+
 /// The transfer-decoded bytes of a part, without charset conversion.
 fn original_bytes(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
     let raw = message
@@ -288,4 +333,16 @@ fn original_bytes(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) ->
         mail_parser::Encoding::None => Some(raw.to_vec()),
     };
     decoded.unwrap_or_else(|| part.contents().to_vec())
+}
+
+#[cfg(test)]
+mod base64_tests {
+    #[test]
+    fn malformed_base64_is_told_apart_from_folded_base64() {
+        assert_eq!(super::malformed_base64(b"aWQs\r\nYW1v\r\ndW50\r\n"), None);
+        assert_eq!(super::malformed_base64(b"aWQ=\r\n"), None);
+        assert!(super::malformed_base64(b"aWQsYW1v!!").is_some());
+        assert!(super::malformed_base64(b"aW=Qs").is_some());
+        assert!(super::malformed_base64(b"aWQsY").is_some(), "not whole quads");
+    }
 }

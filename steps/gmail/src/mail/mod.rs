@@ -79,6 +79,9 @@ pub struct SkippedPart {
     pub part_id: String,
     /// Why, with the limit, in a sentence (no contents, no addresses).
     pub reason: String,
+    /// A verdict on the part itself (it is broken): the ledger says `quarantined`, not
+    /// `skipped` (left out by a limit).
+    pub quarantine: bool,
 }
 
 /// One page of message ids.

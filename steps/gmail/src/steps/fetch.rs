@@ -494,7 +494,11 @@ impl FetchRun<'_> {
                     dataset: String::new(),
                     message_id: id.to_string(),
                     part_id: skipped.part_id.clone(),
-                    state: LedgerState::Skipped,
+                    state: if skipped.quarantine {
+                        LedgerState::Quarantined
+                    } else {
+                        LedgerState::Skipped
+                    },
                     reason: Some(skipped.reason.clone()),
                     error: None,
                     attempts: 0,
