@@ -315,7 +315,7 @@ fn malformed_base64(encoded: &[u8]) -> Option<String> {
             other => return Some(format!("byte 0x{other:02x} is not base64")),
         }
     }
-    if padding > 2 || (symbols + padding) % 4 != 0 {
+    if padding > 2 || !(symbols + padding).is_multiple_of(4) {
         return Some(format!("{} symbols are not whole groups of four", symbols + padding));
     }
     None
