@@ -68,32 +68,42 @@ fn sluice_ingest_masks_pii_under_the_dataset_policy_before_the_table() {
     }
 }
 
+/// A ragged file follows `ingest.on_bad_rows` through every stage (the PII stage included):
+/// with `reject_rows` its good rows load and the bad ones go to the rejects file; with
+/// `quarantine` the whole file is refused and nothing loads.
 #[test]
-fn a_file_pii_detection_cannot_read_is_quarantined_not_ingested() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sluice.toml"), "").unwrap();
+fn a_ragged_file_follows_on_bad_rows_in_every_stage() {
     let ragged = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/csv/bad/ragged.csv")).unwrap();
-    let file = dir.path().join("ragged.csv");
-    std::fs::write(&file, ragged).unwrap();
-    let ingest = sluice(
-        dir.path(),
-        &["ingest", "--dataset", "ragged", file.to_str().unwrap(), "--json"],
-    );
-    let stdout = String::from_utf8_lossy(&ingest.stdout);
-    assert_eq!(
-        ingest.status.code(),
-        Some(2),
-        "{stdout}{}",
-        String::from_utf8_lossy(&ingest.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["quarantined"], true);
-    assert!(
-        report["quarantine_key"].as_str().unwrap().starts_with("quarantine/"),
-        "{report}"
-    );
-    let count = sluice(dir.path(), &["records", "list", "ragged", "--count"]);
-    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "0");
+    for (settings, exit, written) in [("", 0, 2), ("[ingest]\non_bad_rows = \"quarantine\"\n", 2, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sluice.toml"), settings).unwrap();
+        let file = dir.path().join("ragged.csv");
+        std::fs::write(&file, &ragged).unwrap();
+        let ingest = sluice(
+            dir.path(),
+            &["ingest", "--dataset", "ragged", file.to_str().unwrap(), "--json"],
+        );
+        let stdout = String::from_utf8_lossy(&ingest.stdout);
+        assert_eq!(
+            ingest.status.code(),
+            Some(exit),
+            "{settings:?}: {stdout}{}",
+            String::from_utf8_lossy(&ingest.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["rows_written"], written, "{settings:?}: {report}");
+        if exit == 0 {
+            assert_eq!(report["rows_rejected"], 2, "{report}");
+            assert!(
+                report["rejects_key"].as_str().unwrap().ends_with(".rejects.csv"),
+                "{report}"
+            );
+        } else {
+            assert_eq!(report["quarantined"], true, "{report}");
+        }
+        let count = sluice(dir.path(), &["records", "list", "ragged", "--count"]);
+        assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), written.to_string());
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

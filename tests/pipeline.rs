@@ -198,8 +198,8 @@ async fn a_stage_failing_twice_with_a_retryable_error_is_retried_and_succeeds() 
     assert_eq!(failures_left.load(Ordering::SeqCst), 0, "both failures happened");
     assert_eq!(
         moved_by_this_run(output, "ingested"),
-        6,
-        "every good file was ingested after the retries"
+        7,
+        "every file was ingested after the retries"
     );
     // The files run in the map run's children, each with its own history.
     let mut throttled = 0;
@@ -303,7 +303,7 @@ async fn consent_path_parks_then_resume_code_completes() {
         String::from_utf8_lossy(&resumed.stderr)
     );
     assert!(stdout.contains("succeeded"), "{stdout}");
-    assert_eq!(stdout.matches("[1 ingested]").count(), 6, "{stdout}");
+    assert_eq!(stdout.matches("[1 ingested]").count(), 7, "{stdout}");
 
     let history = sluice(&config_path)
         .args(["history", &execution, "--json"])

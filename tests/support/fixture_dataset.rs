@@ -1,13 +1,13 @@
 //! What a run over the fixture mailbox (`fixtures/mail`) must leave behind, whatever the
 //! backends and whether the functions run in process or as the real Lambda binaries: the
-//! records, the quarantined file with its reason, and consumer keys that open their dataset.
+//! records, the ragged file's rejects, and consumer keys that open their dataset.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sluice_core::secrets::SecretValue;
-use sluice_core::{AttrValue, Backends, Config, ItemKey, ObjectKey};
+use sluice_core::{AttrValue, Backends, Config, ItemKey};
 use tower::ServiceExt;
 
 fn data(item: &sluice_core::Item) -> &std::collections::BTreeMap<String, AttrValue> {
@@ -38,16 +38,19 @@ pub fn moved_by_this_run(output: &Value, state: &str) -> u64 {
 /// What a run over the fixture mailbox must leave behind, whatever the backends.
 pub async fn assert_fixture_dataset(backends: &Backends, output: &Value) {
     let ledger = &output["ledger"];
-    assert_eq!(moved_by_this_run(output, "ingested"), 6, "{ledger:#?}");
-    assert_eq!(
-        moved_by_this_run(output, "quarantined"),
-        1,
-        "only the ragged CSV is refused: {ledger:#?}"
-    );
+    // Under `ingest.on_bad_rows = "reject_rows"` the ragged CSV loads its good rows and its bad
+    // ones go to the rejects file, named in the summary.
+    assert_eq!(moved_by_this_run(output, "ingested"), 7, "{ledger:#?}");
+    assert_eq!(moved_by_this_run(output, "quarantined"), 0, "{ledger:#?}");
     assert_eq!(ledger["not_final"], 0, "{ledger:#?}");
     assert_eq!(ledger["failed_total"], 0, "{ledger:#?}");
     let set_aside = ledger["set_aside"].as_array().unwrap();
+    assert_eq!(set_aside.len(), 1, "{ledger:#?}");
     assert!(set_aside[0]["raw_key"].as_str().unwrap().contains("ragged_rows.csv"));
+    assert!(
+        set_aside[0]["reason"].as_str().unwrap().contains("rows rejected"),
+        "{ledger:#?}"
+    );
 
     let customer = backends
         .records
@@ -91,23 +94,21 @@ pub async fn assert_fixture_dataset(backends: &Backends, output: &Value) {
         "windows-1252 converted to UTF-8"
     );
 
-    let quarantined = backends.objects.list("quarantine/ragged_rows/").await.unwrap();
-    let reason_key = quarantined
+    let rejects = backends.objects.list("clean/ragged_rows/").await.unwrap();
+    let rejects_key = rejects
         .iter()
-        .find(|o| o.key.as_str().ends_with(".reason.json"))
-        .expect("the bad file's reason sits beside it");
-    let reason = sluice_core::quarantine::read_reason(
-        backends.objects.as_ref(),
-        &ObjectKey::new(reason_key.key.as_str().trim_end_matches(".reason.json")).unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        reason.message.contains("ragged_rows.csv") && reason.message.contains("line"),
-        "{}",
-        reason.message
-    );
+        .find(|o| o.key.as_str().ends_with(".rejects.csv"))
+        .expect("the bad rows sit in a rejects file beside the file");
+    let rejected = backends.objects.get_bytes(&rejects_key.key, 1 << 20).await.unwrap();
+    let rejected = String::from_utf8_lossy(&rejected).to_string();
+    assert!(rejected.contains("line"), "each rejected row says why: {rejected}");
+    let good = backends
+        .records
+        .get(&ItemKey::new("ragged_rows", "1"))
+        .await
+        .unwrap()
+        .expect("a good row of the ragged file loaded");
+    assert_eq!(text(&good, "name"), "first");
 
     let consumers = output["tokens"]["consumers"].as_array().unwrap();
     assert_eq!(consumers.len(), 3);

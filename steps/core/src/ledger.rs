@@ -270,7 +270,10 @@ impl Ledger {
                     entry.attempts += 1;
                     entry.error = error.clone();
                 }
-                LedgerState::Quarantined | LedgerState::Skipped => entry.reason = reason.clone(),
+                // Ingested may carry a note too (rows rejected, with where they went).
+                LedgerState::Quarantined | LedgerState::Skipped | LedgerState::Ingested => {
+                    entry.reason = reason.clone()
+                }
                 LedgerState::Fetched => {
                     entry.reason = None;
                 }
@@ -369,6 +372,7 @@ impl Ledger {
                     Some(&mut summary.failed)
                 }
                 LedgerState::Quarantined | LedgerState::Skipped if moved_now => Some(&mut summary.set_aside),
+                LedgerState::Ingested if moved_now && e.reason.is_some() => Some(&mut summary.set_aside),
                 _ => None,
             };
             if let Some(list) = listed
@@ -406,7 +410,7 @@ pub struct LedgerSummary {
     /// Every failed entry (until `--retry-failed` takes it up), the first ones by name.
     pub failed: Vec<ListedEntry>,
     pub failed_total: u64,
-    /// Quarantined or skipped by this run.
+    /// Quarantined or skipped by this run, or ingested with rows rejected.
     pub set_aside: Vec<ListedEntry>,
     /// Entries not yet final: the next run takes them up.
     pub not_final: u64,

@@ -74,6 +74,15 @@ impl sluice_core::ledger::LedgerOutcome for IngestOutput {
                 )),
                 ..LedgerMove::to(LedgerState::Quarantined)
             }
+        } else if self.rows_rejected > 0 {
+            LedgerMove {
+                reason: Some(format!(
+                    "{} rows rejected; see {}",
+                    self.rows_rejected,
+                    self.rejects_key.as_deref().unwrap_or("the rejects file")
+                )),
+                ..LedgerMove::to(LedgerState::Ingested)
+            }
         } else {
             LedgerMove::to(LedgerState::Ingested)
         })

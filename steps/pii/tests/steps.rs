@@ -133,14 +133,16 @@ async fn detect_then_mask_writes_counts_and_a_clean_csv(backends: Backends) {
 
 async fn malformed_csv_fails_with_its_line_and_a_stable_name(backends: Backends) {
     let deps = deps(backends.clone());
+    // A ragged row passes (whether it loads is ingest.on_bad_rows' call), its extra cells
+    // scanned and cleaned like any other.
     let key = ObjectKey::new("staged/orders/ragged_row.csv").unwrap();
-    let body = "order_id,notes\n1,ok\n2,too,many,fields\n";
+    let body = "order_id,notes\n1,ok\n2,too,many,ann.lee@example.com\n";
     backends
         .objects
         .put_bytes(&key, Bytes::from_static(body.as_bytes()), &PutOptions::default())
         .await
         .unwrap();
-    let err = mask::run(
+    let masked = mask::run(
         MaskInput {
             dataset: "orders".into(),
             staged_key: key.to_string(),
@@ -149,10 +151,43 @@ async fn malformed_csv_fails_with_its_line_and_a_stable_name(backends: Backends)
         &deps,
     )
     .await
+    .unwrap();
+    let clean = backends
+        .objects
+        .get_bytes(&ObjectKey::new(masked.clean_key).unwrap(), 1 << 20)
+        .await
+        .unwrap();
+    let clean = String::from_utf8(clean.to_vec()).unwrap();
+    assert!(!clean.contains("ann.lee"), "an extra cell is cleaned too: {clean}");
+    assert_eq!(
+        clean.lines().nth(2).unwrap().split(',').count(),
+        4,
+        "the row keeps its shape: {clean}"
+    );
+    // Bytes that are not UTF-8 cannot be read at all: a stable name and the line.
+    let broken = ObjectKey::new("staged/orders/broken.csv").unwrap();
+    backends
+        .objects
+        .put_bytes(
+            &broken,
+            Bytes::from_static(b"order_id,notes\n1,ok\n2,\xff\xfe\n"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let err = mask::run(
+        MaskInput {
+            dataset: "orders".into(),
+            staged_key: broken.to_string(),
+            clean_key: None,
+        },
+        &deps,
+    )
+    .await
     .unwrap_err();
     assert_eq!(err.error_name(), "Pii.InvalidCsv");
     assert!(
-        err.to_string().contains("line 3") && err.to_string().contains("ragged_row.csv"),
+        err.to_string().contains("line 3") && err.to_string().contains("broken.csv"),
         "{err}"
     );
     let missing = detect::run(

@@ -94,7 +94,11 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     }
     let cleaner = CellCleaner::new(policy, tokenizer)?;
     let output = tempfile::NamedTempFile::new().map_err(io_error("create the cleaned CSV"))?;
-    let mut writer = csv::WriterBuilder::new().from_writer(std::io::BufWriter::new(output.as_file()));
+    // Ragged rows are written as they came (cleaned): whether they load is the ingest step's
+    // call, under `ingest.on_bad_rows`.
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(std::io::BufWriter::new(output.as_file()));
     writer
         .write_record(&header)
         .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;

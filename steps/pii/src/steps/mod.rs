@@ -72,7 +72,13 @@ pub(crate) struct CsvBatches {
 
 impl CsvBatches {
     pub fn open(key: &ObjectKey, file: std::fs::File, batch_bytes: usize) -> Result<CsvBatches, PiiError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+        // Rows whose field count differs from the header's pass (each of their cells is still
+        // scanned and cleaned, extra ones under the dataset's default rule): `ingest.on_bad_rows`
+        // decides whether they load, in one place, not this step.
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(file);
         let header = reader.headers().map_err(|err| csv_error(key.as_str(), &err))?.clone();
         Ok(CsvBatches {
             key: key.to_string(),
@@ -138,14 +144,17 @@ pub(crate) async fn detect_rows(
     rows: &[csv::StringRecord],
     key: &ObjectKey,
 ) -> Result<Vec<Vec<Vec<PiiEntity>>>, PiiError> {
-    let scanned: Vec<(usize, &str)> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, name)| !policy.is_skipped(name))
-        .collect();
-    let mut cells = Vec::with_capacity(rows.len() * scanned.len());
+    // Cells past the header (a ragged row) have no column name: scanned under the dataset's
+    // default rules all the same, so nothing reaches the table unread.
+    let scanned_in = |row: &csv::StringRecord| -> Vec<(usize, &str)> {
+        (0..row.len().max(header.len()))
+            .map(|column| (column, header.get(column).unwrap_or("")))
+            .filter(|(_, name)| !policy.is_skipped(name))
+            .collect()
+    };
+    let mut cells = Vec::new();
     for row in rows {
-        for &(column, name) in &scanned {
+        for (column, name) in scanned_in(row) {
             cells.push(Cell {
                 text: row.get(column).unwrap_or(""),
                 declared: policy.declared(name),
@@ -160,7 +169,7 @@ pub(crate) async fn detect_rows(
     let mut grid = Vec::with_capacity(rows.len());
     for row in rows {
         let mut per_column = vec![Vec::new(); row.len().max(header.len())];
-        for &(column, _) in &scanned {
+        for (column, _) in scanned_in(row) {
             if let Some(entities) = found.next()
                 && let Some(slot) = per_column.get_mut(column)
             {
