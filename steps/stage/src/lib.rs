@@ -492,12 +492,15 @@ pub async fn stage_attachment(
     source: &AttachmentSource,
     body: AttachmentBody,
 ) -> Result<StageOutput, StageError> {
-    let raw = store_raw(objects, dataset, source, body).await?;
-    let input = StageInput {
-        raw_key: raw.raw_key,
-        failed: None,
-    };
-    run(input, objects, config).await
+    store_and_stage(
+        objects,
+        config,
+        dataset,
+        source,
+        body,
+        config.stage.max_attachment_bytes,
+    )
+    .await
 }
 
 /// Stores a file the user handed over (`sluice ingest FILE`) and stages it, under the much
@@ -509,10 +512,21 @@ pub async fn stage_handed_over_file(
     source: &AttachmentSource,
     body: AttachmentBody,
 ) -> Result<StageOutput, StageError> {
+    store_and_stage(objects, config, dataset, source, body, config.stage.max_file_bytes).await
+}
+
+async fn store_and_stage(
+    objects: &dyn ObjectStore,
+    config: &Config,
+    dataset: &str,
+    source: &AttachmentSource,
+    body: AttachmentBody,
+    limit: u64,
+) -> Result<StageOutput, StageError> {
     let raw = store_raw(objects, dataset, source, body).await?;
     let input = StageInput {
         raw_key: raw.raw_key,
         failed: None,
     };
-    run_with_limit(input, objects, config, config.stage.max_file_bytes).await
+    run_with_limit(input, objects, config, limit).await
 }
