@@ -11,7 +11,6 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use sluice_core::retry::Backoff;
-use sluice_core::tables::MAX_BATCH_WRITE;
 use sluice_core::{AttrValue, BackendError, Item, ItemKey, SecretStore, Table, secrets};
 
 use crate::entity::EntityType;
@@ -173,7 +172,8 @@ impl Vault {
             }
         }
         let count = items.len();
-        for batch in items.chunks(MAX_BATCH_WRITE) {
+        // As many as the backend takes at once: SQLite writes 2,000 in one transaction.
+        for batch in items.chunks(self.table.max_batch_put()) {
             let mut pending = batch.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
