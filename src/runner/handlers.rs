@@ -21,8 +21,6 @@ pub struct BindContext<'a> {
     pub backends: Backends,
     pub base_dir: &'a Path,
     pub task_tokens: Arc<EngineHandle>,
-    pub progress: Progress,
-    pub consent_url: Arc<Mutex<Option<String>>>,
 }
 
 /// What the progress line says while `binary` works on `input`.
@@ -44,20 +42,28 @@ fn progress_line(binary: &str, input: &Value) -> String {
     }
 }
 
-fn handler(
+/// A built step as an engine task handler.
+fn in_process(step: Arc<dyn BoundStep>) -> Arc<dyn TaskHandler> {
+    Arc::new(FnHandler(move |_: TaskContext, input: Value| {
+        let step = step.clone();
+        async move { step.invoke(input).await.map_err(|f| TaskFailure::new(f.error, f.cause)) }
+    }))
+}
+
+/// `inner` (in process or a real Lambda binary) with what the runner shows around it: the
+/// progress line, the ingested rows, and the consent URL to print (it carries the OAuth state
+/// and PKCE challenge, never the task token or a code).
+pub fn observed(
     binary: &'static str,
-    step: Arc<dyn BoundStep>,
+    inner: Arc<dyn TaskHandler>,
     progress: Progress,
     consent_url: Arc<Mutex<Option<String>>>,
 ) -> Arc<dyn TaskHandler> {
-    Arc::new(FnHandler(move |_: TaskContext, input: Value| {
-        let (step, progress, consent_url) = (step.clone(), progress.clone(), consent_url.clone());
+    Arc::new(FnHandler(move |ctx: TaskContext, input: Value| {
+        let (inner, progress, consent_url) = (inner.clone(), progress.clone(), consent_url.clone());
         async move {
             progress.step(progress_line(binary, &input));
-            let output = step
-                .invoke(input)
-                .await
-                .map_err(|f| TaskFailure::new(f.error, f.cause))?;
+            let output = inner.invoke(ctx, input).await?;
             match binary {
                 "sluice-consent-request" => {
                     if let (Some(url), Ok(mut slot)) = (output["consent_url"].as_str(), consent_url.lock()) {
@@ -72,7 +78,8 @@ fn handler(
     }))
 }
 
-/// The handlers of every function in [`FUNCTIONS`], and the OAuth pieces the CLI itself uses
+/// The in-process handlers of every function in [`FUNCTIONS`] (unobserved: see [`observed`]),
+/// and the OAuth pieces the CLI itself uses
 /// (the manual code exchange, the callback route).
 pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::OAuthDeps>), RunnerError> {
     let context = StepContext {
@@ -88,10 +95,7 @@ pub async fn bind(ctx: BindContext<'_>) -> Result<(Bindings, Arc<sluice_gmail::O
             stage: function.binary,
             message: e.message,
         })?;
-        handlers.push((
-            function.binary,
-            handler(function.binary, step, ctx.progress.clone(), ctx.consent_url.clone()),
-        ));
+        handlers.push((function.binary, in_process(step)));
     }
     let oauth = sluice_functions::oauth_deps(&context)
         .await

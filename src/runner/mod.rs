@@ -99,8 +99,6 @@ impl Pipeline {
             backends,
             base_dir: &options.base_dir,
             task_tokens: task_tokens.clone(),
-            progress: progress.clone(),
-            consent_url: consent_url.clone(),
         })
         .await?;
         let lambda_host = match &options.lambda_binaries {
@@ -114,19 +112,13 @@ impl Pipeline {
         };
         for (function, handler) in bindings {
             let handler = match &lambda_host {
-                Some(host) => {
-                    let process = host.handler(function).map_err(|e| RunnerError::Setup {
-                        stage: function,
-                        message: e.to_string(),
-                    })?;
-                    if function == "sluice-consent-request" {
-                        lambda_host::keeping_consent_url(process, consent_url.clone())
-                    } else {
-                        process
-                    }
-                }
+                Some(host) => host.handler(function).map_err(|e| RunnerError::Setup {
+                    stage: function,
+                    message: e.to_string(),
+                })?,
                 None => handler,
             };
+            let handler = handlers::observed(function, handler, progress.clone(), consent_url.clone());
             let handler = match &options.decorate {
                 Some(decorate) => decorate(function, handler),
                 None => handler,

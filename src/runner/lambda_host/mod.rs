@@ -32,10 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use serde_json::Value;
 use sluice_core::Config;
-use sluice_statemachine::{TaskContext, TaskFailure, TaskHandler};
+use sluice_statemachine::TaskHandler;
 
 use super::template::{LocalStack, SamTemplate, SubstitutionTarget, TemplateError};
 
@@ -486,30 +484,5 @@ impl LambdaHost {
 impl Drop for LambdaHost {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// The consent-request function's handler, also keeping the consent URL it answers with for
-/// the CLI to show (the in-process handler keeps it the same way; the URL carries the OAuth
-/// state and PKCE challenge, never the task token or a code).
-pub fn keeping_consent_url(inner: Arc<dyn TaskHandler>, slot: Arc<Mutex<Option<String>>>) -> Arc<dyn TaskHandler> {
-    Arc::new(ConsentUrlKeeper { inner, slot })
-}
-
-struct ConsentUrlKeeper {
-    inner: Arc<dyn TaskHandler>,
-    slot: Arc<Mutex<Option<String>>>,
-}
-
-#[async_trait]
-impl TaskHandler for ConsentUrlKeeper {
-    async fn invoke(&self, ctx: TaskContext, input: Value) -> Result<Value, TaskFailure> {
-        let output = self.inner.invoke(ctx, input).await?;
-        if let Some(url) = output.get("consent_url").and_then(Value::as_str)
-            && let Ok(mut slot) = self.slot.lock()
-        {
-            *slot = Some(url.to_string());
-        }
-        Ok(output)
     }
 }
