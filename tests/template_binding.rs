@@ -85,8 +85,22 @@ fn the_template_gives_every_pipeline_function_a_local_environment() {
     assert_eq!(names, bound);
     for (binary, function) in &binaries.functions {
         let env = &function.environment;
-        assert_eq!(env["SLUICE_AWS__BUCKET"], "b", "{binary}");
-        assert_eq!(env["SLUICE_AWS__CONTROL_TABLE"], config.aws.control_table, "{binary}");
+        let reads = |path: &str| {
+            FUNCTIONS
+                .iter()
+                .any(|f| f.binary == binary && f.reads.iter().any(|r| r.path() == path))
+        };
+        if reads("aws.bucket") {
+            assert_eq!(env["SLUICE_AWS__BUCKET"], "b", "{binary}");
+        } else {
+            assert!(
+                !env.contains_key("SLUICE_AWS__BUCKET"),
+                "{binary} is given a bucket it never reads"
+            );
+        }
+        if reads("aws.control_table") {
+            assert_eq!(env["SLUICE_AWS__CONTROL_TABLE"], config.aws.control_table, "{binary}");
+        }
         assert_eq!(
             env["SLUICE_CONFIG"], text,
             "{binary}: the local document rides in SLUICE_CONFIG"
@@ -128,5 +142,87 @@ fn a_value_with_no_local_counterpart_names_the_function_and_the_variable() {
     assert!(
         err.contains("ConsentRequestFunction") && err.contains("SLUICE_GMAIL__REDIRECT_URI") && err.contains("HttpApi"),
         "{err}"
+    );
+}
+
+/// Every variable the template gives a binary is a setting its step reads, and every setting
+/// that only the template can give right (a bucket, a table, the mailbox) is given.
+#[test]
+fn every_binary_gets_exactly_the_settings_it_reads() {
+    use sluice_core::config::setting_of_variable;
+    use sluice_functions::{HTTP_FUNCTIONS, Reads};
+
+    let template = template();
+    let reads_of: Vec<(&str, &[Reads])> = FUNCTIONS
+        .iter()
+        .map(|f| (f.binary, f.reads))
+        .chain(HTTP_FUNCTIONS)
+        .collect();
+    let functions = template.functions().unwrap();
+    let mut problems = Vec::new();
+    for function in &functions {
+        let Some((_, reads)) = reads_of.iter().find(|(binary, _)| *binary == function.binary) else {
+            problems.push(format!(
+                "{} builds {}, which no table lists",
+                function.logical_id, function.binary
+            ));
+            continue;
+        };
+        let given: Vec<Vec<String>> = function.variable_names().filter_map(setting_of_variable).collect();
+        for name in function.variable_names() {
+            // Every binary logs (RUST_LOG) and reads its document and backend kind.
+            if matches!(name, "RUST_LOG" | "SLUICE_CONFIG" | "SLUICE_BACKEND") {
+                continue;
+            }
+            match setting_of_variable(name) {
+                Some(path) if reads.iter().any(|r| r.covers(&path)) => {}
+                Some(_) => problems.push(format!(
+                    "{} ({}) is given {name}, which its step never reads",
+                    function.logical_id, function.binary
+                )),
+                None => problems.push(format!(
+                    "{} ({}) is given {name}, which no Sluice binary reads",
+                    function.logical_id, function.binary
+                )),
+            }
+        }
+        for read in reads.iter() {
+            if let Reads::Given(path) = read {
+                let path: Vec<String> = path.split('.').map(str::to_string).collect();
+                if !given.contains(&path) {
+                    problems.push(format!(
+                        "{} ({}) is not given {}, which its step needs from the template",
+                        function.logical_id,
+                        function.binary,
+                        path.join(".")
+                    ));
+                }
+            }
+        }
+    }
+    for (binary, _) in &reads_of {
+        if !functions.iter().any(|f| f.binary == *binary) {
+            problems.push(format!("no template function builds {binary}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The check above catches what it is for: a variable a step never reads, and one it needs.
+#[test]
+fn an_unread_or_missing_variable_is_named() {
+    use sluice_functions::Reads;
+    let stage = FUNCTIONS.iter().find(|f| f.binary == "sluice-stage").unwrap();
+    let query = ["gmail".to_string(), "query".to_string()];
+    assert!(
+        !stage.reads.iter().any(|r| r.covers(&query)),
+        "stage does not read the Gmail query"
+    );
+    let bucket = ["aws".to_string(), "bucket".to_string()];
+    assert!(stage.reads.contains(&Reads::Given("aws.bucket")) && stage.reads.iter().any(|r| r.covers(&bucket)));
+    let dataset_key = ["datasets".to_string(), "orders".to_string(), "key_columns".to_string()];
+    assert!(
+        stage.reads.iter().any(|r| r.covers(&dataset_key)),
+        "a whole section covers its keys"
     );
 }

@@ -163,6 +163,13 @@ pub struct ResolvedFunction {
     pub environment: BTreeMap<String, String>,
 }
 
+impl TemplateFunction {
+    /// The names of the environment variables it is given (Globals' and its own).
+    pub fn variable_names(&self) -> impl Iterator<Item = &str> {
+        self.environment.iter().map(|(name, _)| name.as_str())
+    }
+}
+
 impl SamTemplate {
     pub fn load(path: &Path) -> Result<SamTemplate, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {

@@ -404,11 +404,20 @@ fn typed_value<T: DeserializeOwned>(raw: &toml::Table, origin: &str, key: &str) 
         .transpose()
 }
 
+/// The setting a `SLUICE_*` variable sets, as its path (`SLUICE_AWS__BUCKET` is `["aws",
+/// "bucket"]`); `None` for other variables and for `SLUICE_CONFIG`, which carries a whole document.
+pub fn setting_of_variable(name: &str) -> Option<Vec<String>> {
+    if name == "SLUICE_CONFIG" {
+        return None;
+    }
+    let path = name.strip_prefix(ENV_PREFIX)?;
+    Some(path.split("__").map(str::to_ascii_lowercase).collect())
+}
+
 fn overlay_env(raw: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
-    let path: Vec<String> = name[ENV_PREFIX.len()..]
-        .split("__")
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let Some(path) = setting_of_variable(name) else {
+        return Ok(());
+    };
     if path.iter().any(String::is_empty) {
         return Err(ConfigError::Env {
             var: name.to_string(),

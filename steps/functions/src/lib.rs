@@ -57,8 +57,8 @@ pub struct Function {
     pub substitution: &'static str,
     /// The binary (the SAM template's `BuildProperties.Binary`).
     pub binary: &'static str,
-    /// The configuration sections its step reads (`SLUICE_<SECTION>__<KEY>` on Lambda).
-    pub reads: &'static [&'static str],
+    /// The settings its step reads (`SLUICE_<SECTION>__<KEY>` on Lambda).
+    pub reads: &'static [Reads],
     /// The CloudWatch metrics an output publishes (as embedded-metric-format logs on Lambda).
     pub metrics: Option<MetricsOf>,
     build: for<'a> fn(&'a StepContext) -> Built<'a>,
@@ -71,82 +71,217 @@ impl Function {
     }
 }
 
+/// A setting a function's step reads, by its dotted path (`aws.bucket` is `SLUICE_AWS__BUCKET`
+/// on Lambda, `[aws] bucket` in a document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The template must give it: on AWS no default names the right resource or choice.
+    Given(&'static str),
+    /// A key, or a whole section, whose default is fine; the template (or `SluiceConfig`) may
+    /// set it.
+    Tuned(&'static str),
+}
+
+impl Reads {
+    pub fn path(&self) -> &'static str {
+        match self {
+            Reads::Given(path) | Reads::Tuned(path) => path,
+        }
+    }
+
+    /// Whether setting `path` (e.g. `["aws", "bucket"]`) is reading this one, or inside it.
+    pub fn covers(&self, path: &[String]) -> bool {
+        let mine: Vec<&str> = self.path().split('.').collect();
+        path.len() >= mine.len() && mine.iter().zip(path).all(|(a, b)| *a == b)
+    }
+}
+
+use Reads::{Given as G, Tuned as T};
+
+/// What the Gmail OAuth steps read: the mailbox, its token secrets, Google's endpoints.
+const OAUTH: &[Reads] = &[
+    G("aws.control_table"),
+    G("aws.secret_prefix"),
+    G("aws.kms_key_id"),
+    G("gmail.source"),
+    G("gmail.account"),
+    T("gmail.client_id"),
+    T("gmail.client_secret_name"),
+    T("gmail.token_key_secret_name"),
+    T("gmail.token_uri"),
+    T("gmail.mail_dir"),
+];
+
+/// The consent request also builds the consent URL, back to the callback.
+const CONSENT: &[Reads] = &[
+    G("aws.control_table"),
+    G("aws.secret_prefix"),
+    G("aws.kms_key_id"),
+    G("gmail.source"),
+    G("gmail.account"),
+    G("gmail.redirect_uri"),
+    T("gmail.client_id"),
+    T("gmail.client_secret_name"),
+    T("gmail.token_key_secret_name"),
+    T("gmail.token_uri"),
+    T("gmail.auth_uri"),
+    T("gmail.mail_dir"),
+];
+
+/// Fetch lists the mailbox, stores originals and work lists, and keeps the ledger.
+const FETCH: &[Reads] = &[
+    G("aws.bucket"),
+    G("aws.control_table"),
+    G("aws.secret_prefix"),
+    G("aws.kms_key_id"),
+    G("gmail.source"),
+    G("gmail.account"),
+    G("gmail.query"),
+    T("gmail"),
+    T("ingest"),
+];
+
+/// The binaries that serve HTTP rather than a state machine Task, each `main` in its own crate;
+/// named here so that the template check covers every binary that ships.
+pub const HTTP_FUNCTIONS: [(&str, &[Reads]); 3] = [
+    (
+        "sluice-oauth-callback",
+        &[
+            G("aws.control_table"),
+            G("aws.secret_prefix"),
+            G("aws.kms_key_id"),
+            G("gmail.source"),
+            G("gmail.account"),
+            T("gmail.client_id"),
+            T("gmail.client_secret_name"),
+            T("gmail.token_key_secret_name"),
+            T("gmail.token_uri"),
+            T("gmail.mail_dir"),
+        ],
+    ),
+    (
+        "sluice-api",
+        &[
+            G("aws.records_table"),
+            G("aws.control_table"),
+            G("aws.secret_prefix"),
+            G("aws.kms_key_id"),
+            G("api.state_machine_arn"),
+            T("api"),
+            T("datasets"),
+        ],
+    ),
+    ("sluice-authorizer", &[G("aws.control_table"), T("api")]),
+];
+
 /// Every pipeline function, in the order a run meets them.
 pub const FUNCTIONS: [Function; 11] = [
     Function {
         substitution: "RunBeginFunctionArn",
         binary: "sluice-run-begin",
-        reads: &["aws", "gmail"],
+        reads: &[G("aws.control_table"), G("gmail.account"), T("gmail.run_lease_secs")],
         metrics: None,
         build: |c| Box::pin(run_begin(c)),
     },
     Function {
         substitution: "AuthCheckFunctionArn",
         binary: "sluice-auth-check",
-        reads: &["aws", "gmail"],
+        reads: OAUTH,
         metrics: None,
         build: |c| Box::pin(auth_check(c)),
     },
     Function {
         substitution: "ConsentRequestFunctionArn",
         binary: "sluice-consent-request",
-        reads: &["aws", "gmail"],
+        reads: CONSENT,
         metrics: None,
         build: |c| Box::pin(consent_request(c)),
     },
     Function {
         substitution: "CodeExchangeFunctionArn",
         binary: "sluice-code-exchange",
-        reads: &["aws", "gmail"],
+        reads: OAUTH,
         metrics: None,
         build: |c| Box::pin(code_exchange(c)),
     },
     Function {
         substitution: "GmailFetchFunctionArn",
         binary: "sluice-gmail-fetch",
-        reads: &["aws", "gmail", "ingest"],
+        reads: FETCH,
         metrics: None,
         build: |c| Box::pin(gmail_fetch(c)),
     },
     Function {
         substitution: "StageFunctionArn",
         binary: "sluice-stage",
-        reads: &["aws", "stage", "datasets"],
+        reads: &[
+            G("aws.bucket"),
+            G("aws.control_table"),
+            G("aws.kms_key_id"),
+            T("stage"),
+            T("datasets"),
+        ],
         metrics: None,
         build: |c| Box::pin(stage(c)),
     },
     Function {
         substitution: "PiiDetectFunctionArn",
         binary: "sluice-pii-detect",
-        reads: &["aws", "pii", "datasets"],
+        reads: &[
+            G("aws.bucket"),
+            G("aws.kms_key_id"),
+            G("pii.engine"),
+            T("pii"),
+            T("datasets"),
+        ],
         metrics: None,
         build: |c| Box::pin(pii_detect(c)),
     },
     Function {
         substitution: "PiiMaskFunctionArn",
         binary: "sluice-pii-mask",
-        reads: &["aws", "pii", "datasets"],
+        reads: &[
+            G("aws.bucket"),
+            G("aws.control_table"),
+            G("aws.kms_key_id"),
+            G("aws.secret_prefix"),
+            G("pii.engine"),
+            T("pii"),
+            T("datasets"),
+        ],
         metrics: None,
         build: |c| Box::pin(pii_mask(c)),
     },
     Function {
         substitution: "IngestFunctionArn",
         binary: "sluice-ingest",
-        reads: &["aws", "ingest", "datasets"],
+        reads: &[
+            G("aws.bucket"),
+            G("aws.records_table"),
+            G("aws.control_table"),
+            G("aws.kms_key_id"),
+            T("ingest"),
+            T("datasets"),
+        ],
         metrics: None,
         build: |c| Box::pin(ingest(c)),
     },
     Function {
         substitution: "TokenIssueFunctionArn",
         binary: "sluice-token-issue",
-        reads: &["aws", "tokens"],
+        reads: &[
+            G("aws.control_table"),
+            G("aws.secret_prefix"),
+            G("aws.kms_key_id"),
+            T("tokens"),
+        ],
         metrics: None,
         build: |c| Box::pin(token_issue(c)),
     },
     Function {
         substitution: "RunFinishFunctionArn",
         binary: "sluice-run-finish",
-        reads: &["aws", "gmail"],
+        reads: &[G("aws.control_table")],
         metrics: Some(run_metrics),
         build: |c| Box::pin(run_finish(c)),
     },
