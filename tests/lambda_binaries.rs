@@ -12,31 +12,23 @@ mod comprehend_server;
 mod fake_google;
 #[path = "support/fixture_dataset.rs"]
 mod fixture_dataset;
+#[path = "support/real_binaries.rs"]
+mod real_binaries;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice::runner::lambda_host::{FunctionBinary, LambdaBinaries, LocalRun};
+use real_binaries::{RunSetup, repo_root};
+use sluice::runner::lambda_host::{FunctionBinary, LambdaBinaries};
 use sluice::runner::template::SamTemplate;
 use sluice::runner::{FUNCTIONS, Pipeline, PipelineOptions};
-use sluice_core::secrets::SecretValue;
 use sluice_core::{Backends, Config};
 use sluice_statemachine::{EventType, ExecutionOutcome};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
-/// Where cargo put this package's binaries, and so the workspace's: `target/debug`.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_sluice"))
-        .parent()
-        .expect("the sluice binary sits in a directory")
-        .to_path_buf()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Hostile binaries
@@ -341,22 +333,6 @@ async fn hostile_binaries_fail_their_tasks_with_errors_naming_the_function_and_r
 // The real binaries, end to end
 // ---------------------------------------------------------------------------------------------
 
-/// The step binaries `cargo build --workspace --bins` leaves beside `sluice`.
-fn built_binaries() -> PathBuf {
-    let dir = target_dir();
-    let missing: Vec<&str> = FUNCTIONS
-        .iter()
-        .map(|f| f.binary)
-        .filter(|binary| !dir.join(binary).is_file())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the Lambda binaries {missing:?} are not built in {}: run `cargo build --workspace --bins` first",
-        dir.display()
-    );
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_binaries_on_moto_reach_the_in_process_result() {
     // The functions' own logs (forwarded at debug level), shown when the test fails.
@@ -367,106 +343,18 @@ async fn the_real_binaries_on_moto_reach_the_in_process_result() {
     let Some(endpoint) = sluice_core::testing::aws_endpoint() else {
         return;
     };
-    let binaries_dir = built_binaries();
     let google = fake_google::FakeGoogle::start().await;
     google.add_dir(&repo_root().join("fixtures/mail"));
     let comprehend = comprehend_server::ComprehendServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let bucket = sluice_core::testing::unique_name("sluice-lambda");
-    let records = format!("{bucket}-records");
-    let control = format!("{bucket}-control");
-    let prefix = format!("{bucket}/");
-    // The repository's sluice.toml, overridden as `sluice run` would be by SLUICE_* variables.
-    let document = std::fs::read_to_string(repo_root().join("sluice.toml")).unwrap();
-    let overrides: Vec<(String, String)> = [
-        ("SLUICE_DATA_DIR", dir.path().display().to_string()),
-        ("SLUICE_BACKEND", "aws".into()),
-        ("SLUICE_AWS__ENDPOINT_URL", endpoint.clone()),
-        ("SLUICE_AWS__REGION", "us-east-1".into()),
-        ("SLUICE_AWS__BUCKET", bucket.clone()),
-        ("SLUICE_AWS__RECORDS_TABLE", records),
-        ("SLUICE_AWS__CONTROL_TABLE", control),
-        ("SLUICE_AWS__SECRET_PREFIX", prefix),
-        ("SLUICE_GMAIL__SOURCE", "gmail".into()),
-        ("SLUICE_GMAIL__ACCOUNT", "reports@example.com".into()),
-        ("SLUICE_GMAIL__CLIENT_ID", fake_google::CLIENT_ID.into()),
-        (
-            "SLUICE_GMAIL__REDIRECT_URI",
-            "http://127.0.0.1:8080/oauth/callback".into(),
-        ),
-        ("SLUICE_GMAIL__TOKEN_URI", google.token_uri.clone()),
-        ("SLUICE_GMAIL__API_BASE_URL", google.base_url.clone()),
-        ("SLUICE_PII__ENGINE", "comprehend".into()),
-        ("SLUICE_PII__COMPREHEND__ENDPOINT_URL", comprehend.url.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let config = Config::from_toml_with_env(&document, "sluice.toml", &repo_root(), overrides.clone()).unwrap();
-    Backends::provision_aws(&config).await.unwrap();
-    let backends = Backends::aws(&config).await;
-    backends
-        .secrets
-        .put("gmail/client-secret", &SecretValue::new(fake_google::CLIENT_SECRET))
-        .await
-        .unwrap();
-
+    let setup = RunSetup::new(&endpoint, &google, &comprehend, dir.path());
+    let backends = setup.provision().await;
     let template = SamTemplate::load(&repo_root().join("infra/template.yaml")).unwrap();
-    let binaries = LambdaBinaries::from_template(
-        &binaries_dir,
-        &template,
-        &LocalRun {
-            config: &config,
-            config_document: &document,
-            config_overrides: &overrides,
-            base_dir: &repo_root(),
-        },
-    )
-    .unwrap();
-    assert!(
-        binaries.notes.is_empty(),
-        "the template sets nothing the local configuration does not: {:#?}",
-        binaries.notes
-    );
-    let pipeline = Pipeline::open(
-        &config,
-        backends.clone(),
-        PipelineOptions {
-            definition: None,
-            base_dir: repo_root(),
-            decorate: None,
-            show_progress: false,
-            lambda_binaries: Some(binaries),
-        },
-    )
-    .await
-    .unwrap();
+    let pipeline = setup.pipeline(&backends, setup.binaries(&template)).await;
 
-    // No Gmail token yet: the consent-request binary parks the run and answers the consent URL.
-    let parked = pipeline.start(json!({})).await.unwrap();
-    let ExecutionOutcome::Waiting { task_tokens } = &parked.outcome else {
-        panic!("with no Gmail token the run waits for consent: {:?}", parked.outcome)
-    };
-    let consent_url = pipeline
-        .consent_url
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the consent-request function answered its consent URL");
-    let code = google.grant_consent(&consent_url);
-    // What `sluice resume --code` does: the code is exchanged here, never in the history.
-    let status = sluice::runner::exchange_code(&pipeline, &code).await.unwrap();
-    assert_eq!(status, "authorized");
-    let report = pipeline
-        .engine
-        .send_task_success(&task_tokens[0], json!({"status": status}))
-        .await
-        .unwrap();
-    let ExecutionOutcome::Succeeded { output } = &report.outcome else {
-        panic!("the resumed run did not succeed: {:?}", report.outcome)
-    };
-    fixture_dataset::assert_fixture_dataset(&backends, output).await;
-    fixture_dataset::assert_consumer_key_works(&config, &backends).await;
+    let output = real_binaries::run_with_first_consent(&pipeline, &google).await;
+    fixture_dataset::assert_fixture_dataset(&backends, &output).await;
+    fixture_dataset::assert_consumer_key_works(&setup.config, &backends).await;
     assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");
     assert!(google.quota_units() > 0, "mail came through the Gmail API");
     let host = pipeline.lambda_host.as_ref().unwrap();

@@ -141,6 +141,7 @@ pub struct TemplateFunction {
     memory: Option<Node>,
     handler: Option<Node>,
     environment: Vec<(String, Node)>,
+    policies: Option<Node>,
 }
 
 /// What a DefinitionSubstitution of the state machine refers to.
@@ -256,6 +257,7 @@ impl SamTemplate {
                 memory: own("MemorySize").or_else(|| global("MemorySize")),
                 handler: own("Handler").or_else(|| global("Handler")),
                 environment,
+                policies: own("Policies"),
             });
         }
         Ok(functions)
@@ -367,6 +369,48 @@ impl SamTemplate {
             memory_mb,
             environment,
         })
+    }
+}
+
+impl SamTemplate {
+    /// The IAM policy of `function`'s role: the statements of its inline `Policies` documents,
+    /// resolved against `local`. A statement whose every resource has no local value (the KMS
+    /// key when the local run has none) is left out: it grants nothing here.
+    pub fn role_policy(
+        &self,
+        function: &TemplateFunction,
+        local: &LocalStack<'_>,
+    ) -> Result<serde_json::Value, TemplateError> {
+        let resolver = Resolver { template: self, local };
+        let unresolvable = |reason: String| TemplateError::Unresolvable {
+            function: format!("{} ({})", function.logical_id, function.binary),
+            what: "Policies".into(),
+            reason,
+        };
+        let mut statements = Vec::new();
+        let documents = match &function.policies {
+            None => &[][..],
+            Some(Node::Seq(documents)) => documents.as_slice(),
+            Some(_) => return Err(unresolvable("is not a list of policy documents".into())),
+        };
+        for document in documents {
+            let Some(Node::Seq(entries)) = document.get("Statement") else {
+                // A SAM policy template (`S3ReadPolicy: ...`) or a managed policy's name.
+                return Err(unresolvable(format!(
+                    "only inline documents with a Statement list can be checked, not {document:?}"
+                )));
+            };
+            for entry in entries {
+                let Some(statement) = resolver.json(entry).map_err(unresolvable)? else {
+                    continue;
+                };
+                let grants_something = statement.get("Resource").is_some() || statement.get("NotResource").is_some();
+                if grants_something {
+                    statements.push(statement);
+                }
+            }
+        }
+        Ok(serde_json::json!({"Version": "2012-10-17", "Statement": statements}))
     }
 }
 

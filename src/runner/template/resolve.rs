@@ -89,6 +89,47 @@ impl Resolver<'_> {
         }
     }
 
+    /// A document (an IAM policy statement): mappings and lists kept, every value resolved,
+    /// list elements and entries that resolve to `AWS::NoValue` (or to nothing) left out.
+    pub(super) fn json(&self, node: &Node) -> Result<Option<serde_json::Value>, String> {
+        use serde_json::Value as Json;
+        Ok(match node {
+            Node::Map(entries) => {
+                let mut object = serde_json::Map::new();
+                for (key, value) in entries {
+                    if let Some(value) = self.json(value)? {
+                        object.insert(key.clone(), value);
+                    }
+                }
+                Some(Json::Object(object))
+            }
+            Node::Seq(items) => {
+                let items: Vec<Json> = items
+                    .iter()
+                    .map(|item| self.json(item))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                (!items.is_empty()).then_some(Json::Array(items))
+            }
+            other => match self.value(other)? {
+                Value::Absent => None,
+                Value::Str(s) => Some(Json::String(s)),
+                Value::List(items) => {
+                    let items: Vec<Json> = items
+                        .into_iter()
+                        .filter_map(|v| match v {
+                            Value::Str(s) => Some(Json::String(s)),
+                            _ => None,
+                        })
+                        .collect();
+                    (!items.is_empty()).then_some(Json::Array(items))
+                }
+            },
+        })
+    }
+
     fn intrinsic(&self, name: &str, arg: &Node) -> Result<Value, String> {
         match name {
             "Ref" => {
