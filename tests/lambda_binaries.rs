@@ -20,15 +20,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use real_binaries::{RunSetup, repo_root};
+use serde_json::json;
 use sluice::runner::lambda_host::{FunctionBinary, LambdaBinaries};
 use sluice::runner::template::SamTemplate;
 use sluice::runner::{FUNCTIONS, Pipeline, PipelineOptions};
 use sluice_core::{Backends, Config};
 use sluice_statemachine::{EventType, ExecutionOutcome};
-
-
 
 // ---------------------------------------------------------------------------------------------
 // Hostile binaries

@@ -201,13 +201,7 @@ async fn run(moto: Moto) {
     // Enforcement is live: each role is refused what its policy leaves out.
     let denied = |binary: &str| {
         let key = &keys[binary];
-        aws_sdk_s3::config::Credentials::new(
-            key[0].as_str().unwrap(),
-            key[1].as_str().unwrap(),
-            None,
-            None,
-            "test",
-        )
+        aws_sdk_s3::config::Credentials::new(key[0].as_str().unwrap(), key[1].as_str().unwrap(), None, None, "test")
     };
     let sdk = sluice_core::aws::sdk_config(&setup.config.aws).await;
     let bucket = setup.config.aws.bucket.clone().unwrap();
@@ -225,10 +219,7 @@ async fn run(moto: Moto) {
         .send()
         .await
         .expect_err("pii-detect may not write originals");
-    assert!(
-        format!("{refused:?}").contains("AccessDenied"),
-        "{refused:?}"
-    );
+    assert!(format!("{refused:?}").contains("AccessDenied"), "{refused:?}");
     let stage_dynamodb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .credentials_provider(denied("sluice-stage"))
@@ -240,10 +231,7 @@ async fn run(moto: Moto) {
         .send()
         .await
         .expect_err("the stage function may not read records");
-    assert!(
-        format!("{refused:?}").contains("AccessDenied"),
-        "{refused:?}"
-    );
+    assert!(format!("{refused:?}").contains("AccessDenied"), "{refused:?}");
 
     let pipeline = setup.pipeline(&backends, binaries).await;
     let output = real_binaries::run_with_first_consent(&pipeline, &google).await;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::config::{BackendKind, Config};
-use crate::objects::{LocalObjectStore, ObjectStore, S3ObjectStore};
-use crate::secrets::{LocalSecretStore, SecretStore, SecretsManagerStore};
-use crate::tables::{DynamoTable, SqliteDatabase, Table};
+use crate::objects::{ObjectStore, S3ObjectStore};
+use crate::secrets::{SecretStore, SecretsManagerStore};
+use crate::tables::{DynamoTable, Table};
 use crate::{BackendError, aws};
 
 /// The name of the records table in the embedded backend.
@@ -31,14 +31,22 @@ impl Backends {
     }
 
     /// A directory, one SQLite file and a 0600 secrets file, all under `config.data_dir`.
+    #[cfg(feature = "local")]
     pub fn local(config: &Config) -> Result<Backends, BackendError> {
-        let database = SqliteDatabase::open(&config.sqlite_path())?;
+        let database = crate::tables::SqliteDatabase::open(&config.sqlite_path())?;
         Ok(Backends {
-            objects: Arc::new(LocalObjectStore::open(&config.data_dir)?),
+            objects: Arc::new(crate::objects::LocalObjectStore::open(&config.data_dir)?),
             records: Arc::new(database.table(RECORDS_TABLE)),
             control: Arc::new(database.table(CONTROL_TABLE)),
-            secrets: Arc::new(LocalSecretStore::open(&config.data_dir.join("secrets.json"))?),
+            secrets: Arc::new(crate::secrets::LocalSecretStore::open(
+                &config.data_dir.join("secrets.json"),
+            )?),
         })
+    }
+
+    #[cfg(not(feature = "local"))]
+    pub fn local(_config: &Config) -> Result<Backends, BackendError> {
+        Err(BackendError::LocalNotBuilt)
     }
 
     /// S3, DynamoDB and Secrets Manager, at `aws.endpoint_url` when one is configured.

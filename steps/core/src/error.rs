@@ -61,6 +61,7 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(feature = "local")]
     #[error("SQLite {operation}: {source}")]
     Sqlite {
         operation: &'static str,
@@ -81,6 +82,11 @@ pub enum BackendError {
     },
     #[error("corrupt stored data in {location}: {reason}")]
     Corrupt { location: String, reason: String },
+    /// `backend = "local"` in a binary built without them (a Lambda build).
+    #[error(
+        "backend = \"local\" but this binary was built without the embedded backends (sluice-core's `local` feature); on Lambda use backend = \"aws\""
+    )]
+    LocalNotBuilt,
 }
 
 impl BackendError {
@@ -92,17 +98,23 @@ impl BackendError {
         }
     }
 
+    #[cfg(feature = "local")]
     pub(crate) fn sqlite(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
         move |source| BackendError::Sqlite { operation, source }
     }
 
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BackendError::Throttled { .. })
-            || matches!(self, BackendError::Sqlite { source, .. } if is_sqlite_busy(source))
+        match self {
+            BackendError::Throttled { .. } => true,
+            #[cfg(feature = "local")]
+            BackendError::Sqlite { source, .. } => is_sqlite_busy(source),
+            _ => false,
+        }
     }
 }
 
+#[cfg(feature = "local")]
 fn is_sqlite_busy(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
@@ -118,10 +130,14 @@ impl StepError for BackendError {
             BackendError::InvalidKey { .. } => "Backend.InvalidKey",
             BackendError::InvalidItem { .. } => "Backend.InvalidItem",
             BackendError::Throttled { .. } => "Backend.Throttled",
+            #[cfg(feature = "local")]
             BackendError::Sqlite { source, .. } if is_sqlite_busy(source) => "Backend.Throttled",
-            BackendError::Io { .. } | BackendError::Sqlite { .. } => "Backend.Storage",
+            #[cfg(feature = "local")]
+            BackendError::Sqlite { .. } => "Backend.Storage",
+            BackendError::Io { .. } => "Backend.Storage",
             BackendError::Aws { .. } => "Backend.Aws",
             BackendError::Corrupt { .. } => "Backend.Corrupt",
+            BackendError::LocalNotBuilt => "Backend.Unavailable",
         }
     }
 }

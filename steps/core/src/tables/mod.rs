@@ -3,6 +3,7 @@
 //! items may carry a TTL in `expires_at` (epoch seconds), and expired items are never returned.
 
 mod dynamodb;
+#[cfg(feature = "local")]
 mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use crate::BackendError;
 use crate::item::{Item, ItemKey};
 
 pub use dynamodb::DynamoTable;
+#[cfg(feature = "local")]
 pub use sqlite::{SqliteDatabase, SqliteTable};
 
 /// DynamoDB's BatchWriteItem limit.
