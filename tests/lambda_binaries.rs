@@ -350,7 +350,7 @@ async fn the_real_binaries_on_moto_reach_the_in_process_result() {
     let template = SamTemplate::load(&repo_root().join("infra/template.yaml")).unwrap();
     let pipeline = setup.pipeline(&backends, setup.binaries(&template)).await;
 
-    let output = real_binaries::run_with_first_consent(&pipeline, &google).await;
+    let output = real_binaries::run_with_consent_through_the_callback(&pipeline, &google).await;
     fixture_dataset::assert_fixture_dataset(&backends, &output).await;
     fixture_dataset::assert_consumer_key_works(&setup.config, &backends).await;
     assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");

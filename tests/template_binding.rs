@@ -81,8 +81,15 @@ fn the_template_gives_every_pipeline_function_a_local_environment() {
     )
     .unwrap();
     let names: BTreeSet<&str> = binaries.functions.keys().map(String::as_str).collect();
-    let bound: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
-    assert_eq!(names, bound);
+    let bound: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .map(|f| f.binary)
+        .chain([sluice_functions::OAUTH_CALLBACK_BINARY])
+        .collect();
+    assert_eq!(
+        names, bound,
+        "the Tasks' functions, and the OAuth callback that resumes a run"
+    );
     for (binary, function) in &binaries.functions {
         let env = &function.environment;
         let reads = |path: &str| {

@@ -6,6 +6,7 @@ mod handlers;
 pub mod lambda_host;
 mod objects;
 mod progress;
+pub mod step_functions_api;
 pub mod template;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub struct Pipeline {
     pub oauth: Arc<sluice_gmail::OAuthDeps>,
     /// The Lambda processes of a run through the real binaries; they are killed with it.
     pub lambda_host: Option<Arc<lambda_host::LambdaHost>>,
+    /// Where those binaries' Step Functions calls reach the local engine.
+    pub step_functions_api: Option<step_functions_api::StepFunctionsApi>,
 }
 
 /// How to open a [`Pipeline`].
@@ -101,13 +104,25 @@ impl Pipeline {
             task_tokens: task_tokens.clone(),
         })
         .await?;
+        let mut step_functions_api = None;
         let lambda_host = match &options.lambda_binaries {
-            Some(binaries) => Some(Arc::new(lambda_host::LambdaHost::new(binaries).map_err(|e| {
-                RunnerError::Setup {
-                    stage: "lambda binaries",
-                    message: e.to_string(),
-                }
-            })?)),
+            Some(binaries) => {
+                let api = step_functions_api::StepFunctionsApi::bind()
+                    .await
+                    .map_err(|e| RunnerError::Setup {
+                        stage: "lambda binaries",
+                        message: format!("cannot open the local Step Functions endpoint: {e}"),
+                    })?;
+                let mut binaries = binaries.clone();
+                binaries.set_everywhere("SLUICE_AWS__STEP_FUNCTIONS_ENDPOINT_URL", &api.url);
+                step_functions_api = Some(api);
+                Some(Arc::new(lambda_host::LambdaHost::new(&binaries).map_err(|e| {
+                    RunnerError::Setup {
+                        stage: "lambda binaries",
+                        message: e.to_string(),
+                    }
+                })?))
+            }
             None => None,
         };
         for (function, handler) in bindings {
@@ -127,6 +142,9 @@ impl Pipeline {
         }
         let engine = Arc::new(Engine::new(registry).with_store(store).with_objects(Arc::new(objects)));
         task_tokens.attach(&engine);
+        if let Some(api) = step_functions_api.as_mut() {
+            api.serve(&engine);
+        }
         Ok(Pipeline {
             engine,
             machine,
@@ -134,6 +152,7 @@ impl Pipeline {
             consent_url,
             oauth,
             lambda_host,
+            step_functions_api,
         })
     }
 

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses some of these
 //! The pipeline through the real Lambda binaries against an AWS emulator, the fake Google and
 //! the fake Comprehend: the configuration such a run is loaded with, the binaries it needs, and
 //! a run over the fixture mailbox from the first consent to the end.
@@ -156,5 +157,68 @@ pub async fn run_with_first_consent(pipeline: &Pipeline, google: &FakeGoogle) ->
     match report.outcome {
         ExecutionOutcome::Succeeded { output } => output,
         other => panic!("the resumed run did not succeed: {other:?}"),
+    }
+}
+
+/// A first run over the fixture mailbox, consented as on AWS: the run parks, the user consents,
+/// Google redirects to `GET /oauth/callback?code&state`, which the OAuth callback's binary
+/// answers (as behind the HTTP API): it exchanges the code and sends the task success to the
+/// local engine's Step Functions endpoint, which resumes the run in the background. Its output.
+pub async fn run_with_consent_through_the_callback(pipeline: &Pipeline, google: &FakeGoogle) -> Value {
+    let parked = pipeline.start(json!({})).await.unwrap();
+    assert!(
+        matches!(parked.outcome, ExecutionOutcome::Waiting { .. }),
+        "with no Gmail token the run waits for consent: {:?}",
+        parked.outcome
+    );
+    let consent_url = pipeline
+        .consent_url
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the consent-request function answered its consent URL");
+    let state = url::Url::parse(&consent_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .expect("the consent URL carries its state");
+    let code = google.grant_consent(&consent_url);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", &code)
+        .append_pair("state", &state)
+        .finish();
+    let host = pipeline
+        .lambda_host
+        .as_ref()
+        .expect("the run goes through the real binaries");
+    let response = host
+        .invoke_http(
+            "sluice-oauth-callback",
+            sluice::runner::lambda_host::HttpRequest {
+                method: "GET".into(),
+                uri: format!("/oauth/callback?{query}"),
+                headers: vec![("host".into(), "127.0.0.1".into())],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "the callback answered {}", response.body);
+    assert!(!response.body.contains(&code), "the callback page never shows the code");
+    // The run resumes in the background, as on AWS: wait for it to end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let record = pipeline.engine.describe_execution(&parked.execution_arn).unwrap();
+        match record.status {
+            sluice_statemachine::ExecutionStatus::Running => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the resumed run did not end in 120 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            sluice_statemachine::ExecutionStatus::Succeeded => return record.output.unwrap(),
+            other => panic!("the resumed run ended {other}: {:?} {:?}", record.error, record.cause),
+        }
     }
 }

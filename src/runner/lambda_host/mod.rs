@@ -150,10 +150,19 @@ impl LambdaBinaries {
         let mut functions = BTreeMap::new();
         // note -> the functions it concerns
         let mut noted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for target in template.definition_substitutions()?.into_values() {
-            let SubstitutionTarget::Function { binary, .. } = target else {
-                continue;
-            };
+        let tasks = template
+            .definition_substitutions()?
+            .into_values()
+            .filter_map(|target| match target {
+                SubstitutionTarget::Function { binary, .. } => Some(binary),
+                SubstitutionTarget::Other(_) => None,
+            });
+        // And the OAuth callback behind the HTTP API, which resumes a run (the API itself is
+        // served in process by `sluice serve`).
+        let served = [sluice_functions::OAUTH_CALLBACK_BINARY.to_string()]
+            .into_iter()
+            .filter(|binary| matches!(template.function(binary), Ok(Some(_))));
+        for binary in tasks.chain(served) {
             let function = template
                 .function(&binary)?
                 .ok_or_else(|| LambdaHostError::NotInTemplate { binary: binary.clone() })?;
@@ -190,6 +199,13 @@ impl LambdaBinaries {
             functions,
             notes,
         })
+    }
+
+    /// Gives every function `name=value` (what the local run adds to the template's variables).
+    pub fn set_everywhere(&mut self, name: &str, value: &str) {
+        for function in self.functions.values_mut() {
+            function.environment.insert(name.to_string(), value.to_string());
+        }
     }
 
     /// The binary's file: `DIR/<binary>`, else `DIR/<binary>/bootstrap`.
@@ -407,6 +423,20 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// An HTTP request for a function behind the HTTP API.
+pub struct HttpRequest {
+    pub method: String,
+    /// Path and query, as requested (`/oauth/callback?code=...&state=...`).
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// What the function answered.
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
 /// The functions' process pools; dropping the host kills every process it started.
 pub struct LambdaHost {
     pools: BTreeMap<String, Arc<pool::FunctionPool>>,
@@ -473,6 +503,48 @@ impl LambdaHost {
             pool.clear();
         }
         self.processes.kill_all();
+    }
+
+    /// Sends an HTTP request to `binary` as API Gateway's HTTP API does (payload format 2.0),
+    /// and its answer back.
+    pub async fn invoke_http(&self, binary: &str, request: HttpRequest) -> Result<HttpResponse, String> {
+        let handler = self.handler(binary).map_err(|e| e.to_string())?;
+        let (path, query) = request.uri.split_once('?').unwrap_or((request.uri.as_str(), ""));
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("{} {path}", request.method),
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": request.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
+            "requestContext": {
+                "accountId": super::template::LOCAL_ACCOUNT_ID,
+                "apiId": "local",
+                "domainName": "127.0.0.1",
+                "domainPrefix": "local",
+                "http": {"method": request.method, "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "127.0.0.1", "userAgent": "sluice"},
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "routeKey": format!("{} {path}", request.method),
+                "stage": "$default",
+                "time": "01/Jan/2026:00:00:00 +0000",
+                "timeEpoch": 0,
+            },
+            "isBase64Encoded": false,
+        });
+        let context = sluice_statemachine::TaskContext {
+            resource: super::local_function_arn(binary),
+            state_name: format!("{} {path}", request.method),
+            execution_arn: String::new(),
+            function_name: Some(binary.to_string()),
+            task_token: None,
+        };
+        let output = handler
+            .invoke(context, event)
+            .await
+            .map_err(|failure| format!("{binary} failed: {failure}"))?;
+        let status = output["statusCode"].as_u64().unwrap_or(200) as u16;
+        let body = output["body"].as_str().unwrap_or_default().to_string();
+        Ok(HttpResponse { status, body })
     }
 
     /// How many processes are running now.

@@ -560,6 +560,20 @@ impl Engine {
         Ok(reports)
     }
 
+    /// Whether `token` names a task that still waits for its answer (`InvalidToken` if not).
+    pub fn check_task_token(&self, token: &str) -> Result<(), EngineError> {
+        let record = self.record_for_token(token)?;
+        if record
+            .pending_tasks
+            .iter()
+            .any(|p| p.token == token && p.answer.is_none())
+        {
+            Ok(())
+        } else {
+            Err(EngineError::InvalidToken)
+        }
+    }
+
     fn record_for_token(&self, token: &str) -> Result<ExecutionRecord, EngineError> {
         let arn = self
             .store

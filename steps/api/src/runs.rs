@@ -65,7 +65,10 @@ impl StepFunctionsRunStarter {
             return Ok(None);
         };
         let sdk = sluice_core::aws::sdk_config(&config.aws).await;
-        Ok(Some(StepFunctionsRunStarter::new(aws_sdk_sfn::Client::new(&sdk), &arn)))
+        Ok(Some(StepFunctionsRunStarter::new(
+            sluice_core::aws::step_functions_client(&sdk, &config.aws),
+            &arn,
+        )))
     }
 }
 

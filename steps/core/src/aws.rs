@@ -21,6 +21,16 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// The Step Functions client: at `step_functions_endpoint_url` when one is set, else where every
+/// other client goes.
+pub fn step_functions_client(sdk: &SdkConfig, settings: &AwsSettings) -> aws_sdk_sfn::Client {
+    let mut config = aws_sdk_sfn::config::Builder::from(sdk);
+    if let Some(url) = &settings.step_functions_endpoint_url {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_sfn::Client::from_conf(config.build())
+}
+
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",

@@ -35,6 +35,9 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// Sends every AWS client to this URL (moto, LocalStack) instead of AWS.
     pub endpoint_url: Option<String>,
+    /// Sends the Step Functions client alone elsewhere: the local engine's endpoint when the
+    /// real Lambda binaries run locally (`sluice run --lambda-binaries`).
+    pub step_functions_endpoint_url: Option<String>,
     pub bucket: Option<String>,
     pub records_table: String,
     pub control_table: String,
@@ -52,6 +55,7 @@ impl Default for AwsSettings {
         AwsSettings {
             region: None,
             endpoint_url: None,
+            step_functions_endpoint_url: None,
             bucket: None,
             records_table: "sluice-records".into(),
             control_table: "sluice-control".into(),

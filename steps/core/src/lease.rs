@@ -48,10 +48,8 @@ pub struct StepFunctionsLiveness {
 }
 
 impl StepFunctionsLiveness {
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        StepFunctionsLiveness {
-            client: aws_sdk_sfn::Client::new(sdk),
-        }
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        StepFunctionsLiveness { client }
     }
 }
 

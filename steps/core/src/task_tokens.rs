@@ -24,10 +24,8 @@ pub struct StepFunctionsTaskTokens {
 const SERVICE: &str = "StepFunctions";
 
 impl StepFunctionsTaskTokens {
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        StepFunctionsTaskTokens {
-            client: Client::new(sdk),
-        }
+    pub fn new(client: Client) -> Self {
+        StepFunctionsTaskTokens { client }
     }
 }
 

@@ -141,11 +141,14 @@ const FETCH: &[Reads] = &[
     T("ingest"),
 ];
 
+/// The binary behind `GET /oauth/callback`: it resumes the run that waits for consent.
+pub const OAUTH_CALLBACK_BINARY: &str = "sluice-oauth-callback";
+
 /// The binaries that serve HTTP rather than a state machine Task, each `main` in its own crate;
 /// named here so that the template check covers every binary that ships.
 pub const HTTP_FUNCTIONS: [(&str, &[Reads]); 3] = [
     (
-        "sluice-oauth-callback",
+        OAUTH_CALLBACK_BINARY,
         &[
             G("aws.control_table"),
             G("aws.secret_prefix"),
@@ -297,11 +300,14 @@ pub fn function(binary: &str) -> Option<&'static Function> {
 pub async fn serve_lambda(binary: &'static str) -> Result<(), lambda_runtime::Error> {
     let (config, backends) = sluice_core::lambda::environment().await?;
     let sdk = sluice_core::aws::sdk_config(&config.aws).await;
+    let step_functions = sluice_core::aws::step_functions_client(&sdk, &config.aws);
     let context = StepContext {
         config: Arc::new(config),
         backends,
-        task_tokens: Arc::new(sluice_core::task_tokens::StepFunctionsTaskTokens::new(&sdk)),
-        liveness: Arc::new(sluice_core::lease::StepFunctionsLiveness::new(&sdk)),
+        task_tokens: Arc::new(sluice_core::task_tokens::StepFunctionsTaskTokens::new(
+            step_functions.clone(),
+        )),
+        liveness: Arc::new(sluice_core::lease::StepFunctionsLiveness::new(step_functions)),
         base_dir: std::env::current_dir().unwrap_or_default(),
     };
     let function = function(binary).ok_or_else(|| format!("{binary} is not a pipeline function"))?;

@@ -23,7 +23,10 @@ impl LambdaContext {
             .await
             .map_err(|err| anyhow::anyhow!(err))?;
         let sdk = sluice_core::aws::sdk_config(&config.aws).await;
-        let task_tokens = Arc::new(StepFunctionsTaskTokens::new(&sdk));
+        let task_tokens = Arc::new(StepFunctionsTaskTokens::new(sluice_core::aws::step_functions_client(
+            &sdk,
+            &config.aws,
+        )));
         let http = https_client()?;
         let settings = crate::GmailSettings::from_config(&config)?;
         let oauth = OAuthDeps::new(settings, &backends, task_tokens, http.clone()).await?;
