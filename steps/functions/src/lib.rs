@@ -177,127 +177,161 @@ pub const HTTP_FUNCTIONS: [(&str, &[Reads]); 3] = [
     ("sluice-authorizer", &[G("aws.control_table"), T("api")]),
 ];
 
-/// Every pipeline function, in the order a run meets them.
-pub const FUNCTIONS: [Function; 11] = [
-    Function {
-        substitution: "RunBeginFunctionArn",
-        binary: "sluice-run-begin",
-        reads: &[G("aws.control_table"), G("gmail.account"), T("gmail.run_lease_secs")],
-        metrics: None,
-        build: |c| Box::pin(run_begin(c)),
-    },
-    Function {
-        substitution: "AuthCheckFunctionArn",
-        binary: "sluice-auth-check",
-        reads: OAUTH,
-        metrics: None,
-        build: |c| Box::pin(auth_check(c)),
-    },
-    Function {
-        substitution: "ConsentRequestFunctionArn",
-        binary: "sluice-consent-request",
-        reads: CONSENT,
-        metrics: None,
-        build: |c| Box::pin(consent_request(c)),
-    },
-    Function {
-        substitution: "CodeExchangeFunctionArn",
-        binary: "sluice-code-exchange",
-        reads: OAUTH,
-        metrics: None,
-        build: |c| Box::pin(code_exchange(c)),
-    },
-    Function {
-        substitution: "GmailFetchFunctionArn",
-        binary: "sluice-gmail-fetch",
-        reads: FETCH,
-        metrics: None,
-        build: |c| Box::pin(gmail_fetch(c)),
-    },
-    Function {
-        substitution: "StageFunctionArn",
-        binary: "sluice-stage",
-        reads: &[
-            G("aws.bucket"),
-            G("aws.control_table"),
-            G("aws.kms_key_id"),
-            T("stage"),
-            T("datasets"),
-        ],
-        metrics: None,
-        build: |c| Box::pin(stage(c)),
-    },
-    Function {
-        substitution: "PiiDetectFunctionArn",
-        binary: "sluice-pii-detect",
-        reads: &[
-            G("aws.bucket"),
-            G("aws.kms_key_id"),
-            G("pii.engine"),
-            T("pii"),
-            T("datasets"),
-        ],
-        metrics: None,
-        build: |c| Box::pin(pii_detect(c)),
-    },
-    Function {
-        substitution: "PiiMaskFunctionArn",
-        binary: "sluice-pii-mask",
-        reads: &[
-            G("aws.bucket"),
-            G("aws.control_table"),
-            G("aws.kms_key_id"),
-            G("aws.secret_prefix"),
-            G("pii.engine"),
-            T("pii"),
-            T("datasets"),
-        ],
-        metrics: None,
-        build: |c| Box::pin(pii_mask(c)),
-    },
-    Function {
-        substitution: "IngestFunctionArn",
-        binary: "sluice-ingest",
-        reads: &[
-            G("aws.bucket"),
-            G("aws.records_table"),
-            G("aws.control_table"),
-            G("aws.kms_key_id"),
-            T("ingest"),
-            T("datasets"),
-        ],
-        metrics: None,
-        build: |c| Box::pin(ingest(c)),
-    },
-    Function {
-        substitution: "TokenIssueFunctionArn",
-        binary: "sluice-token-issue",
-        reads: &[
-            G("aws.control_table"),
-            G("aws.secret_prefix"),
-            G("aws.kms_key_id"),
-            T("tokens"),
-        ],
-        metrics: None,
-        build: |c| Box::pin(token_issue(c)),
-    },
-    Function {
-        substitution: "RunFinishFunctionArn",
-        binary: "sluice-run-finish",
-        reads: &[G("aws.control_table")],
-        metrics: Some(run_metrics),
-        build: |c| Box::pin(run_finish(c)),
-    },
+/// `sluice-run-begin`.
+pub static RUN_BEGIN: Function = Function {
+    substitution: "RunBeginFunctionArn",
+    binary: "sluice-run-begin",
+    reads: &[G("aws.control_table"), G("gmail.account"), T("gmail.run_lease_secs")],
+    metrics: None,
+    build: |c| Box::pin(run_begin(c)),
+};
+
+/// `sluice-auth-check`.
+pub static AUTH_CHECK: Function = Function {
+    substitution: "AuthCheckFunctionArn",
+    binary: "sluice-auth-check",
+    reads: OAUTH,
+    metrics: None,
+    build: |c| Box::pin(auth_check(c)),
+};
+
+/// `sluice-consent-request`.
+pub static CONSENT_REQUEST: Function = Function {
+    substitution: "ConsentRequestFunctionArn",
+    binary: "sluice-consent-request",
+    reads: CONSENT,
+    metrics: None,
+    build: |c| Box::pin(consent_request(c)),
+};
+
+/// `sluice-code-exchange`.
+pub static CODE_EXCHANGE: Function = Function {
+    substitution: "CodeExchangeFunctionArn",
+    binary: "sluice-code-exchange",
+    reads: OAUTH,
+    metrics: None,
+    build: |c| Box::pin(code_exchange(c)),
+};
+
+/// `sluice-gmail-fetch`.
+pub static GMAIL_FETCH: Function = Function {
+    substitution: "GmailFetchFunctionArn",
+    binary: "sluice-gmail-fetch",
+    reads: FETCH,
+    metrics: None,
+    build: |c| Box::pin(gmail_fetch(c)),
+};
+
+/// `sluice-stage`.
+pub static STAGE: Function = Function {
+    substitution: "StageFunctionArn",
+    binary: "sluice-stage",
+    reads: &[
+        G("aws.bucket"),
+        G("aws.control_table"),
+        G("aws.kms_key_id"),
+        T("stage"),
+        T("datasets"),
+    ],
+    metrics: None,
+    build: |c| Box::pin(stage(c)),
+};
+
+/// `sluice-pii-detect`.
+pub static PII_DETECT: Function = Function {
+    substitution: "PiiDetectFunctionArn",
+    binary: "sluice-pii-detect",
+    reads: &[
+        G("aws.bucket"),
+        G("aws.kms_key_id"),
+        G("pii.engine"),
+        T("pii"),
+        T("datasets"),
+    ],
+    metrics: None,
+    build: |c| Box::pin(pii_detect(c)),
+};
+
+/// `sluice-pii-mask`.
+pub static PII_MASK: Function = Function {
+    substitution: "PiiMaskFunctionArn",
+    binary: "sluice-pii-mask",
+    reads: &[
+        G("aws.bucket"),
+        G("aws.control_table"),
+        G("aws.kms_key_id"),
+        G("aws.secret_prefix"),
+        G("pii.engine"),
+        T("pii"),
+        T("datasets"),
+    ],
+    metrics: None,
+    build: |c| Box::pin(pii_mask(c)),
+};
+
+/// `sluice-ingest`.
+pub static INGEST: Function = Function {
+    substitution: "IngestFunctionArn",
+    binary: "sluice-ingest",
+    reads: &[
+        G("aws.bucket"),
+        G("aws.records_table"),
+        G("aws.control_table"),
+        G("aws.kms_key_id"),
+        T("ingest"),
+        T("datasets"),
+    ],
+    metrics: None,
+    build: |c| Box::pin(ingest(c)),
+};
+
+/// `sluice-token-issue`.
+pub static TOKEN_ISSUE: Function = Function {
+    substitution: "TokenIssueFunctionArn",
+    binary: "sluice-token-issue",
+    reads: &[
+        G("aws.control_table"),
+        G("aws.secret_prefix"),
+        G("aws.kms_key_id"),
+        T("tokens"),
+    ],
+    metrics: None,
+    build: |c| Box::pin(token_issue(c)),
+};
+
+/// `sluice-run-finish`.
+pub static RUN_FINISH: Function = Function {
+    substitution: "RunFinishFunctionArn",
+    binary: "sluice-run-finish",
+    reads: &[G("aws.control_table")],
+    metrics: Some(run_metrics),
+    build: |c| Box::pin(run_finish(c)),
+};
+
+/// Every pipeline function, in the order a run meets them. A Lambda `main` names only its own
+/// entry (never this table), so that its bootstrap links only its own step.
+pub static FUNCTIONS: [&Function; 11] = [
+    &RUN_BEGIN,
+    &AUTH_CHECK,
+    &CONSENT_REQUEST,
+    &CODE_EXCHANGE,
+    &GMAIL_FETCH,
+    &STAGE,
+    &PII_DETECT,
+    &PII_MASK,
+    &INGEST,
+    &TOKEN_ISSUE,
+    &RUN_FINISH,
 ];
 
 /// The function whose binary is `binary`.
 pub fn function(binary: &str) -> Option<&'static Function> {
-    FUNCTIONS.iter().find(|f| f.binary == binary)
+    FUNCTIONS.iter().find(|f| f.binary == binary).copied()
 }
 
 /// A Lambda `main`: the configuration and backends from the environment, the function's step
 /// built once, then one invocation per event.
-pub async fn serve_lambda(binary: &'static str) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_lambda(function: &'static Function) -> Result<(), lambda_runtime::Error> {
     let (config, backends) = sluice_core::lambda::environment().await?;
     let sdk = sluice_core::aws::sdk_config(&config.aws).await;
     let step_functions = sluice_core::aws::step_functions_client(&sdk, &config.aws);
@@ -310,7 +344,6 @@ pub async fn serve_lambda(binary: &'static str) -> Result<(), lambda_runtime::Er
         liveness: Arc::new(sluice_core::lease::StepFunctionsLiveness::new(step_functions)),
         base_dir: std::env::current_dir().unwrap_or_default(),
     };
-    let function = function(binary).ok_or_else(|| format!("{binary} is not a pipeline function"))?;
     let step = function.bind(&context).await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<Value>| {
@@ -621,7 +654,10 @@ mod tests {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/bin/{short}.rs"));
             let main = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
-                main.contains(&format!("serve_lambda(\"{}\")", function.binary)),
+                main.contains(&format!(
+                    "serve_lambda(&sluice_functions::{})",
+                    short.replace('-', "_").to_uppercase()
+                )),
                 "{} does not serve {}",
                 path.display(),
                 function.binary

@@ -1,7 +1,7 @@
-//! The `sluice-gmail-fetch` Lambda: its step from [`sluice_functions::FUNCTIONS`], served on the Lambda
+//! The `sluice-gmail-fetch` Lambda: its step from [`sluice_functions::GMAIL_FETCH`], served on the Lambda
 //! Runtime API.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    sluice_functions::serve_lambda("sluice-gmail-fetch").await
+    sluice_functions::serve_lambda(&sluice_functions::GMAIL_FETCH).await
 }

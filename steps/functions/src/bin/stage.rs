@@ -1,7 +1,7 @@
-//! The `sluice-stage` Lambda: its step from [`sluice_functions::FUNCTIONS`], served on the Lambda
+//! The `sluice-stage` Lambda: its step from [`sluice_functions::STAGE`], served on the Lambda
 //! Runtime API.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    sluice_functions::serve_lambda("sluice-stage").await
+    sluice_functions::serve_lambda(&sluice_functions::STAGE).await
 }
