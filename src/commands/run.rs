@@ -45,9 +45,9 @@ pub struct RunArgs {
 }
 
 /// Where `--lambda-binaries` finds the binaries and the template.
-struct LambdaChoice<'a> {
-    dir: &'a Path,
-    template: Option<&'a Path>,
+pub(crate) struct LambdaChoice<'a> {
+    pub dir: &'a Path,
+    pub template: Option<&'a Path>,
 }
 
 #[derive(Args)]
@@ -153,7 +153,7 @@ async fn open_with(
 }
 
 /// The functions of `--lambda-binaries`, from the template, for the local configuration.
-fn lambda_binaries(
+pub(crate) fn lambda_binaries(
     config: &Config,
     config_path: Option<&Path>,
     choice: LambdaChoice<'_>,
@@ -195,7 +195,7 @@ fn lambda_binaries(
 }
 
 /// With no `--config`: `./sluice.toml` (the repository root's reads the fixture mail).
-fn default_config() -> Option<PathBuf> {
+pub(crate) fn default_config() -> Option<PathBuf> {
     let path = PathBuf::from("sluice.toml");
     path.is_file().then_some(path)
 }

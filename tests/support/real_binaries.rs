@@ -188,23 +188,46 @@ pub async fn run_with_consent_through_the_callback(pipeline: &Pipeline, google: 
         .append_pair("code", &code)
         .append_pair("state", &state)
         .finish();
+    // Through the route `sluice serve --lambda-binaries` answers the redirect with.
     let host = pipeline
         .lambda_host
-        .as_ref()
+        .clone()
         .expect("the run goes through the real binaries");
-    let response = host
-        .invoke_http(
-            "sluice-oauth-callback",
-            sluice::runner::lambda_host::HttpRequest {
-                method: "GET".into(),
-                uri: format!("/oauth/callback?{query}"),
-                headers: vec![("host".into(), "127.0.0.1".into())],
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "the callback answered {}", response.body);
-    assert!(!response.body.contains(&code), "the callback page never shows the code");
+    let route =
+        sluice::runner::lambda_host::http_route(host, sluice_functions::OAUTH_CALLBACK_BINARY, "/oauth/callback");
+    let get = |uri: String| {
+        let route = route.clone();
+        async move {
+            let request = axum::http::Request::get(uri)
+                .header("host", "127.0.0.1:8080")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(route, request).await.unwrap();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    // A forged state, and no code at all, are refused by the binary; the run keeps waiting.
+    for hostile in [
+        "/oauth/callback?code=stolen&state=forged",
+        "/oauth/callback?state=forged",
+    ] {
+        let (status, body) = get(hostile.to_string()).await;
+        assert!(status.is_client_error(), "{hostile} answered {status}: {body}");
+        let record = pipeline.engine.describe_execution(&parked.execution_arn).unwrap();
+        assert_eq!(
+            record.status,
+            sluice_statemachine::ExecutionStatus::Running,
+            "{hostile}"
+        );
+    }
+    let (status, body) = get(format!("/oauth/callback?{query}")).await;
+    assert_eq!(status, 200, "the callback answered {body}");
+    assert!(!body.contains(&code), "the callback page never shows the code");
     // The run resumes in the background, as on AWS: wait for it to end.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {

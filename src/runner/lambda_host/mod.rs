@@ -434,7 +434,52 @@ pub struct HttpRequest {
 /// What the function answered.
 pub struct HttpResponse {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+/// A route that hands `GET path` to `binary` behind the HTTP API, as API Gateway would (what
+/// `sluice serve --lambda-binaries` answers `/oauth/callback` with).
+pub fn http_route(host: Arc<LambdaHost>, binary: &'static str, path: &str) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let handler = move |uri: Uri, headers: HeaderMap| {
+        let host = host.clone();
+        async move {
+            let request = HttpRequest {
+                method: "GET".into(),
+                uri: uri
+                    .path_and_query()
+                    .map(|pq| pq.as_str().to_string())
+                    .unwrap_or_default(),
+                headers: headers
+                    .iter()
+                    .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+                    .collect(),
+            };
+            match host.invoke_http(binary, request).await {
+                Ok(response) => {
+                    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    let mut answer = (status, response.body).into_response();
+                    for (name, value) in response.headers {
+                        if let (Ok(name), Ok(value)) = (
+                            axum::http::HeaderName::try_from(name.as_str()),
+                            axum::http::HeaderValue::try_from(value.as_str()),
+                        ) {
+                            answer.headers_mut().insert(name, value);
+                        }
+                    }
+                    answer
+                }
+                // What API Gateway answers when its integration fails.
+                Err(message) => {
+                    tracing::warn!(function = binary, %message, "the HTTP function failed");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+                }
+            }
+        }
+    };
+    axum::Router::new().route(path, axum::routing::get(handler))
 }
 
 /// The functions' process pools; dropping the host kills every process it started.
@@ -544,7 +589,16 @@ impl LambdaHost {
             .map_err(|failure| format!("{binary} failed: {failure}"))?;
         let status = output["statusCode"].as_u64().unwrap_or(200) as u16;
         let body = output["body"].as_str().unwrap_or_default().to_string();
-        Ok(HttpResponse { status, body })
+        let headers = output["headers"]
+            .as_object()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(HttpResponse { status, headers, body })
     }
 
     /// How many processes are running now.
