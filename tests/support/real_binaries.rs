@@ -132,20 +132,32 @@ impl RunSetup {
     }
 }
 
-/// A first run over the fixture mailbox: it parks for consent (the consent-request binary
-/// answers the consent URL), the user consents, the code is exchanged as `sluice resume --code`
-/// does, and the run goes on to its end. Its output.
-pub async fn run_with_first_consent(pipeline: &Pipeline, google: &FakeGoogle) -> Value {
+/// Starts a run with no Gmail token yet: it parks on the consent task, and the consent-request
+/// function answers the consent URL. The report and the URL.
+async fn park_for_consent(pipeline: &Pipeline) -> (sluice_statemachine::ExecutionReport, String) {
     let parked = pipeline.start(json!({})).await.unwrap();
-    let ExecutionOutcome::Waiting { task_tokens } = &parked.outcome else {
-        panic!("with no Gmail token the run waits for consent: {:?}", parked.outcome)
-    };
+    assert!(
+        matches!(parked.outcome, ExecutionOutcome::Waiting { .. }),
+        "with no Gmail token the run waits for consent: {:?}",
+        parked.outcome
+    );
     let consent_url = pipeline
         .consent_url
         .lock()
         .unwrap()
         .clone()
         .expect("the consent-request function answered its consent URL");
+    (parked, consent_url)
+}
+
+/// A first run over the fixture mailbox: it parks for consent (the consent-request binary
+/// answers the consent URL), the user consents, the code is exchanged as `sluice resume --code`
+/// does, and the run goes on to its end. Its output.
+pub async fn run_with_first_consent(pipeline: &Pipeline, google: &FakeGoogle) -> Value {
+    let (parked, consent_url) = park_for_consent(pipeline).await;
+    let ExecutionOutcome::Waiting { task_tokens } = &parked.outcome else {
+        unreachable!("park_for_consent checked it waits")
+    };
     let code = google.grant_consent(&consent_url);
     let status = sluice::runner::exchange_code(pipeline, &code).await.unwrap();
     assert_eq!(status, "authorized");
@@ -165,18 +177,7 @@ pub async fn run_with_first_consent(pipeline: &Pipeline, google: &FakeGoogle) ->
 /// answers (as behind the HTTP API): it exchanges the code and sends the task success to the
 /// local engine's Step Functions endpoint, which resumes the run in the background. Its output.
 pub async fn run_with_consent_through_the_callback(pipeline: &Pipeline, google: &FakeGoogle) -> Value {
-    let parked = pipeline.start(json!({})).await.unwrap();
-    assert!(
-        matches!(parked.outcome, ExecutionOutcome::Waiting { .. }),
-        "with no Gmail token the run waits for consent: {:?}",
-        parked.outcome
-    );
-    let consent_url = pipeline
-        .consent_url
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the consent-request function answered its consent URL");
+    let (parked, consent_url) = park_for_consent(pipeline).await;
     let state = url::Url::parse(&consent_url)
         .unwrap()
         .query_pairs()
