@@ -5,13 +5,20 @@ use regex::Regex;
 use super::{Candidate, DensePattern, TextShape, char_before, pattern};
 use crate::entity::EntityType;
 
-/// Country code (+CC or 00CC), an optional area code in parentheses, then up to six digit groups
-/// joined by one space, dot or dash; an optional extension.
+/// Country code (+CC or 00CC), an optional area code in parentheses or a trunk-prefixed one
+/// before a slash (German "030/1234567", "089 / 12 34 56"), then up to seven digit groups joined
+/// by one space, dot or dash; an optional extension ("ext", "Ext.", "x", "#").
 pub(super) const PHONE_PATTERN: &str = r"(?x)
     (?: \+ [0-9]{1,3} [\ .-]? | (?-u:\b) 00 [1-9][0-9]{0,2} [\ .-]? )?
-    (?: \( [0-9]{1,5} \) [\ .-]? )?
+    (?: \( [0-9]{1,5} \) [\ .-]? | (?-u:\b) 0 [0-9]{1,4} \ ?/\ ? )?
     [0-9]{1,12} (?: [\ .-] [0-9]{1,12} ){0,6}
-    (?: \ ? (?: ext\.? | x | \# ) \ ? [0-9]{1,5} )?";
+    (?: \ ? (?: (?i:ext)\.? | x | \# ) \ ? [0-9]{1,5} )?";
+
+/// Words that say the number after them is a phone number (English, German, French), so ten
+/// bare digits with a trunk prefix ("Tel. 0612345678") are one.
+const PHONE_WORDS: &[&str] = &[
+    "tel", "tél", "phone", "fon", "mobil", "handy", "fax", "portable", "call", "ruf",
+];
 
 /// Every phone match begins with a digit, `+` or `(`.
 pub(super) fn phone_can_start(byte: u8) -> bool {
@@ -77,12 +84,13 @@ impl ContactRecognizers {
     }
 
     fn find_phones(&self, text: &str, out: &mut Vec<Candidate>) {
-        // A phone number with its extension is made of `0-9 .-+()`, spaces and `ext#`.
+        // A phone number with its extension is made of `0-9 .-+()/`, spaces and `ext#` in
+        // either case.
         let in_phone = |byte: u8| {
             byte.is_ascii_digit()
                 || matches!(
                     byte,
-                    b' ' | b'.' | b'-' | b'+' | b'(' | b')' | b'e' | b'x' | b't' | b'#'
+                    b' ' | b'.' | b'-' | b'+' | b'(' | b')' | b'/' | b'e' | b'x' | b't' | b'E' | b'X' | b'T' | b'#'
                 )
         };
         super::for_each_match_in_runs(
@@ -105,7 +113,11 @@ impl ContactRecognizers {
                 if text[start..end].bytes().filter(u8::is_ascii_digit).count() < 7 {
                     return;
                 }
-                if let Some(score) = phone_score(&text[start..end]) {
+                let score = phone_score(&text[start..end]).or_else(|| {
+                    (is_bare_national(&text[start..end]) && super::context_before(text, start, 20, PHONE_WORDS))
+                        .then_some(0.6)
+                });
+                if let Some(score) = score {
                     out.push(Candidate {
                         kind: EntityType::Phone,
                         start,
@@ -115,15 +127,18 @@ impl ContactRecognizers {
                     return;
                 }
                 // A run like "2024-01-15 555-123-4567" joins a date and a phone; try the
-                // space-separated windows of the run, longest first, left to right.
+                // space-separated windows of the run, longest first, left to right. A window
+                // never takes part of a card-shaped number ("4111 1111 1111 1112"): the card
+                // recognizer has turned it down, and its first groups are no phone either.
                 let chunks: Vec<(usize, usize)> = space_chunks(&text[start..end], start);
+                let in_card = card_shaped_chunks(text, &chunks);
                 let mut first = 0;
                 while first < chunks.len() {
                     let accepted = (first + 1..=chunks.len()).rev().find_map(|last| {
                         let (from, to) = (chunks[first].0, chunks[last - 1].1);
                         let window = &text[from..to];
                         let whole = first == 0 && last == chunks.len();
-                        (!whole)
+                        (!whole && !in_card[first..last].contains(&true))
                             .then(|| phone_score(window))
                             .flatten()
                             .map(|score| (last, from, to, score))
@@ -229,7 +244,8 @@ fn trim_url_tail(url: &str) -> usize {
         let unbalanced = |open: char, close: char| {
             last == close && url[..end].matches(open).count() < url[..end].matches(close).count()
         };
-        if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '*')
+        // Closing quotes (guillemets in French and German text) end the quotation, not the URL.
+        if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '*' | '»' | '›' | '”' | '’')
             || unbalanced('(', ')')
             || unbalanced('[', ']')
             || unbalanced('{', '}')
@@ -247,9 +263,17 @@ fn trim_url_tail(url: &str) -> usize {
 fn phone_score(candidate: &str) -> Option<f32> {
     let (number, extension) = split_extension(candidate);
     let number = number.trim_end();
-    let international = number.starts_with('+') || number.starts_with("00");
+    // "00" dials out only before a country code, which never starts with 0.
+    let international = number.starts_with('+')
+        || (number.starts_with("00") && number[2..].starts_with(|c: char| matches!(c, '1'..='9')));
     let groups = DigitGroups::of(number)?;
     let digits = groups.digits;
+    // One digit over and over ("000000000", "555-555-5555") is a placeholder, not a number.
+    let mut number_digits = number.bytes().filter(u8::is_ascii_digit);
+    let first_digit = number_digits.next()?;
+    if number_digits.all(|digit| digit == first_digit) {
+        return None;
+    }
     let significant = if number.starts_with("00") { digits - 2 } else { digits };
     if !(7..=15).contains(&significant) {
         return None;
@@ -270,7 +294,12 @@ fn phone_score(candidate: &str) -> Option<f32> {
     // National numbers: NANP 3-3-4 or 3-4, or a trunk-prefixed 0... number in groups.
     let nanp = matches!(lengths, [3, 3, 4] | [1, 3, 3, 4]) && digits <= 11;
     let trunk = number.starts_with('0') && group_count >= 2 && (9..=12).contains(&digits);
-    let grouped = group_count >= 2 && lengths.iter().all(|&l| l >= 2) && (8..=12).contains(&digits);
+    // Two groups and eight digits without a trunk 0 are as often a year range ("1990-2005") or an
+    // article number ("4711-0815") as a local number, which a context-free guess cannot tell.
+    let grouped = group_count >= 2
+        && lengths.iter().all(|&l| l >= 2)
+        && (8..=12).contains(&digits)
+        && (group_count >= 3 || digits >= 9);
     let bare = group_count == 1 && digits == 10 && !number.starts_with(['0', '1']);
     match () {
         _ if nanp => Some(0.85 + if extension { 0.05 } else { 0.0 }),
@@ -345,6 +374,42 @@ impl Separators {
     }
 }
 
+/// Ten to twelve digits after a single trunk `0`, with no separator: a national number as
+/// German and French forms write it, a phone only where a phone word precedes it.
+fn is_bare_national(candidate: &str) -> bool {
+    let bytes = candidate.as_bytes();
+    (10..=12).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) && bytes[0] == b'0' && bytes[1] != b'0'
+}
+
+/// For each space chunk of a phone run, whether it is one of a sequence of digit-only chunks laid
+/// out as card numbers are printed: 4-4-4-4 (and a tail of 1-3 digits), 4-4-4-1..3, 4-6-4, 4-6-5.
+fn card_shaped_chunks(text: &str, chunks: &[(usize, usize)]) -> Vec<bool> {
+    let length = |&(from, to): &(usize, usize)| {
+        let chunk = &text.as_bytes()[from..to];
+        if chunk.iter().all(u8::is_ascii_digit) {
+            chunk.len()
+        } else {
+            0
+        }
+    };
+    let lengths: Vec<usize> = chunks.iter().map(length).collect();
+    let mut in_card = vec![false; chunks.len()];
+    for first in 0..lengths.len() {
+        let rest = &lengths[first..];
+        let taken = match rest {
+            [4, 4, 4, 4, 1..=3, ..] => 5,
+            [4, 4, 4, 4, ..] => 4,
+            [4, 4, 4, 1..=3, ..] => 4,
+            [4, 6, 4 | 5, ..] => 3,
+            _ => 0,
+        };
+        for flag in &mut in_card[first..first + taken] {
+            *flag = true;
+        }
+    }
+    in_card
+}
+
 /// The byte ranges (offset by `base`) of the space-separated pieces of `run`.
 fn space_chunks(run: &str, base: usize) -> Vec<(usize, usize)> {
     let mut chunks = Vec::new();
@@ -363,7 +428,7 @@ fn split_extension(candidate: &str) -> (&str, bool) {
     let bytes = candidate.as_bytes();
     let marker = bytes
         .windows(3)
-        .rposition(|window| window == b"ext")
+        .rposition(|window| window.eq_ignore_ascii_case(b"ext"))
         .or_else(|| bytes.iter().rposition(|&b| b == b'x'))
         .or_else(|| bytes.iter().rposition(|&b| b == b'#'));
     match marker {
@@ -383,7 +448,7 @@ fn looks_like_other_number(number: &str, lengths: &[usize], separators: &Separat
 
 #[cfg(test)]
 mod tests {
-    use crate::recognizers::test_support::found_of;
+    use crate::recognizers::test_support::{found, found_of};
 
     #[test]
     fn emails_are_found_with_plus_tags_subdomains_and_trailing_punctuation() {
@@ -427,6 +492,9 @@ mod tests {
             "version 1.2.3",
             "order 12345",
             "card 4111 1111 1111 1111",
+            "from 1990-2005 on",
+            "Artikel 4711-0815 ist ausverkauft",
+            "range 2000 3000",
         ] {
             assert!(
                 found_of(text, "PHONE").is_empty(),
@@ -434,6 +502,77 @@ mod tests {
                 found_of(text, "PHONE")
             );
         }
+    }
+
+    #[test]
+    fn german_and_french_national_formats_are_phones() {
+        for (text, phone) in [
+            ("Rückruf unter 030/1234567 bitte", "030/1234567"),
+            ("Zentrale: 089 / 12 34 56.", "089 / 12 34 56"),
+            ("Büro 0221/98 76 54 32", "0221/98 76 54 32"),
+            ("Fax 0711 / 2233445", "0711 / 2233445"),
+            ("appelez le 01.23.45.67.89 svp", "01.23.45.67.89"),
+            ("mobile 06.98.76.54.32", "06.98.76.54.32"),
+            ("Zentrale 030.1234.5678, Durchwahl", "030.1234.5678"),
+            ("portable 06-12-34-56-78", "06-12-34-56-78"),
+            ("Tel. 0612345678", "0612345678"),
+            ("phone: 0301234567", "0301234567"),
+            ("Telefon 0891234567", "0891234567"),
+            ("Téléphone : 0478123456", "0478123456"),
+            ("Mobil: 01761234567", "01761234567"),
+        ] {
+            assert_eq!(found_of(text, "PHONE"), [phone], "{text}");
+            assert!(
+                found_of(text, "DATE_TIME").is_empty(),
+                "{text}: {:?}",
+                found_of(text, "DATE_TIME")
+            );
+        }
+    }
+
+    #[test]
+    fn ten_bare_digits_are_a_phone_only_after_a_phone_word() {
+        for text in ["order 0612345678", "Kundennummer 0301234567", "0891234567"] {
+            assert!(
+                found_of(text, "PHONE").is_empty(),
+                "{text}: {:?}",
+                found_of(text, "PHONE")
+            );
+        }
+    }
+
+    #[test]
+    fn an_extension_in_any_case_belongs_to_the_phone() {
+        for phone in [
+            "+1 212 555 0100 Ext. 42",
+            "(212) 555-0100 ext. 7",
+            "(415) 555-0188 EXT 1234",
+            "+44 20 7946 0958 Ext 3",
+            "212-555-0100 x42",
+        ] {
+            let text = format!("call {phone} now");
+            assert_eq!(found_of(&text, "PHONE"), [phone], "{text}");
+        }
+    }
+
+    #[test]
+    fn a_card_number_failing_luhn_is_neither_a_card_nor_a_phone() {
+        for text in [
+            "card 4111 1111 1111 1112 declined",
+            "4111 1111 1111 1112",
+            "Karte 5400 1234 5678 9011 abgelehnt",
+            "4000 0012 3456 7891 12 25",
+            "amex 3782 822463 10006",
+            "4222 2222 2222 3",
+            "6011-0009-9013-9425",
+        ] {
+            assert!(found(text).is_empty(), "{text}: {:?}", found(text));
+        }
+        // A phone next to such a number is still found.
+        assert_eq!(
+            found_of("ruf 555-123-4567 4111 1111 1111 1112", "PHONE"),
+            ["555-123-4567"]
+        );
     }
 
     #[test]
@@ -448,6 +587,10 @@ mod tests {
             ["https://en.wikipedia.org/wiki/Foo_(bar)"]
         );
         assert!(found_of("the www. prefix", "URL").is_empty());
+        assert_eq!(
+            found_of("Lien «https://exemple.fr/a?id=3» ici, “www.beispiel.de/x”", "URL"),
+            ["https://exemple.fr/a?id=3", "www.beispiel.de/x"]
+        );
     }
 
     /// The hand-written URL matcher against the pattern it replaces, on random joins of the

@@ -11,18 +11,27 @@ pub(super) struct DateTimeRecognizer {
 }
 
 const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
-const TIME: &str = r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:\ ?[ap]\.?m\.?)?(?:\ ?(?:z|utc|gmt|[+-][0-9]{2}:?[0-9]{2}))?|[0-9]{1,2}\ ?[ap]\.?m\.?)";
+/// The zones RFC 2822 names (UT, GMT, the US ones) besides UTC, Z and numeric offsets.
+const TIME: &str = r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:\ ?[ap]\.?m\.?)?(?:\ ?(?:z|utc|gmt|ut|[ecmp][sd]t|[+-][0-9]{2}:?[0-9]{2}))?|[0-9]{1,2}\ ?[ap]\.?m\.?)";
+/// A leading day name, as RFC 2822 writes it ("Tue, 1 Dec 2026") or spelled out.
+const WEEKDAY: &str = r"(?:(?:mon|tue(?:s)?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?,?\ )?";
 
 impl DateTimeRecognizer {
     pub fn new() -> Self {
         let iso = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[t\ ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:z|[+-][0-9]{2}:?[0-9]{2})?)?";
         let numeric = format!(r"[0-9]{{1,4}}[/.-][0-9]{{1,2}}[/.-][0-9]{{2,4}}(?:,?\ (?:at\ )?{TIME})?");
         let month_first =
-            format!(r"{MONTH}\.?\ [0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?");
-        let day_first =
-            format!(r"[0-9]{{1,2}}(?:st|nd|rd|th)?\ (?:of\ )?{MONTH}\.?,?(?:\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?");
+            format!(r"{WEEKDAY}{MONTH}\.?\ [0-9]{{1,2}}(?:st|nd|rd|th)?(?:,?\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?");
+        let day_first = format!(
+            r"{WEEKDAY}[0-9]{{1,2}}(?:st|nd|rd|th)?\ (?:of\ )?{MONTH}\.?,?(?:\ [0-9]{{4}})?(?:,?\ (?:at\ )?{TIME})?"
+        );
+        // "01-Dec-2026", "1/December/26": one separator both sides of the month name.
+        let day_month_year =
+            format!(r"[0-9]{{1,2}}(?:-{MONTH}-|/{MONTH}/)(?:[0-9]{{4}}|[0-9]{{2}})(?:,?\ (?:at\ )?{TIME})?");
         let month_year = format!(r"{MONTH}\ [0-9]{{4}}");
-        let source = format!(r"(?xi)(?-u:\b)(?:{iso}|{numeric}|{month_first}|{day_first}|{month_year}|{TIME})(?-u:\b)");
+        let source = format!(
+            r"(?xi)(?-u:\b)(?:{iso}|{day_month_year}|{numeric}|{month_first}|{day_first}|{month_year}|{TIME})(?-u:\b)"
+        );
         DateTimeRecognizer { date: pattern(&source) }
     }
 
@@ -47,6 +56,12 @@ impl DateTimeRecognizer {
             if char_before(text, start).is_some_and(|c| matches!(c, '.' | '/' | ':' | '-' | '+') || c.is_alphanumeric())
                 || char_after(text, end).is_some_and(|c| matches!(c, '/' | ':') || c.is_alphanumeric())
             {
+                continue;
+            }
+            // "06-12-34-56-78" and "01.23.45.67.89" are phone numbers whose first three groups
+            // read as a date: a date does not go on with another separator and digits.
+            let rest = &text.as_bytes()[end..];
+            if rest.len() >= 2 && matches!(rest[0], b'.' | b'-') && rest[1].is_ascii_digit() {
                 continue;
             }
             if text[..end].ends_with('.') && !candidate.to_ascii_lowercase().ends_with("m.") {
@@ -179,6 +194,58 @@ mod tests {
             let text = format!("due {date} ok");
             assert_eq!(found_of(&text, "DATE_TIME"), [date], "{text}");
         }
+    }
+
+    #[test]
+    fn rfc_2822_dates_are_found_whole() {
+        for date in [
+            "Tue, 1 Dec 2026 14:05:09 +0100",
+            "1 Dec 2026 14:05 GMT",
+            "Mon, 07 Sep 2026 08:00:00 -0500",
+            "Fri, 24 Apr 2026 23:59 UT",
+            "Sat, 3 Oct 2026 10:15:00 EDT",
+            "Wednesday, 2 December 2026",
+            "Thursday, December 3, 2026",
+        ] {
+            let text = format!("Date: {date} (sent)");
+            assert_eq!(found_of(&text, "DATE_TIME"), [date], "{text}");
+        }
+    }
+
+    #[test]
+    fn day_month_name_year_dates_with_hyphens_or_slashes_are_found() {
+        for date in [
+            "01-Dec-2026",
+            "1-December-2026",
+            "15-mar-26",
+            "9-Sep-1999",
+            "03/Aug/2026",
+        ] {
+            let text = format!("expires {date}.");
+            assert_eq!(found_of(&text, "DATE_TIME"), [date], "{text}");
+        }
+        assert!(found_of("ref 41-Dec-2026", "DATE_TIME").is_empty());
+    }
+
+    #[test]
+    fn dotted_and_hyphenated_phone_numbers_are_not_dates() {
+        for text in [
+            "030.1234.5678",
+            "06-12-34-56-78",
+            "01.23.45.67.89",
+            "tel 04.91.22.33.44 ok",
+            "11-22-33-44",
+            "12.03.44.55",
+        ] {
+            assert!(
+                found_of(text, "DATE_TIME").is_empty(),
+                "{text}: {:?}",
+                found_of(text, "DATE_TIME")
+            );
+        }
+        // A date at the end of a sentence keeps its place.
+        assert_eq!(found_of("seit 15.01.2024.", "DATE_TIME"), ["15.01.2024"]);
+        assert_eq!(found_of("seit 15.01.2024-x", "DATE_TIME"), ["15.01.2024"]);
     }
 
     #[test]

@@ -232,10 +232,14 @@ fn has_issuer_prefix(digits: &[u8]) -> bool {
 }
 
 /// SSA rules: area 000, 666 and 900-999, group 00 and serial 0000 were never issued; a few
-/// numbers were published in advertising and are void.
+/// numbers were published in advertising and are void, and one digit nine times (111-11-1111)
+/// is a placeholder, never an issued number.
 pub(crate) fn ssn_is_valid(candidate: &str) -> bool {
     let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
     if digits.len() != 9 {
+        return false;
+    }
+    if digits.bytes().all(|digit| digit == digits.as_bytes()[0]) {
         return false;
     }
     let (area, group, serial) = (&digits[..3], &digits[3..5], &digits[5..]);
@@ -375,7 +379,7 @@ pub(crate) fn iban_checksum_is_valid(iban: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::recognizers::test_support::found_of;
+    use crate::recognizers::test_support::{found, found_of};
 
     #[test]
     fn card_numbers_need_a_luhn_checksum_and_keep_their_separators() {
@@ -418,6 +422,36 @@ mod tests {
         }
         assert_eq!(found_of("social security number: 536221234", "SSN"), ["536221234"]);
         assert!(found_of("invoice 536221234", "SSN").is_empty());
+    }
+
+    #[test]
+    fn placeholder_and_advertised_ssns_are_never_reported() {
+        let mut placeholders: Vec<String> = (1..=9).map(|d| format!("{d}{d}{d}-{d}{d}-{d}{d}{d}{d}")).collect();
+        placeholders.extend((0..=9).map(|d| d.to_string().repeat(9)));
+        placeholders.extend(
+            [
+                "078-05-1120",
+                "219-09-9999",
+                "123-45-6789",
+                "078 05 1120",
+                "219099999",
+                "123456789",
+            ]
+            .map(String::from),
+        );
+        placeholders.extend(["444 44 4444", "777-77-7777"].map(String::from));
+        for placeholder in &placeholders {
+            for text in [
+                format!("ssn {placeholder}"),
+                format!("Social Security: {placeholder}."),
+                format!("SSN={placeholder}"),
+            ] {
+                assert!(found(&text).is_empty(), "{text}: {:?}", found(&text));
+            }
+        }
+        // Near misses of the placeholders are ordinary numbers.
+        assert_eq!(found_of("ssn 111-11-1112", "SSN"), ["111-11-1112"]);
+        assert_eq!(found_of("ssn 078-05-1121", "SSN"), ["078-05-1121"]);
     }
 
     #[test]

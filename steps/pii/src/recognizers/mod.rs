@@ -24,7 +24,7 @@ pub(crate) struct Candidate {
 /// Cheap facts about a text, gathered in one pass, that decide which recognizers can match at all.
 ///
 /// Each field is a *necessary* condition of some pattern (a phone number is 7+ digits inside one
-/// run of digits, spaces, dots, dashes, plus signs and parentheses; an IPv4 address is three
+/// run of digits, spaces, dots, dashes, plus signs, parentheses and slashes; an IPv4 address is three
 /// digit-then-dot pairs in one run of digits and dots; ...), so skipping a recognizer whose
 /// condition fails never changes what is found. Most cells hold some digits, so the plain digit
 /// count alone would send nearly every cell through the phone, date and card patterns.
@@ -36,7 +36,7 @@ pub(crate) struct TextShape {
     pub dashes: usize,
     pub dots: usize,
     pub has_upper: bool,
-    /// Most digits in one run of `0-9 .-+()` (where a phone number lives).
+    /// Most digits in one run of `0-9 .-+()/` (where a phone number lives).
     pub phone_run_digits: usize,
     /// Most digits in one run of `0-9 -` (where card numbers and grouped SSNs live).
     pub card_run_digits: usize,
@@ -68,7 +68,7 @@ const AT_SIGN: u16 = 1 << 2;
 const COLON: u16 = 1 << 3;
 const DASH: u16 = 1 << 4;
 const DOT: u16 = 1 << 5;
-/// `0-9 .-+()` (phone numbers).
+/// `0-9 .-+()/` (phone numbers).
 const PHONE_RUN: u16 = 1 << 6;
 /// `0-9 -` (card numbers, grouped SSNs).
 const CARD_RUN: u16 = 1 << 7;
@@ -96,7 +96,7 @@ const BYTE_CLASS: [u16; 256] = {
             b'.' => DOT | PHONE_RUN | DOTTED_RUN | NUMBER,
             b' ' => PHONE_RUN | CARD_RUN | NUMBER,
             b'+' => PHONE_RUN | NUMBER,
-            b'/' => NUMBER,
+            b'/' => PHONE_RUN | NUMBER,
             b'(' | b')' => PHONE_RUN | NUMBER,
             _ => 0,
         };
@@ -534,6 +534,17 @@ mod tests {
             "aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
             "secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "Version 2.4.1 and 12345 and 3:2",
+            "030/1234567",
+            "089 / 12 34 56",
+            "01.23.45.67.89",
+            "Tel. 0612345678",
+            "+1 212 555 0100 Ext. 42",
+            "Tue, 1 Dec 2026 14:05:09 +0100",
+            "1 Dec 2026 14:05 GMT",
+            "01-Dec-2026",
+            "1/December/26",
+            "Wednesday, Dec 2, 2026",
+            "4111 1111 1111 1112",
         ];
         let recognizers = BuiltinRecognizers::new();
         for value in values {
@@ -560,7 +571,7 @@ mod tests {
         ];
         let pieces = [
             "0", "00", "1", "44", "555", "1234", "4111", "98765432", " ", "-", ".", "+", "(", ")", "ext", "x", "#",
-            "a", "é", "_", "/", "  ",
+            "a", "é", "_", "/", "  ", " / ", "Ext.", "EXT", "030/",
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut matches = 0;
