@@ -20,7 +20,7 @@ key=$(python3 - "$work/data/secrets.json" <<'PY'
 import json, sys
 secrets = json.load(open(sys.argv[1]))
 for name, value in secrets.items():
-    if name.endswith("consumers/customers/analytics"):
+    if name.endswith("consumers/customers/analytics/api-key"):
         print(json.loads(value)["api_key"])
         break
 else:

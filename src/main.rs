@@ -63,6 +63,8 @@ enum Command {
 fn main() -> ExitCode {
     sluice_core::telemetry::install_crypto_provider();
     let cli = Cli::parse();
+    // Held to the end, so the log lines still buffered are written before the process exits.
+    let _logs = commands::init_cli_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -50,7 +50,6 @@ struct IngestReport {
 const EXIT_QUARANTINED: u8 = 2;
 
 pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    super::init_cli_tracing();
     let config = super::load_config(config_path)?;
     let backends = Backends::from_config(&config).await.context("opening the backends")?;
     let dataset = args

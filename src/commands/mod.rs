@@ -26,12 +26,23 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 /// Logs for interactive commands: warnings and errors only unless RUST_LOG says otherwise.
-pub fn init_cli_tracing() {
+pub fn init_cli_tracing() -> LogWriter {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    // A request must not wait on stderr: lines go to a writer thread, and are never dropped
+    // (a full buffer makes the logging thread wait instead).
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .compact()
-        .try_init();
+        .try_init()
+        .is_ok();
+    LogWriter(installed.then_some(guard))
 }
+
+/// Keeps the log writer thread until the command ends; dropping it flushes what is buffered.
+#[must_use = "logs written after it is dropped are lost"]
+pub struct LogWriter(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);

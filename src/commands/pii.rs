@@ -23,7 +23,6 @@ pub struct ScanArgs {
 }
 
 pub async fn run(config_path: Option<&Path>, command: PiiCommand) -> anyhow::Result<ExitCode> {
-    super::init_cli_tracing();
     let config = super::load_config(config_path)?;
     match command {
         PiiCommand::Scan(args) => {

@@ -37,7 +37,6 @@ fn record_of(id: &str, item: &Item) -> serde_json::Value {
 }
 
 pub async fn run(config_path: Option<&Path>, command: RecordsCommand) -> anyhow::Result<ExitCode> {
-    super::init_cli_tracing();
     let config = super::load_config(config_path)?;
     let backends = Backends::from_config(&config).await.context("opening the backends")?;
     match command {

@@ -109,7 +109,6 @@ async fn open_with(
     definition: Option<&Path>,
     lambda: Option<LambdaChoice<'_>>,
 ) -> anyhow::Result<(Config, Pipeline)> {
-    super::init_cli_tracing();
     let mut config = super::load_config(config_path.or(default_config().as_deref()))?;
     match backend {
         Some(BackendChoice::Local) => config.backend = BackendKind::Local,

@@ -27,7 +27,6 @@ pub struct ServeArgs {
 }
 
 pub async fn run(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    super::init_cli_tracing();
     let default = Path::new("sluice.toml");
     let config_path = config_path.or(default.is_file().then_some(default));
     let config = super::load_config(config_path)?;
