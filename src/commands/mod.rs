@@ -34,8 +34,11 @@ pub fn init_cli_tracing() -> LogWriter {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
+    // Colours for a terminal only: a log file gets plain lines.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(writer)
         .compact()
         .try_init()
