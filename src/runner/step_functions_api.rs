@@ -113,23 +113,22 @@ async fn call(State(engine): State<Weak<Engine>>, headers: HeaderMap, body: Byte
             if let Err(err) = engine.check_task_token(&token) {
                 return engine_error(err);
             }
-            let answer_task = if operation == "SendTaskSuccess" {
-                let output = match text("output").map(|o| serde_json::from_str::<Value>(&o)) {
-                    Some(Ok(output)) => output,
-                    Some(Err(e)) => return client_error("InvalidOutput", format!("output is not JSON: {e}")),
-                    None => return client_error("ValidationException", "output is required"),
+            let resume: std::pin::Pin<Box<dyn Future<Output = Result<_, EngineError>> + Send>> =
+                if operation == "SendTaskSuccess" {
+                    let output = match text("output").map(|o| serde_json::from_str::<Value>(&o)) {
+                        Some(Ok(output)) => output,
+                        Some(Err(e)) => return client_error("InvalidOutput", format!("output is not JSON: {e}")),
+                        None => return client_error("ValidationException", "output is required"),
+                    };
+                    Box::pin(async move { engine.send_task_success(&token, output).await })
+                } else {
+                    let (error, cause) = (text("error").unwrap_or_default(), text("cause").unwrap_or_default());
+                    Box::pin(async move { engine.send_task_failure(&token, &error, &cause).await })
                 };
-                tokio::spawn(async move { engine.send_task_success(&token, output).await.map(drop) })
-            } else {
-                let (error, cause) = (text("error").unwrap_or_default(), text("cause").unwrap_or_default());
-                tokio::spawn(async move { engine.send_task_failure(&token, &error, &cause).await.map(drop) })
-            };
             // The execution goes on without the caller, as on AWS; a failure to resume is logged.
             tokio::spawn(async move {
-                match answer_task.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => tracing::warn!(error = %err, "resuming an answered execution failed"),
-                    Err(err) => tracing::warn!(error = %err, "resuming an answered execution panicked"),
+                if let Err(err) = resume.await {
+                    tracing::warn!(error = %err, "resuming an answered execution failed");
                 }
             });
             answer(StatusCode::OK, json!({}))

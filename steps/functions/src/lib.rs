@@ -148,19 +148,9 @@ pub const OAUTH_CALLBACK_BINARY: &str = "sluice-oauth-callback";
 /// named here so that the template check covers every binary that ships.
 pub const HTTP_FUNCTIONS: [(&str, &[Reads]); 3] = [
     (
+        // It finishes the code exchange the OAuth steps begin, over the same settings.
         OAUTH_CALLBACK_BINARY,
-        &[
-            G("aws.control_table"),
-            G("aws.secret_prefix"),
-            G("aws.kms_key_id"),
-            G("gmail.source"),
-            G("gmail.account"),
-            T("gmail.client_id"),
-            T("gmail.client_secret_name"),
-            T("gmail.token_key_secret_name"),
-            T("gmail.token_uri"),
-            T("gmail.mail_dir"),
-        ],
+        OAUTH,
     ),
     (
         "sluice-api",
