@@ -6,9 +6,6 @@ use regex::Regex;
 use super::{Candidate, DensePattern, TextShape, char_after, char_before, context_before, pattern};
 use crate::entity::EntityType;
 
-/// Digit groups joined by single spaces or dashes; every match begins with a digit.
-pub(super) const CARD_PATTERN: &str = r"(?-u:\b)[0-9]{2,6}(?:[ -]?[0-9]{2,7}){1,6}(?-u:\b)";
-
 pub(super) struct FinancialRecognizers {
     card: DensePattern,
     ssn: Regex,
@@ -20,7 +17,7 @@ pub(super) struct FinancialRecognizers {
 impl FinancialRecognizers {
     pub fn new() -> Self {
         FinancialRecognizers {
-            card: DensePattern::new(CARD_PATTERN, |byte| byte.is_ascii_digit()),
+            card: DensePattern::card(),
             ssn: pattern(r"(?-u:\b)[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} )[0-9]{4}(?-u:\b)"),
             bare_ssn: pattern(r"(?-u:\b)[0-9]{9}(?-u:\b)"),
             ssn_context: pattern(r"(?i)ssn|social security"),

@@ -5,6 +5,7 @@
 mod contact;
 mod credentials;
 mod datetime;
+mod dense_sources;
 mod financial;
 mod network;
 
@@ -296,26 +297,66 @@ pub(crate) fn pattern(source: &str) -> Regex {
     }
 }
 
+/// The full DFAs `build.rs` compiled from [`dense_sources`], as little-endian bytes aligned for
+/// zero-copy deserialization.
+#[repr(C)]
+struct AlignedDfa<B: ?Sized> {
+    _align: [u32; 0],
+    bytes: B,
+}
+
+macro_rules! embedded_dfa {
+    ($file:literal) => {{
+        static DFA: &AlignedDfa<[u8]> = &AlignedDfa {
+            _align: [],
+            bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/", $file)),
+        };
+        &DFA.bytes
+    }};
+}
+
+type EmbeddedDfa = regex_automata::dfa::dense::DFA<&'static [u32]>;
+
 /// A pattern compiled to a full (dense) DFA: no per-search setup beyond a start state, for the
 /// short runs [`for_each_match_in_runs`] searches many times per cell. Only for ASCII patterns
-/// with ASCII word boundaries, which keep the DFA small (tens of KiB) and quick to build.
+/// with ASCII word boundaries, which keep the DFA small (tens of KiB). The DFAs are built at
+/// compile time and only deserialized here (building them took most of a PII Lambda's init).
 pub(crate) struct DensePattern {
-    dfa: regex_automata::dfa::regex::Regex,
+    dfa: regex_automata::dfa::regex::Regex<EmbeddedDfa>,
     /// Whether a byte can begin a match (every match's first byte passes).
     can_start: fn(u8) -> bool,
-    /// The same pattern for the regex crate, used should the DFA ever refuse a search.
-    fallback: Regex,
+    source: &'static str,
+    /// The same pattern for the regex crate, built only should the DFA ever refuse a search.
+    fallback: std::sync::OnceLock<Regex>,
 }
 
 impl DensePattern {
-    pub fn new(source: &str, can_start: fn(u8) -> bool) -> Self {
-        match regex_automata::dfa::regex::Regex::new(source) {
-            Ok(dfa) => DensePattern {
-                dfa,
-                can_start,
-                fallback: pattern(source),
-            },
-            Err(err) => panic!("built-in PII pattern does not compile to a DFA: {err}"),
+    /// The phone pattern ([`dense_sources::PHONE_PATTERN`]).
+    pub fn phone() -> Self {
+        let dfas = (embedded_dfa!("phone.forward.dfa"), embedded_dfa!("phone.reverse.dfa"));
+        DensePattern::embedded(dfas, dense_sources::PHONE_PATTERN, contact::phone_can_start)
+    }
+
+    /// The card-number pattern ([`dense_sources::CARD_PATTERN`]).
+    pub fn card() -> Self {
+        let dfas = (embedded_dfa!("card.forward.dfa"), embedded_dfa!("card.reverse.dfa"));
+        DensePattern::embedded(dfas, dense_sources::CARD_PATTERN, |byte| byte.is_ascii_digit())
+    }
+
+    fn embedded(
+        (forward, reverse): (&'static [u8], &'static [u8]),
+        source: &'static str,
+        can_start: fn(u8) -> bool,
+    ) -> Self {
+        let load = |bytes: &'static [u8]| match EmbeddedDfa::from_bytes(bytes) {
+            Ok((dfa, _)) => dfa,
+            Err(err) => panic!("the DFA build.rs compiled from {source:?} does not load: {err}"),
+        };
+        DensePattern {
+            dfa: regex_automata::dfa::regex::Regex::builder().build_from_dfas(load(forward), load(reverse)),
+            can_start,
+            source,
+            fallback: std::sync::OnceLock::new(),
         }
     }
 
@@ -358,7 +399,7 @@ impl RunPattern for DensePattern {
         match self.try_find_at(haystack, from) {
             Ok(found) => found,
             // A DFA without quit bytes does not refuse; should it, the regex crate answers.
-            Err(_) => RunPattern::find_at(&self.fallback, haystack, from),
+            Err(_) => RunPattern::find_at(self.fallback.get_or_init(|| pattern(self.source)), haystack, from),
         }
     }
 }
@@ -566,8 +607,8 @@ mod tests {
     #[test]
     fn dense_patterns_find_what_the_regex_crate_finds() {
         let patterns = [
-            (contact::PHONE_PATTERN, contact::phone_can_start as fn(u8) -> bool),
-            (financial::CARD_PATTERN, |byte: u8| byte.is_ascii_digit()),
+            (DensePattern::phone(), dense_sources::PHONE_PATTERN),
+            (DensePattern::card(), dense_sources::CARD_PATTERN),
         ];
         let pieces = [
             "0", "00", "1", "44", "555", "1234", "4111", "98765432", " ", "-", ".", "+", "(", ")", "ext", "x", "#",
@@ -575,8 +616,8 @@ mod tests {
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut matches = 0;
-        for (source, can_start) in patterns {
-            let (dense, regex) = (DensePattern::new(source, can_start), pattern(source));
+        for (dense, source) in patterns {
+            let regex = pattern(source);
             for _ in 0..5_000 {
                 let mut text = String::new();
                 for _ in 0..(state % 12 + 1) {
