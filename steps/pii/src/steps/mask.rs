@@ -130,9 +130,8 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
             }
             cleaned_rows.push(cleaned_row.clone());
         }
-        // Seal the originals before the rows that carry their tokens are written.
         if let Some(vault) = vault.as_mut() {
-            vaulted += vault.store(sealed).await? as u64;
+            vault.queue(sealed)?;
         }
         for row in &cleaned_rows {
             writer
@@ -143,6 +142,10 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     }
     writer.flush().map_err(io_error("write the cleaned CSV"))?;
     drop(writer);
+    // The originals are in the vault before the rows that carry their tokens are published.
+    if let Some(vault) = vault.as_mut() {
+        vaulted = vault.write_queued().await? as u64;
+    }
     let options = PutOptions {
         content_type: Some("text/csv".into()),
         metadata: BTreeMap::from([("sluice-pii-source".to_string(), staged.to_string())]),

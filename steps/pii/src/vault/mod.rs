@@ -3,7 +3,8 @@
 //! ciphertext moved to another token or dataset does not decrypt), in the control table under
 //! `vault#<dataset>`. Only a caller holding the key can [`Vault::reidentify`] a token.
 
-use std::collections::HashSet;
+mod queue;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use sluice_core::retry::Backoff;
 use sluice_core::{AttrValue, BackendError, Item, ItemKey, SecretStore, Table, secrets};
 
 use crate::entity::EntityType;
+use queue::{SealedEntry, SealedQueue};
 
 const NONCE_BYTES: usize = 12;
 
@@ -69,6 +71,12 @@ pub enum VaultError {
     },
     #[error("no vault key exists for dataset {dataset}")]
     NoKey { dataset: String },
+    #[error("vault of dataset {dataset}: the queue of sealed entries on local disk: {source}")]
+    Queue {
+        dataset: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One dataset's vault.
@@ -76,8 +84,8 @@ pub struct Vault {
     table: Arc<dyn Table>,
     cipher: Aes256Gcm,
     dataset: String,
-    /// Tokens this instance already wrote, so a value repeated across rows is sealed once.
-    written: HashSet<String>,
+    /// Entries sealed and not yet written (see [`Vault::queue`]).
+    queued: SealedQueue,
     backoff: Backoff,
 }
 
@@ -96,7 +104,7 @@ impl Vault {
             table,
             cipher: Aes256Gcm::new(key.into()),
             dataset: dataset.to_string(),
-            written: HashSet::new(),
+            queued: SealedQueue::default(),
             backoff: Backoff::default(),
         }
     }
@@ -139,8 +147,7 @@ impl Vault {
         aad
     }
 
-    /// The control-table item holding `entry` encrypted.
-    pub fn seal(&self, entry: &VaultEntry) -> Item {
+    fn seal(&self, entry: &VaultEntry) -> SealedEntry {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
         let aad = self.associated_data(&entry.token);
@@ -155,52 +162,88 @@ impl Vault {
             // AES-GCM encryption fails only for messages beyond 64 GiB.
             Err(_) => unreachable!("AES-GCM cannot fail on a cell-sized message"),
         };
-        let mut item = ItemKey::new(vault_partition(&self.dataset), &entry.token).to_item();
-        item.insert("entity_type".into(), AttrValue::S(entry.kind.as_str().to_string()));
-        item.insert("nonce".into(), AttrValue::B(nonce.to_vec()));
-        item.insert("ciphertext".into(), AttrValue::B(ciphertext));
+        SealedEntry {
+            token: entry.token.clone(),
+            entity_type: entry.kind.as_str().to_string(),
+            nonce,
+            ciphertext,
+        }
+    }
+
+    /// The control-table item holding a sealed entry.
+    fn item_of(&self, sealed: SealedEntry) -> Item {
+        let mut item = ItemKey::new(vault_partition(&self.dataset), &sealed.token).to_item();
+        item.insert("entity_type".into(), AttrValue::S(sealed.entity_type));
+        item.insert("nonce".into(), AttrValue::B(sealed.nonce.to_vec()));
+        item.insert("ciphertext".into(), AttrValue::B(sealed.ciphertext));
         item
     }
 
-    /// Seals and writes the entries not written before by this vault, in batches, retrying
-    /// what the table leaves unprocessed.
-    pub async fn store(&mut self, entries: Vec<VaultEntry>) -> Result<usize, VaultError> {
-        let mut items = Vec::new();
+    /// Seals `entries` now and keeps them for [`Vault::write_queued`]: written together they go
+    /// in token order, which the embedded backend takes several times faster than row order.
+    /// Only ciphertexts are kept (spilled to temporary files past a bound), never a value.
+    pub fn queue(&mut self, entries: Vec<VaultEntry>) -> Result<(), VaultError> {
         for entry in entries {
-            if self.written.insert(entry.token.clone()) {
-                items.push(self.seal(&entry));
+            let sealed = self.seal(&entry);
+            self.queued.push(sealed).map_err(|source| VaultError::Queue {
+                dataset: self.dataset.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued entry, each token once, in token order and in batches, retrying what
+    /// the table leaves unprocessed; the count written. Call it before publishing anything that
+    /// carries the tokens.
+    pub async fn write_queued(&mut self) -> Result<usize, VaultError> {
+        let queued = std::mem::take(&mut self.queued);
+        let mut count = 0;
+        let mut batch = Vec::with_capacity(self.table.max_batch_put());
+        for bucket in queued.into_sorted_buckets() {
+            let bucket = bucket.map_err(|source| VaultError::Queue {
+                dataset: self.dataset.clone(),
+                source,
+            })?;
+            for sealed in bucket {
+                batch.push(self.item_of(sealed));
+                if batch.len() == self.table.max_batch_put() {
+                    count += batch.len();
+                    self.put_all(std::mem::take(&mut batch)).await?;
+                }
             }
         }
-        let count = items.len();
-        // As many as the backend takes at once: SQLite writes 2,000 in one transaction.
-        for batch in items.chunks(self.table.max_batch_put()) {
-            let mut pending = batch.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt >= self.backoff.max_attempts {
-                    return Err(VaultError::Unprocessed {
+        count += batch.len();
+        self.put_all(batch).await?;
+        Ok(count)
+    }
+
+    async fn put_all(&self, mut pending: Vec<Item>) -> Result<(), VaultError> {
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt >= self.backoff.max_attempts {
+                return Err(VaultError::Unprocessed {
+                    dataset: self.dataset.clone(),
+                    unwritten: pending.len(),
+                    attempts: attempt,
+                });
+            }
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
+            }
+            pending = match self.table.batch_put(&pending).await {
+                Ok(unprocessed) => unprocessed,
+                Err(err) if err.is_retryable() => pending,
+                Err(source) => {
+                    return Err(VaultError::Backend {
                         dataset: self.dataset.clone(),
-                        unwritten: pending.len(),
-                        attempts: attempt,
+                        source,
                     });
                 }
-                if attempt > 0 {
-                    tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
-                }
-                pending = match self.table.batch_put(&pending).await {
-                    Ok(unprocessed) => unprocessed,
-                    Err(err) if err.is_retryable() => pending,
-                    Err(source) => {
-                        return Err(VaultError::Backend {
-                            dataset: self.dataset.clone(),
-                            source,
-                        });
-                    }
-                };
-                attempt += 1;
-            }
+            };
+            attempt += 1;
         }
-        Ok(count)
+        Ok(())
     }
 
     /// The original behind `token`, or `None` when the vault has no such token.
