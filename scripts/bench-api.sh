@@ -38,22 +38,29 @@ serve() {
   done
   echo "sluice serve did not answer" >&2; cat "$work/serve-$2.log" >&2; exit 1
 }
+# "REQ_PER_S P99" of one wrk round (p99 in ms).
 measure() {
-  wrk -t2 -c16 -d"${seconds}s" -H "x-api-key: $key" "$url" | awk '/Requests\/sec/ {print $2}'
+  wrk -t2 -c20 -d"${seconds}s" --latency -H "x-api-key: $key" "$url" | awk '
+    /Requests\/sec/ {rps = $2}
+    $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; p99 = v}
+    END {print rps, p99}'
 }
-declare -a on off
+declare -a on off on_p99 off_p99
 for round in $(seq 1 "$rounds"); do
-  serve "info" on; on+=("$(measure)"); kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-  serve "info,sluice::access=off" off; off+=("$(measure)"); kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  serve "info" on; read -r rps p99 <<<"$(measure)"; on+=("$rps"); on_p99+=("$p99")
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  serve "info,sluice::access=off" off; read -r rps p99 <<<"$(measure)"; off+=("$rps"); off_p99+=("$p99")
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
   server_pid=
-  echo "round $round: access log on ${on[-1]} req/s, off ${off[-1]} req/s"
+  echo "round $round: access log on ${on[-1]} req/s (p99 ${on_p99[-1]} ms), off ${off[-1]} req/s (p99 ${off_p99[-1]} ms)"
 done
 lines=$(grep -c 'sluice::access' "$work/serve-on.log" || true)
-python3 - "${on[*]}" "${off[*]}" "$lines" <<'PY'
+python3 - "${on[*]}" "${off[*]}" "${on_p99[*]}" "${off_p99[*]}" "$lines" <<'PY'
 import statistics, sys
-on = [float(x) for x in sys.argv[1].split()]
-off = [float(x) for x in sys.argv[2].split()]
+on, off, on_p99, off_p99 = ([float(x) for x in arg.split()] for arg in sys.argv[1:5])
 m_on, m_off = statistics.median(on), statistics.median(off)
-print(f"median: on {m_on:.0f} req/s, off {m_off:.0f} req/s: the access log costs {100 * (1 - m_on / m_off):.1f}%"
-      f" ({sys.argv[3]} access lines in the last 'on' round's log)")
+print(f"median: on {m_on:.0f} req/s (p99 {statistics.median(on_p99):.2f} ms), "
+      f"off {m_off:.0f} req/s (p99 {statistics.median(off_p99):.2f} ms): "
+      f"the access log costs {100 * (1 - m_on / m_off):.1f}% of throughput"
+      f" ({sys.argv[5]} access lines in the last 'on' round's log)")
 PY

@@ -30,10 +30,11 @@ pub fn init_cli_tracing() -> LogWriter {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // A request must not wait on stderr: lines go to a writer thread, and are never dropped
-    // (a full buffer makes the logging thread wait instead).
+    // (a full buffer makes the logging thread wait instead). The thread writes what has queued
+    // up in one call and flushes whenever the queue runs dry, so lines still appear at once.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     // Colours for a terminal only: a log file gets plain lines.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let installed = tracing_subscriber::fmt()

@@ -29,23 +29,64 @@ impl PrincipalSlot {
     }
 }
 
+/// The longest request target (path and query) answered; a longer one gets 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) and header fields answered; more get 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// A request head over the limits above, refused in the JSON envelope before any route runs.
+/// The server's HTTP parser is set well above them (see `server::serve`), so that a request
+/// over a limit reaches this check rather than the parser's own bodiless 414 or 431.
+fn head_over_limits(request: &Request) -> Option<Response> {
+    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(
+            ApiError::with_status(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                format!("the request target is {target} bytes; at most {MAX_URI_BYTES} are answered"),
+            )
+            .into_response(),
+        );
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADER_FIELDS || header_bytes > MAX_HEADER_BYTES {
+        return Some(
+            ApiError::with_status(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "{} header fields of {header_bytes} bytes; at most {MAX_HEADER_FIELDS} fields and {MAX_HEADER_BYTES} bytes are answered",
+                    headers.len()
+                ),
+            )
+            .into_response(),
+        );
+    }
+    None
+}
+
 pub(crate) async fn access(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     // The template (`/datasets/{dataset}/records/{id}`), never the concrete path or query.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "(no route)".into());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let slot = PrincipalSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let response = enveloped(next.run(request).await);
+    let response = match head_over_limits(&request) {
+        Some(refused) => refused,
+        None => enveloped(next.run(request).await),
+    };
     let status = response.status().as_u16();
     tracing::info!(
         target: "sluice::access",
         method = %method,
-        route = %route,
+        route = route.as_ref().map_or("(no route)", MatchedPath::as_str),
         status,
         principal = slot.get().as_deref().unwrap_or("-"),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,

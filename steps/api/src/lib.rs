@@ -22,5 +22,5 @@ pub mod settings;
 pub use auth::{Authorizer, Principal};
 pub use error::ApiError;
 pub use runs::{RunStartError, RunStarted, RunStarter, StepFunctionsRunStarter};
-pub use server::{ApiSetupError, ApiState, router, serve};
+pub use server::{ApiSetupError, ApiState, router, serve, serve_on};
 pub use settings::{ApiSettings, JwtSettings};

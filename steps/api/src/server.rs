@@ -156,13 +156,56 @@ pub fn router(state: ApiState) -> Router {
     api.layer(axum::middleware::from_fn(crate::access::access))
 }
 
-/// Serves [`router`] on `addr` until Ctrl-C; logs the bound address (port 0 picks one).
+/// The HTTP/1 parser's own caps, far above the API's limits (`access::MAX_*`), so that a
+/// request head over a limit reaches the API and gets its JSON answer. Past these (and past
+/// hyper's fixed 65,534-byte request target) hyper answers 431 or 414 itself, without a body.
+const PARSER_MAX_HEAD_BYTES: usize = 1024 * 1024;
+const PARSER_MAX_HEADER_FIELDS: usize = 1000;
+
+/// Serves [`router`] on `addr` until Ctrl-C; logs the bound address (port 0 picks one). On
+/// Ctrl-C it stops accepting and lets the requests in flight finish.
 pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, "Sluice API listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    serve_on(listener, state).await
+}
+
+/// [`serve`] on a listener already bound.
+pub async fn serve_on(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+
+    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let mut connections = auto::Builder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .max_buf_size(PARSER_MAX_HEAD_BYTES)
+        .max_headers(PARSER_MAX_HEADER_FIELDS);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, say: wait instead of spinning, as axum::serve does.
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        let connection = connections
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sluice_api::{ApiState, RunStartError, RunStarted, RunStarter, router};
+use sluice_api::{ApiState, RunStartError, RunStarted, RunStarter};
 use sluice_core::Backends;
 use sluice_core::testing::{aws_endpoint, aws_test_backends, local_test_backends};
 use support::{TestIdp, issue_keys, seed_records};
@@ -56,7 +56,7 @@ impl Running {
             .with_routes(callback);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        tokio::spawn(async move { sluice_api::serve_on(listener, state).await.unwrap() });
         Running {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
@@ -362,6 +362,37 @@ async fn every_error_answers_the_json_envelope(backends: Backends) {
             "invalid_request",
         ),
         (api.get("/nowhere").send().await.unwrap(), 404, "not_found"),
+        (
+            api.get(&format!("/datasets/orders/records/{}", "a".repeat(10_000)))
+                .header("x-api-key", &api.reader_key)
+                .send()
+                .await
+                .unwrap(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            api.get("/datasets/orders/records/1")
+                .header("x-api-key", &api.reader_key)
+                .header("x-padding", "p".repeat(100_000))
+                .send()
+                .await
+                .unwrap(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            (0..150)
+                .fold(api.get("/datasets/orders/records/1"), |request, n| {
+                    request.header(format!("x-field-{n}"), "v")
+                })
+                .header("x-api-key", &api.reader_key)
+                .send()
+                .await
+                .unwrap(),
+            431,
+            "headers_too_large",
+        ),
     ];
     for (response, status, code) in cases {
         let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
