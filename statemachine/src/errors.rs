@@ -21,6 +21,7 @@ pub mod names {
     pub const PARAMETER_PATH_FAILURE: &str = "States.ParameterPathFailure";
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
     pub const RESULT_WRITER_FAILED: &str = "States.ResultWriterFailed";
+    pub const QUERY_EVALUATION_ERROR: &str = "States.QueryEvaluationError";
 }
 
 /// A state's failure: what a Fail state raises, what a Task's handler reports, or what the

@@ -25,6 +25,7 @@ pub mod executor;
 pub mod history;
 pub mod intrinsics;
 pub mod json;
+pub mod jsonata;
 pub mod mock;
 pub mod model;
 pub mod objects;

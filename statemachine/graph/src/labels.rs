@@ -62,6 +62,20 @@ fn capitalized(word: &str) -> String {
     }
 }
 
+/// A choice branch's label: its rule, or a JSONata rule's Condition as written.
+pub(crate) fn branch(test: &sluice_statemachine::model::BranchTest) -> String {
+    match test {
+        sluice_statemachine::model::BranchTest::Rule { rule: r, .. } => rule(r),
+        sluice_statemachine::model::BranchTest::Jsonata(fields) => {
+            match fields.condition.as_ref().map(|c| c.source()) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => "Condition".into(),
+            }
+        }
+    }
+}
+
 /// A Choice rule as a short condition.
 pub(crate) fn rule(rule: &ChoiceRule) -> String {
     truncate(&describe(rule), MAX_LABEL_CHARS)

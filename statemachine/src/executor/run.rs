@@ -100,10 +100,19 @@ pub(crate) struct Visit<'a> {
 impl Visit<'_> {
     /// Turns an evaluation error into the `States.Runtime` failure AWS reports.
     pub fn runtime(&self, error: EvalError) -> StateFailure {
-        StateFailure::runtime(format!(
-            "An error occurred while executing the state '{}' (entered at the event id #{}). {}",
-            self.name, self.entered_event, error.0
-        ))
+        StateFailure::runtime(self.cause(&error.0))
+    }
+
+    /// A JSONata field that could not be evaluated (`States.QueryEvaluationError`).
+    pub fn query_error(&self, message: impl std::fmt::Display) -> StateFailure {
+        StateFailure::new(crate::errors::names::QUERY_EVALUATION_ERROR, self.cause(message))
+    }
+
+    fn cause(&self, message: impl std::fmt::Display) -> String {
+        format!(
+            "An error occurred while executing the state '{}' (entered at the event id #{}). {message}",
+            self.name, self.entered_event
+        )
     }
 }
 

@@ -7,7 +7,6 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 /// AWS caps ArrayRange results and Base64 inputs.
-const ARRAY_RANGE_LIMIT: usize = 1000;
 const BASE64_INPUT_LIMIT: usize = 10_000;
 
 fn fail(function: &str, reason: impl std::fmt::Display) -> EvalError {
@@ -63,9 +62,7 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
             if size <= 0 {
                 return Err(fail("ArrayPartition", "the chunk size must be greater than 0"));
             }
-            Ok(Value::Array(
-                items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect(),
-            ))
+            Ok(Value::Array(super::shared::partition(items, size as usize)))
         }
         Function::ArrayContains => {
             let items = array_arg("ArrayContains", &args[0], 1)?;
@@ -75,22 +72,9 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
             let start = integer_arg("ArrayRange", &args[0], 1)?;
             let end = integer_arg("ArrayRange", &args[1], 2)?;
             let step = integer_arg("ArrayRange", &args[2], 3)?;
-            if step == 0 {
-                return Err(fail("ArrayRange", "the step must not be 0"));
-            }
-            let mut out = Vec::new();
-            let mut i = start;
-            while (step > 0 && i <= end) || (step < 0 && i >= end) {
-                if out.len() == ARRAY_RANGE_LIMIT {
-                    return Err(fail("ArrayRange", "the result would exceed 1000 items"));
-                }
-                out.push(Value::from(i));
-                i = match i.checked_add(step) {
-                    Some(next) => next,
-                    None => break,
-                };
-            }
-            Ok(Value::Array(out))
+            super::shared::range(start, end, step)
+                .map(Value::Array)
+                .map_err(|reason| fail("ArrayRange", reason))
         }
         Function::ArrayGetItem => {
             let items = array_arg("ArrayGetItem", &args[0], 1)?;
@@ -205,14 +189,7 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
                     .collect(),
             ))
         }
-        Function::Uuid => {
-            let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&env.random.next_u64().to_le_bytes());
-            bytes[8..].copy_from_slice(&env.random.next_u64().to_le_bytes());
-            Ok(Value::String(
-                uuid::Builder::from_random_bytes(bytes).into_uuid().to_string(),
-            ))
-        }
+        Function::Uuid => Ok(Value::String(super::shared::uuid_v4(env.random))),
     }
 }
 
@@ -260,23 +237,6 @@ fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>, deep: bool) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hash(data: &[u8], algorithm: &str) -> Result<String, EvalError> {
-    use sha2::Digest as _;
-    Ok(match algorithm {
-        "MD5" => hex(&<md5::Md5 as md5::Digest>::digest(data)),
-        "SHA-1" => hex(&<sha1::Sha1 as sha1::Digest>::digest(data)),
-        "SHA-256" => hex(&sha2::Sha256::digest(data)),
-        "SHA-384" => hex(&sha2::Sha384::digest(data)),
-        "SHA-512" => hex(&sha2::Sha512::digest(data)),
-        other => {
-            return Err(fail(
-                "Hash",
-                format!("unsupported algorithm '{other}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"),
-            ));
-        }
-    })
+    super::shared::hash(data, algorithm).map_err(|reason| fail("Hash", reason))
 }

@@ -2,6 +2,7 @@
 //! syntax and evaluating it. The functions themselves live in [`functions`].
 
 mod functions;
+pub(crate) mod shared;
 
 use crate::env::{Env, EvalError};
 use crate::path::JsonPath;

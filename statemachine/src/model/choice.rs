@@ -112,12 +112,24 @@ pub enum ChoiceRule {
     Compare(Comparison),
 }
 
-/// A top-level rule with where it leads and what it assigns.
+/// A top-level rule with where it leads.
 #[derive(Debug, Clone)]
 pub struct ChoiceBranch {
-    pub rule: ChoiceRule,
+    pub test: BranchTest,
     pub next: String,
-    pub assign: Option<Template>,
+}
+
+/// What decides a branch, and what it assigns (and, in JSONata, outputs).
+// A definition holds a handful of branches, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum BranchTest {
+    Rule {
+        rule: ChoiceRule,
+        assign: Option<Template>,
+    },
+    /// A JSONata rule: `Condition`, `Assign`, `Output`.
+    Jsonata(super::jsonata::JsonataFields),
 }
 
 /// Nested rules are bounded so hostile definitions cannot exhaust the stack.
@@ -271,16 +283,30 @@ fn literal_problem(operator: Operator, value: &Value) -> Option<&'static str> {
 impl<'de> Deserialize<'de> for ChoiceBranch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let value = Value::deserialize(d)?;
+        let mut value = Value::deserialize(d)?;
+        let next = value.get("Next").and_then(Value::as_str).map(str::to_string);
+        if let Some(fields) = value
+            .as_object_mut()
+            .and_then(|rule| rule.remove(super::jsonata::JSONATA_KEY))
+        {
+            let fields = serde_json::from_value(fields).map_err(D::Error::custom)?;
+            let next = next.ok_or_else(|| D::Error::custom("a choice rule needs Next"))?;
+            return Ok(ChoiceBranch {
+                test: BranchTest::Jsonata(fields),
+                next,
+            });
+        }
         let mut problems = Vec::new();
         let rule = ChoiceRule::parse(&value, &mut problems);
-        let next = value.get("Next").and_then(Value::as_str).map(str::to_string);
         let assign = match value.get("Assign") {
             Some(v) => Some(Template::try_from(v.clone()).map_err(D::Error::custom)?),
             None => None,
         };
         match (rule, next) {
-            (Some(rule), Some(next)) if problems.is_empty() => Ok(ChoiceBranch { rule, next, assign }),
+            (Some(rule), Some(next)) if problems.is_empty() => Ok(ChoiceBranch {
+                test: BranchTest::Rule { rule, assign },
+                next,
+            }),
             _ => Err(D::Error::custom(
                 problems
                     .into_iter()

@@ -7,10 +7,11 @@
 
 mod choice;
 mod fields;
+pub mod jsonata;
 pub mod map;
 pub mod retry;
 
-pub use choice::{ChoiceBranch, ChoiceRule, Comparison, Operand, Operator};
+pub use choice::{BranchTest, ChoiceBranch, ChoiceRule, Comparison, Operand, Operator};
 pub use fields::{
     PathField, Seconds, is_non_negative_integer, is_positive_integer, parse_timestamp,
     whole_seconds as whole_seconds_of,
@@ -46,7 +47,8 @@ struct TopLevel {
 impl StateMachine {
     /// Builds the machine from a definition that validation has passed (see
     /// [`StateMachine::from_json`]).
-    pub(crate) fn from_validated(value: Value, text: &str) -> Result<Self, serde_json::Error> {
+    pub(crate) fn from_validated(mut value: Value, text: &str) -> Result<Self, serde_json::Error> {
+        jsonata::lower(&mut value);
         let top: TopLevel = serde_json::from_value(value)?;
         Ok(Self {
             root: Arc::new(top.scope),
@@ -156,6 +158,9 @@ impl Flow {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PassState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(flatten)]
     pub flow: Flow,
     #[serde(default)]
@@ -172,6 +177,9 @@ pub struct PassState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(flatten)]
     pub flow: Flow,
     pub resource: String,
@@ -197,6 +205,9 @@ pub struct TaskState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChoiceState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     pub choices: Vec<ChoiceBranch>,
     pub default: Option<String>,
     #[serde(default)]
@@ -209,6 +220,9 @@ pub struct ChoiceState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WaitState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(flatten)]
     pub flow: Flow,
     #[serde(default)]
@@ -225,6 +239,9 @@ pub struct WaitState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SucceedState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(default)]
     pub input_path: PathField,
     #[serde(default)]
@@ -234,6 +251,9 @@ pub struct SucceedState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FailState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     pub error: Option<String>,
     pub cause: Option<String>,
     pub error_path: Option<Expr>,
@@ -243,6 +263,9 @@ pub struct FailState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ParallelState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(flatten)]
     pub flow: Flow,
     pub branches: Vec<Scope>,
@@ -264,6 +287,9 @@ pub struct ParallelState {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MapState {
+    /// Present exactly when the state's query language is JSONata (see [`jsonata::lower`]).
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<jsonata::JsonataFields>,
     #[serde(flatten)]
     pub flow: Flow,
     pub item_processor: Option<Processor>,

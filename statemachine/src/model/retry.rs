@@ -54,6 +54,9 @@ pub struct Catcher {
     #[serde(default)]
     pub result_path: PathField,
     pub assign: Option<Template>,
+    /// A JSONata state's catcher: its `Output` and `Assign`.
+    #[serde(rename = "@JSONata")]
+    pub jsonata: Option<crate::model::jsonata::JsonataFields>,
 }
 
 /// What happens after a failure, given how often each retrier has already fired.

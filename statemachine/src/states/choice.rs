@@ -5,7 +5,7 @@ use super::{apply_vars, assign, select};
 use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{Run, Step, Thread, Visit};
-use crate::model::{ChoiceRule, ChoiceState, Comparison, Operand, Operator, parse_timestamp};
+use crate::model::{BranchTest, ChoiceRule, ChoiceState, Comparison, Operand, Operator, parse_timestamp};
 use serde_json::Value;
 use std::cmp::Ordering;
 
@@ -19,11 +19,15 @@ pub(super) fn run<'a>(
     let effective = select(run, visit, thread, &state.input_path, input)?;
     let mut chosen = None;
     for branch in &state.choices {
+        // A JSONata rule only appears in a JSONata state, which `super::jsonata` runs.
+        let BranchTest::Rule { rule, assign } = &branch.test else {
+            continue;
+        };
         let holds = run
-            .with_env(visit, thread, &effective, None, |env| evaluate(&branch.rule, env))
+            .with_env(visit, thread, &effective, None, |env| evaluate(rule, env))
             .map_err(|e| visit.runtime(e))?;
         if holds {
-            chosen = Some((branch.next.as_str(), branch.assign.as_ref()));
+            chosen = Some((branch.next.as_str(), assign.as_ref()));
             break;
         }
     }

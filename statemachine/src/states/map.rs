@@ -181,41 +181,11 @@ pub(super) async fn attempt<'a>(
         .ok_or_else(|| visit.runtime(EvalError("the Map state has no ItemProcessor".into())))?;
     let raw = keep_raw(&state.result_path, &input);
     let effective = select(run, visit, thread, &state.input_path, input)?;
-    let items = match &state.items_path {
-        Some(path) => read_path(run, visit, thread, &effective, path)?,
-        None => effective.clone(),
+    let (iteration_inputs, max_concurrency, tolerance) = match &state.jsonata {
+        Some(fields) => jsonata_iterations(run, visit, thread, fields, &effective)?,
+        None => jsonpath_iterations(run, state, visit, thread, &effective)?,
     };
-    let Value::Array(items) = items else {
-        return Err(visit.runtime(EvalError(format!(
-            "Invalid path '{}': the items to iterate over must be a JSON array, got {}",
-            state.items_path.as_ref().map_or("$", |p| p.text()),
-            to_compact(&items)
-        ))));
-    };
-    let (max_concurrency, tolerance) = limits(run, state, visit, thread, &effective)?;
-    let total = items.len();
-    let mut iteration_inputs = Vec::with_capacity(total);
-    for (index, item) in items.into_iter().enumerate() {
-        let selected = match state.selector() {
-            Some(selector) => {
-                let ctx = ContextObject {
-                    run,
-                    visit,
-                    task_token: None,
-                    map_item: Some((index, &item)),
-                };
-                let env = Env {
-                    input: &effective,
-                    vars: &thread.vars,
-                    context: &ctx,
-                    random: &visit.random,
-                };
-                selector.eval(&env).map_err(|e| visit.runtime(e))?
-            }
-            None => item,
-        };
-        iteration_inputs.push(selected);
-    }
+    let total = iteration_inputs.len();
     run.record(
         EventType::MapStateStarted,
         EventDetails {
@@ -295,6 +265,17 @@ pub(super) async fn attempt<'a>(
         return Ok(Step::Parked);
     }
     run.record(EventType::MapStateSucceeded, EventDetails::default())?;
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::finish_with_result(
+            run,
+            visit,
+            thread,
+            &state.flow,
+            fields,
+            &effective,
+            Value::Array(outputs),
+        );
+    }
     Finish {
         flow: &state.flow,
         result_selector: state.result_selector.as_ref(),
@@ -303,4 +284,100 @@ pub(super) async fn attempt<'a>(
         assign: state.assign.as_ref(),
     }
     .apply(run, visit, thread, raw, Value::Array(outputs))
+}
+
+/// The iterations of a JSONPath Map: ItemsPath, ItemSelector (or Parameters) and the limits.
+fn jsonpath_iterations(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    effective: &Value,
+) -> Result<(Vec<Value>, usize, Tolerance), StateFailure> {
+    let items = match &state.items_path {
+        Some(path) => read_path(run, visit, thread, effective, path)?,
+        None => effective.clone(),
+    };
+    let Value::Array(items) = items else {
+        return Err(visit.runtime(EvalError(format!(
+            "Invalid path '{}': the items to iterate over must be a JSON array, got {}",
+            state.items_path.as_ref().map_or("$", |p| p.text()),
+            to_compact(&items)
+        ))));
+    };
+    let (max_concurrency, tolerance) = limits(run, state, visit, thread, effective)?;
+    let mut iteration_inputs = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let selected = match state.selector() {
+            Some(selector) => {
+                let ctx = ContextObject {
+                    run,
+                    visit,
+                    task_token: None,
+                    map_item: Some((index, &item)),
+                };
+                let env = Env {
+                    input: effective,
+                    vars: &thread.vars,
+                    context: &ctx,
+                    random: &visit.random,
+                };
+                selector.eval(&env).map_err(|e| visit.runtime(e))?
+            }
+            None => item,
+        };
+        iteration_inputs.push(selected);
+    }
+    Ok((iteration_inputs, max_concurrency, tolerance))
+}
+
+/// The iterations of a JSONata Map: Items, ItemSelector and the limits, each possibly an
+/// expression.
+fn jsonata_iterations(
+    run: &Run,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    fields: &crate::model::jsonata::JsonataFields,
+    effective: &Value,
+) -> Result<(Vec<Value>, usize, Tolerance), StateFailure> {
+    use super::jsonata;
+    let items = jsonata::items(run, visit, thread, fields, effective)?;
+    let bound = jsonata::bound(run, visit, thread, effective, jsonata::Extra::default());
+    let max_concurrency =
+        jsonata::whole_seconds(visit, fields.max_concurrency.as_ref(), "MaxConcurrency", &bound, false)?;
+    let count = jsonata::whole_seconds(
+        visit,
+        fields.tolerated_failure_count.as_ref(),
+        "ToleratedFailureCount",
+        &bound,
+        false,
+    )?;
+    let percentage = match &fields.tolerated_failure_percentage {
+        Some(template) => {
+            let value = template
+                .evaluate("ToleratedFailurePercentage", &bound)
+                .map_err(|err| visit.query_error(err))?;
+            match value.as_f64().filter(|p| (0.0..=100.0).contains(p)) {
+                Some(p) => Some(p),
+                None => {
+                    return Err(visit.query_error(format!(
+                        "The ToleratedFailurePercentage field must evaluate to a number from 0 to 100, got {}",
+                        to_compact(&value)
+                    )));
+                }
+            }
+        }
+        None => None,
+    };
+    let mut iteration_inputs = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        iteration_inputs.push(jsonata::select_item(
+            run, visit, thread, fields, effective, index, item,
+        )?);
+    }
+    Ok((
+        iteration_inputs,
+        max_concurrency.unwrap_or(0) as usize,
+        Tolerance { count, percentage },
+    ))
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod choice;
 mod distributed;
+pub(crate) mod jsonata;
 mod map;
 mod parallel;
 mod simple;
@@ -26,6 +27,13 @@ pub(crate) async fn run_state<'a>(
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
     match state {
+        State::Pass(s) if let Some(fields) = &s.jsonata => jsonata::pass(run, &s.flow, fields, visit, input, thread),
+        State::Choice(s) if let Some(fields) = &s.jsonata => jsonata::choice(run, s, fields, visit, input, thread),
+        State::Wait(s) if let Some(fields) = &s.jsonata => {
+            jsonata::wait(run, &s.flow, fields, visit, input, thread).await
+        }
+        State::Succeed(s) if let Some(fields) = &s.jsonata => jsonata::succeed(run, fields, visit, input, thread),
+        State::Fail(s) if let Some(fields) = &s.jsonata => Err(jsonata::fail(run, s, fields, visit, input, thread)),
         State::Pass(s) => simple::pass(run, s, visit, input, thread),
         State::Choice(s) => choice::run(run, s, visit, input, thread),
         State::Wait(s) => simple::wait(run, s, visit, input, thread).await,
@@ -101,6 +109,10 @@ async fn with_recovery<'a>(
             }
             Recovery::Catch(catcher) => {
                 let error_output = failure.to_output();
+                if let Some(fields) = &catcher.jsonata {
+                    let output = jsonata::caught(run, visit, thread, fields, &input, error_output)?;
+                    return Ok(Step::Next(&catcher.next, output));
+                }
                 let vars = assign(run, visit, thread, catcher.assign.as_ref(), &error_output)?;
                 let output = result_path(visit, &catcher.result_path, input, error_output)?;
                 apply_vars(thread, vars);

@@ -17,11 +17,12 @@ pub(super) async fn attempt<'a>(
 ) -> Result<Step<'a>, StateFailure> {
     let raw = keep_raw(&state.result_path, &input);
     let effective = select(run, visit, thread, &state.input_path, input)?;
-    let branch_input = match &state.parameters {
-        Some(p) => run
+    let branch_input = match (&state.jsonata, &state.parameters) {
+        (Some(fields), _) => super::jsonata::arguments(run, visit, thread, fields, &effective, None)?,
+        (None, Some(p)) => run
             .with_env(visit, thread, &effective, None, |env| p.eval(env))
             .map_err(|e| visit.runtime(e))?,
-        None => effective,
+        (None, None) => effective.clone(),
     };
     run.record(EventType::ParallelStateStarted, EventDetails::default())?;
     let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
@@ -52,6 +53,17 @@ pub(super) async fn attempt<'a>(
         }
     }
     run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::finish_with_result(
+            run,
+            visit,
+            thread,
+            &state.flow,
+            fields,
+            &effective,
+            Value::Array(outputs),
+        );
+    }
     Finish {
         flow: &state.flow,
         result_selector: state.result_selector.as_ref(),

@@ -36,17 +36,48 @@ pub(super) async fn attempt<'a>(
     } else {
         None
     };
-    let parameters = match &state.parameters {
-        Some(p) => run
+    let parameters = match (&state.jsonata, &state.parameters) {
+        (Some(fields), _) => super::jsonata::arguments(run, visit, thread, fields, &effective, token.as_deref())?,
+        (None, Some(p)) => run
             .with_env(visit, thread, &effective, token.as_deref(), |env| p.eval(env))
             .map_err(|e| visit.runtime(e))?,
-        None => effective,
+        (None, None) => effective,
     };
+    let (timeout, heartbeat) = match &state.jsonata {
+        Some(fields) => {
+            let bound = super::jsonata::bound(run, visit, thread, &input, super::jsonata::Extra::default());
+            let timeout =
+                super::jsonata::whole_seconds(visit, fields.timeout_seconds.as_ref(), "TimeoutSeconds", &bound, true)?;
+            let heartbeat = super::jsonata::whole_seconds(
+                visit,
+                fields.heartbeat_seconds.as_ref(),
+                "HeartbeatSeconds",
+                &bound,
+                true,
+            )?;
+            (timeout.unwrap_or(DEFAULT_TIMEOUT_SECONDS), heartbeat)
+        }
+        None => jsonpath_timeouts(run, state, visit, thread, &input)?,
+    };
+    run_task(
+        run, state, visit, thread, input, call, token, parameters, timeout, heartbeat,
+    )
+    .await
+}
+
+/// TimeoutSeconds and HeartbeatSeconds of a JSONPath Task, given or by their Path forms.
+fn jsonpath_timeouts(
+    run: &Run,
+    state: &TaskState,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    input: &Value,
+) -> Result<(u64, Option<u64>), StateFailure> {
     let timeout = seconds_field(
         run,
         visit,
         thread,
-        &input,
+        input,
         state.timeout_seconds.map(|s| s.0),
         state.timeout_seconds_path.as_ref(),
         "TimeoutSecondsPath",
@@ -56,12 +87,28 @@ pub(super) async fn attempt<'a>(
         run,
         visit,
         thread,
-        &input,
+        input,
         state.heartbeat_seconds.map(|s| s.0),
         state.heartbeat_seconds_path.as_ref(),
         "HeartbeatSecondsPath",
     )?;
+    Ok((timeout, heartbeat))
+}
 
+/// Schedules, invokes (or parks) and finishes the task once its input and limits are known.
+#[allow(clippy::too_many_arguments)]
+async fn run_task<'a>(
+    run: &Run,
+    state: &'a TaskState,
+    visit: &Visit<'_>,
+    thread: &mut Thread,
+    input: Value,
+    call: String,
+    token: Option<String>,
+    parameters: Value,
+    timeout: u64,
+    heartbeat: Option<u64>,
+) -> Result<Step<'a>, StateFailure> {
     let resource_type = resource_type(&state.resource);
     run.record(
         EventType::TaskScheduled,
@@ -122,6 +169,9 @@ pub(super) async fn attempt<'a>(
         },
     )?;
     let raw = input;
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, &raw, result);
+    }
     Finish {
         flow: &state.flow,
         result_selector: state.result_selector.as_ref(),

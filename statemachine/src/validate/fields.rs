@@ -65,15 +65,15 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
     Some(fields)
 }
 
-struct StateCheck<'a, 'c> {
-    checker: &'c mut Checker,
-    name: &'a str,
-    map: &'a Map<String, Value>,
-    at: &'a str,
+pub(super) struct StateCheck<'a, 'c> {
+    pub checker: &'c mut Checker,
+    pub name: &'a str,
+    pub map: &'a Map<String, Value>,
+    pub at: &'a str,
 }
 
 impl<'a> StateCheck<'a, '_> {
-    fn problem(&mut self, field: &str, message: impl Into<String>) {
+    pub fn problem(&mut self, field: &str, message: impl Into<String>) {
         let pointer = if field.is_empty() {
             self.at.to_string()
         } else {
@@ -82,7 +82,7 @@ impl<'a> StateCheck<'a, '_> {
         self.checker.problem(Some(self.name), &pointer, message);
     }
 
-    fn string(&mut self, field: &str) -> Option<&'a str> {
+    pub fn string(&mut self, field: &str) -> Option<&'a str> {
         match self.map.get(field) {
             Some(Value::String(s)) => Some(s),
             Some(_) => {
@@ -167,6 +167,16 @@ impl<'a> StateCheck<'a, '_> {
 }
 
 pub(super) fn check_state(checker: &mut Checker, name: &str, map: &Map<String, Value>, at: &str) -> Targets {
+    // The state's own language is the default of the scopes inside it.
+    let inherited = checker.language;
+    checker.language = crate::model::jsonata::language_of(map, inherited);
+    let targets = check_state_in_language(checker, name, map, at);
+    checker.language = inherited;
+    targets
+}
+
+fn check_state_in_language(checker: &mut Checker, name: &str, map: &Map<String, Value>, at: &str) -> Targets {
+    let jsonata = checker.language == crate::model::jsonata::QueryLanguage::JSONata;
     let mut targets = Targets {
         next: Vec::new(),
         terminal: false,
@@ -182,7 +192,12 @@ pub(super) fn check_state(checker: &mut Checker, name: &str, map: &Map<String, V
             return targets;
         }
     };
-    let Some(allowed) = allowed(&kind) else {
+    let allowed = if jsonata {
+        super::jsonata::allowed(&kind)
+    } else {
+        allowed(&kind)
+    };
+    let Some(allowed) = allowed else {
         checker.problem(
             Some(name),
             &format!("{at}/Type"),
@@ -196,17 +211,23 @@ pub(super) fn check_state(checker: &mut Checker, name: &str, map: &Map<String, V
         if !allowed.contains(&key.as_str()) {
             c.problem(
                 &crate::payload::escape_pointer(key),
-                format!("'{key}' is not allowed in a {kind} state"),
+                if jsonata {
+                    format!("'{key}' is not allowed in a {kind} state whose QueryLanguage is JSONata")
+                } else {
+                    format!("'{key}' is not allowed in a {kind} state")
+                },
             );
         }
     }
     c.string("Comment");
-    c.path("InputPath", true, false);
-    c.path("OutputPath", true, false);
-    c.path("ResultPath", true, true);
-    c.template("Parameters", false);
-    c.template("ResultSelector", true);
-    c.template("Assign", true);
+    if !jsonata {
+        c.path("InputPath", true, false);
+        c.path("OutputPath", true, false);
+        c.path("ResultPath", true, true);
+        c.template("Parameters", false);
+        c.template("ResultSelector", true);
+        c.template("Assign", true);
+    }
 
     // Next / End
     let has_flow = allowed.contains(&"Next");
@@ -235,6 +256,10 @@ pub(super) fn check_state(checker: &mut Checker, name: &str, map: &Map<String, V
     }
     if let Some(v) = map.get("Retry") {
         retriers(&mut c, v);
+    }
+    if jsonata {
+        super::jsonata::check_fields(&mut c, &kind, &mut targets);
+        return targets;
     }
     if let Some(v) = map.get("Catch") {
         catchers(&mut c, v, &mut targets);

@@ -5,6 +5,7 @@
 //! checks of each state type live in [`fields`].
 
 mod fields;
+mod jsonata;
 mod map;
 mod parse;
 
@@ -91,6 +92,7 @@ pub fn validate_value(definition: &Value) -> Vec<ValidationProblem> {
         }
     }
     checker.query_language(None, top, "");
+    checker.language = crate::model::jsonata::language_of(top, Default::default());
     if let Some(t) = top.get("TimeoutSeconds")
         && !crate::model::is_positive_integer(t)
     {
@@ -104,6 +106,8 @@ pub fn validate_value(definition: &Value) -> Vec<ValidationProblem> {
 pub(crate) struct Checker {
     pub(crate) problems: Vec<ValidationProblem>,
     seen_names: HashSet<String>,
+    /// The query language of the scope being checked (its states' default).
+    pub(crate) language: crate::model::jsonata::QueryLanguage,
 }
 
 impl Checker {
@@ -114,12 +118,7 @@ impl Checker {
     fn query_language(&mut self, state: Option<&str>, map: &Map<String, Value>, at: &str) {
         match map.get("QueryLanguage") {
             None => {}
-            Some(Value::String(s)) if s == "JSONPath" => {}
-            Some(Value::String(s)) if s == "JSONata" => self.problem(
-                state,
-                &format!("{at}/QueryLanguage"),
-                "the JSONata query language is not supported yet; use JSONPath",
-            ),
+            Some(Value::String(s)) if s == "JSONPath" || s == "JSONata" => {}
             Some(other) => self.problem(
                 state,
                 &format!("{at}/QueryLanguage"),

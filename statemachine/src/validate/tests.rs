@@ -117,9 +117,79 @@ fn malformed_text_gives_one_clear_problem() {
 }
 
 #[test]
-fn jsonata_is_reported_as_unsupported() {
-    let found = problems(json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}));
-    assert!(has(&found, "/QueryLanguage", "not supported"));
+fn each_language_refuses_the_other_languages_fields() {
+    // A JSONata machine with a JSONPath field, and a JSONPath state inside it with a JSONata one.
+    let found = problems(json!({
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Parameters": {"x.$": "$.x"}, "Next": "B"},
+            "B": {"Type": "Pass", "QueryLanguage": "JSONPath", "Output": "{% 1 %}", "Next": "C"},
+            "C": {"Type": "Pass", "Output": {"y": "{% $states.input.x %}"}, "End": true}
+        }
+    }));
+    assert!(has(&found, "/States/A/Parameters", "JSONata"), "{found:?}");
+    assert!(
+        has(&found, "/States/B/Output", "not allowed in a Pass state"),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn jsonata_expressions_are_compiled_and_their_fields_checked() {
+    let found = problems(json!({
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "QueryLanguage": "JSONata", "Seconds": "soon", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "QueryLanguage": "JSONata",
+                "Choices": [{"Condition": "{% $states.input.( %}", "Next": "E"}, {"Variable": "$.x", "IsNull": true, "Next": "E"}],
+                "Default": "E"
+            },
+            "E": {"Type": "Pass", "QueryLanguage": "JSONata", "Assign": {"v": "{% 1 ?? 2 %}"}, "End": true}
+        }
+    }));
+    assert!(has(&found, "/States/W/Seconds", "non-negative integer"), "{found:?}");
+    assert!(
+        has(&found, "/States/C/Choices/0/Condition", "does not compile"),
+        "{found:?}"
+    );
+    assert!(
+        has(&found, "/States/C/Choices/1/Variable", "use Condition"),
+        "{found:?}"
+    );
+    assert!(
+        has(&found, "/States/E/Assign/v", "newer than JSONata 2.0.6"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn nested_scopes_inherit_the_language_of_their_state() {
+    let machine = |inner: Value| {
+        json!({
+            "StartAt": "M",
+            "States": {"M": {
+                "Type": "Map",
+                "QueryLanguage": "JSONata",
+                "ItemProcessor": {"StartAt": "P", "States": {"P": inner}},
+                "End": true
+            }}
+        })
+    };
+    assert!(
+        problems(machine(
+            json!({"Type": "Pass", "Output": "{% $states.input %}", "End": true})
+        ))
+        .is_empty()
+    );
+    let found = problems(machine(json!({"Type": "Pass", "ResultPath": "$.x", "End": true})));
+    assert!(
+        has(&found, "/States/M/ItemProcessor/States/P/ResultPath", "JSONata"),
+        "{found:?}"
+    );
 }
 
 #[test]

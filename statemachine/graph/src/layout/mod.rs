@@ -229,7 +229,7 @@ fn outgoing(state: &State) -> Vec<Transition<'_>> {
             let mut out: Vec<_> = s
                 .choices
                 .iter()
-                .map(|c| (Some(c.next.as_str()), EdgeKind::Choice, Some(labels::rule(&c.rule))))
+                .map(|c| (Some(c.next.as_str()), EdgeKind::Choice, Some(labels::branch(&c.test))))
                 .collect();
             if let Some(default) = &s.default {
                 out.push((Some(default.as_str()), EdgeKind::Default, Some("Default".into())));
