@@ -44,6 +44,21 @@ fn integer_arg(f: &str, v: &Value, position: usize) -> Result<i64, EvalError> {
     }
 }
 
+/// A number rounded to the nearest integer as Step Functions (Java's `Math.round`) rounds it:
+/// halves go up (1.5 to 2, -1.5 to -1). MathAdd and MathRandom take decimals this way.
+fn rounded_arg(f: &str, v: &Value, position: usize) -> Result<i64, EvalError> {
+    if let Some(n) = v.as_i64() {
+        return Ok(n);
+    }
+    match v.as_f64() {
+        Some(x) if x.is_finite() && x.abs() < 9.2e18 => Ok((x + 0.5).floor() as i64),
+        _ => Err(fail(
+            f,
+            format!("argument {position} must be a number, got {}", to_compact(v)),
+        )),
+    }
+}
+
 pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Result<Value, EvalError> {
     match call.function {
         Function::Format => format(call, &args),
@@ -143,8 +158,8 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
             Ok(Value::Object(merged))
         }
         Function::MathRandom => {
-            let start = integer_arg("MathRandom", &args[0], 1)?;
-            let end = integer_arg("MathRandom", &args[1], 2)?;
+            let start = rounded_arg("MathRandom", &args[0], 1)?;
+            let end = rounded_arg("MathRandom", &args[1], 2)?;
             if end <= start {
                 return Err(fail("MathRandom", "the end must be greater than the start"));
             }
@@ -158,27 +173,10 @@ pub(super) fn apply(call: &IntrinsicCall, args: Vec<Value>, env: &Env<'_>) -> Re
             };
             Ok(Value::from(start + (draw % span) as i64))
         }
-        Function::MathAdd => {
-            if let (Ok(a), Ok(b)) = (integer_arg("MathAdd", &args[0], 1), integer_arg("MathAdd", &args[1], 2)) {
-                return a
-                    .checked_add(b)
-                    .map(Value::from)
-                    .ok_or_else(|| fail("MathAdd", "the sum overflows"));
-            }
-            // AWS also accepts decimals (e.g. a bias of 4.3), adding them as numbers.
-            let number = |v: &Value, position: usize| {
-                v.as_f64().ok_or_else(|| {
-                    fail(
-                        "MathAdd",
-                        format!("argument {position} must be a number, got {}", to_compact(v)),
-                    )
-                })
-            };
-            let sum = number(&args[0], 1)? + number(&args[1], 2)?;
-            serde_json::Number::from_f64(sum)
-                .map(Value::Number)
-                .ok_or_else(|| fail("MathAdd", "the sum is not a finite number"))
-        }
+        Function::MathAdd => rounded_arg("MathAdd", &args[0], 1)?
+            .checked_add(rounded_arg("MathAdd", &args[1], 2)?)
+            .map(Value::from)
+            .ok_or_else(|| fail("MathAdd", "the sum overflows")),
         Function::StringSplit => {
             let s = string_arg("StringSplit", &args[0], 1)?;
             let delimiters = string_arg("StringSplit", &args[1], 2)?;

@@ -426,6 +426,26 @@ mod tests {
         assert!(run("States.ArrayPartition($.a, 0)", json!({"a": [1]})).is_err());
     }
 
+    /// AWS rounds decimal arguments as Java's `Math.round` does, then adds (the values were
+    /// recorded against AWS by LocalStack's `test_math_add`).
+    #[test]
+    fn math_add_rounds_decimals_half_up_before_adding() {
+        for (a, b, sum) in [
+            (json!(-9), json!(3), -6),
+            (json!(1.49), json!(1.5), 3),
+            (json!(1.5), json!(1.51), 4),
+            (json!(-1.49), json!(-1.5), -2),
+            (json!(2.5), json!(0), 3),
+            (json!(-2.5), json!(0), -2),
+            (json!(-0.5), json!(0.5), 1),
+        ] {
+            let got = run("States.MathAdd($.a, $.b)", json!({"a": a, "b": b})).unwrap();
+            assert_eq!(got, json!(sum), "{a} + {b}");
+        }
+        let r = run("States.MathRandom($.a, $.b)", json!({"a": 12.5, "b": 14.4})).unwrap();
+        assert_eq!(r, json!(13), "12.5 and 14.4 round to 13 and 14; the end is exclusive");
+    }
+
     #[test]
     fn uuid_and_random_are_deterministic_per_seed() {
         let a = run("States.UUID()", json!({})).unwrap();
