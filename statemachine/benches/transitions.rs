@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the engine's hot paths (see also the `throughput` example).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice_statemachine::bench_support::{counting_loop, map_input, map_over_pass};
+use sluice_statemachine::bench_support::{counting_loop, counting_loop_jsonata, map_input, map_over_pass};
 use sluice_statemachine::{Engine, EngineOptions, ManualClock, StartExecution, StateMachine, TaskRegistry};
 use std::sync::Arc;
 
@@ -27,6 +27,20 @@ fn transitions(c: &mut Criterion) {
             let engine = engine();
             runtime
                 .block_on(engine.start_execution(&looping, StartExecution::new("Bench", serde_json::json!({"i": 0}))))
+                .unwrap();
+            engine
+        })
+    });
+
+    let looping_jsonata = StateMachine::from_json(&counting_loop_jsonata(50_000)).unwrap();
+    group.bench_function("choice_pass_loop_100k_jsonata", |b| {
+        b.iter_with_large_drop(|| {
+            let engine = engine();
+            runtime
+                .block_on(engine.start_execution(
+                    &looping_jsonata,
+                    StartExecution::new("Bench", serde_json::json!({"i": 0})),
+                ))
                 .unwrap();
             engine
         })

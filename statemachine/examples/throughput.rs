@@ -1,8 +1,8 @@
 //! `cargo run --release -p sluice-statemachine --example throughput`: state transitions per
-//! second for a 100,000-transition Choice/Pass loop and a 10,000-item Map over Pass, on one
+//! second for a 100,000-transition Choice/Pass loop (JSONPath, then JSONata) and a 10,000-item Map over Pass, on one
 //! core, with the history limit lifted (history is still recorded).
 
-use sluice_statemachine::bench_support::{counting_loop, map_input, map_over_pass};
+use sluice_statemachine::bench_support::{counting_loop, counting_loop_jsonata, map_input, map_over_pass};
 use sluice_statemachine::{
     Engine, EngineOptions, ExecutionOutcome, ManualClock, StartExecution, StateMachine, TaskRegistry,
 };
@@ -55,6 +55,14 @@ async fn main() {
     measure(
         "choice/pass loop",
         &counting_loop(50_000),
+        serde_json::json!({"i": 0}),
+        100_002,
+        5,
+    )
+    .await;
+    measure(
+        "choice/pass loop in JSONata",
+        &counting_loop_jsonata(50_000),
         serde_json::json!({"i": 0}),
         100_002,
         5,

@@ -19,6 +19,23 @@ pub fn counting_loop(iterations: u64) -> String {
     .to_string()
 }
 
+/// [`counting_loop`] in JSONata: the same two transitions per iteration, a `Condition` and an
+/// `Output` expression in place of the choice rule and `States.MathAdd`.
+pub fn counting_loop_jsonata(iterations: u64) -> String {
+    json!({
+        "QueryLanguage": "JSONata",
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice", "Choices": [
+                {"Condition": format!("{{% $states.input.i >= {iterations} %}}"), "Next": "Done"}
+            ], "Default": "Increment"},
+            "Increment": {"Type": "Pass", "Output": {"i": "{% $states.input.i + 1 %}"}, "Next": "Check"},
+            "Done": {"Type": "Succeed"}
+        }
+    })
+    .to_string()
+}
+
 /// A Map over a Pass state.
 pub fn map_over_pass() -> String {
     json!({
