@@ -1,6 +1,6 @@
 //! The ASL commands the `sluice` binary wires up (`validate`, `exec`, `conformance`).
 
-use sluice::asl::{EXIT_USAGE, conformance, exec, validate_files};
+use sluice::asl::{EXIT_USAGE, ExecSetup, conformance, exec, validate_files};
 use std::path::Path;
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -61,11 +61,31 @@ async fn exec_runs_mocked_test_cases() {
     let mocks = write(dir.path(), "mocks.json", MOCKS);
 
     let mut out = Vec::new();
-    let code = exec(&definition, "{}", Some(&mocks), Some("HappyPath"), None, &mut out).await;
+    let code = exec(
+        &definition,
+        "{}",
+        ExecSetup {
+            mock_config: Some(&mocks),
+            test_case: Some("HappyPath"),
+            ..ExecSetup::default()
+        },
+        &mut out,
+    )
+    .await;
     assert_eq!((code, text(out)), (0, "{\"staged\":2}\n".to_string()));
 
     let mut out = Vec::new();
-    let code = exec(&definition, "{}", Some(&mocks), Some("Expired"), None, &mut out).await;
+    let code = exec(
+        &definition,
+        "{}",
+        ExecSetup {
+            mock_config: Some(&mocks),
+            test_case: Some("Expired"),
+            ..ExecSetup::default()
+        },
+        &mut out,
+    )
+    .await;
     assert_eq!(code, 1);
     let failure: serde_json::Value = serde_json::from_str(&text(out)).unwrap();
     assert_eq!(
@@ -79,17 +99,39 @@ async fn exec_refuses_bad_input_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let definition = write(dir.path(), "pipeline.asl.json", PIPELINE);
     let mut out = Vec::new();
-    assert_eq!(exec(&definition, "{nope", None, None, None, &mut out).await, EXIT_USAGE);
+    assert_eq!(
+        exec(&definition, "{nope", ExecSetup::default(), &mut out).await,
+        EXIT_USAGE
+    );
     assert!(text(out).contains("--input is not valid JSON"));
     let mut out = Vec::new();
     assert_eq!(
-        exec(&definition, "{}", None, Some("HappyPath"), None, &mut out).await,
+        exec(
+            &definition,
+            "{}",
+            ExecSetup {
+                test_case: Some("HappyPath"),
+                ..ExecSetup::default()
+            },
+            &mut out
+        )
+        .await,
         EXIT_USAGE
     );
     let mocks = write(dir.path(), "mocks.json", MOCKS);
     let mut out = Vec::new();
     assert_eq!(
-        exec(&definition, "{}", Some(&mocks), Some("Missing"), None, &mut out).await,
+        exec(
+            &definition,
+            "{}",
+            ExecSetup {
+                mock_config: Some(&mocks),
+                test_case: Some("Missing"),
+                ..ExecSetup::default()
+            },
+            &mut out
+        )
+        .await,
         EXIT_USAGE
     );
     assert!(text(out).contains("no test case named 'Missing'"));
@@ -116,4 +158,40 @@ async fn conformance_prints_failures_and_a_summary() {
     assert!(shown.ends_with("2 passed, 2 failed\n"));
     let mut out = Vec::new();
     assert_eq!(conformance(&file, Some("base"), None, &mut out).await, (2, 1));
+}
+
+/// `--virtual-clock`: a day-long Wait costs no real time (the run would otherwise hang past the
+/// guard), and the clock reads as if the day had passed.
+#[tokio::test]
+async fn the_virtual_clock_skips_a_day_long_wait_but_keeps_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = write(
+        dir.path(),
+        "slow.asl.json",
+        r#"{"StartAt": "Before", "States": {
+            "Before": {"Type": "Pass", "Parameters": {"at.$": "$$.State.EnteredTime"}, "Next": "Day"},
+            "Day": {"Type": "Wait", "Seconds": 86400, "Next": "After"},
+            "After": {"Type": "Pass", "Parameters": {"before.$": "$.at", "after.$": "$$.State.EnteredTime"}, "End": true}
+        }}"#,
+    );
+    let mut out = Vec::new();
+    let setup = ExecSetup {
+        virtual_clock: true,
+        ..ExecSetup::default()
+    };
+    let run = exec(&definition, "{}", setup, &mut out);
+    let code = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("a virtual day took real time");
+    assert_eq!(code, 0, "{}", text(out.clone()));
+    let output: serde_json::Value = serde_json::from_str(&text(out)).unwrap();
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(output[field].as_str().unwrap()).unwrap();
+    assert_eq!((at("after") - at("before")).num_seconds(), 86_400, "{output}");
+    // The clock started at the real time, not at some fixed epoch.
+    assert!(
+        (chrono::Utc::now() - at("before").with_timezone(&chrono::Utc))
+            .num_seconds()
+            .abs()
+            < 3600
+    );
 }

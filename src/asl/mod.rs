@@ -47,17 +47,29 @@ pub fn validate_files(paths: &[&Path], out: &mut dyn Write) -> i32 {
     code
 }
 
-/// `sluice exec --definition FILE --input JSON [--mock-config FILE --test-case NAME] [--s3-dir DIR]`:
-/// prints the output JSON (exit 0) or `{"Error":..,"Cause":..}` (exit 1). Without a mock
-/// config no task handlers are bound, so Task states fail with `States.Runtime`.
-pub async fn exec(
-    definition: &Path,
-    input: &str,
-    mock_config: Option<&Path>,
-    test_case: Option<&str>,
-    s3_dir: Option<&Path>,
-    out: &mut dyn Write,
-) -> i32 {
+/// How `sluice exec` runs a definition besides its input.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExecSetup<'a> {
+    /// A Step Functions Local mock config and the test case of it to use.
+    pub mock_config: Option<&'a Path>,
+    pub test_case: Option<&'a str>,
+    /// The S3 stand-in of a Distributed Map: object `KEY` of `BUCKET` is `DIR/BUCKET/KEY`.
+    pub s3_dir: Option<&'a Path>,
+    /// Waits, retry intervals and timeouts take no real time; the clock starts at the real
+    /// time and moves as if they had (the history and `$$` timestamps read that way).
+    pub virtual_clock: bool,
+}
+
+/// `sluice exec --definition FILE --input JSON [--mock-config FILE --test-case NAME] [--s3-dir DIR]
+/// [--virtual-clock]`: prints the output JSON (exit 0) or `{"Error":..,"Cause":..}` (exit 1).
+/// Without a mock config no task handlers are bound, so Task states fail with `States.Runtime`.
+pub async fn exec(definition: &Path, input: &str, setup: ExecSetup<'_>, out: &mut dyn Write) -> i32 {
+    let ExecSetup {
+        mock_config,
+        test_case,
+        s3_dir,
+        virtual_clock,
+    } = setup;
     match prepare_exec(definition, input, mock_config, test_case) {
         Ok((machine, request)) => {
             // The executions (a Distributed Map's children among them) go to a scratch SQLite
@@ -80,6 +92,11 @@ pub async fn exec(
                 }
             };
             let mut engine = Engine::new(TaskRegistry::new()).with_store(std::sync::Arc::new(store));
+            if virtual_clock {
+                engine = engine.with_clock(std::sync::Arc::new(sluice_statemachine::ManualClock::new(
+                    chrono::Utc::now(),
+                )));
+            }
             if let Some(dir) = s3_dir {
                 engine = engine.with_objects(std::sync::Arc::new(sluice_statemachine::DirectoryObjectStorage::new(
                     dir,

@@ -31,6 +31,10 @@ pub struct ExecArgs {
     /// bucket `BUCKET` is the file `DIR/BUCKET/KEY`.
     #[arg(long, value_name = "DIR")]
     s3_dir: Option<PathBuf>,
+    /// Waits, retry intervals and timeouts take no real time, while the clock (and so the
+    /// history's and the context object's timestamps) moves as if they had.
+    #[arg(long)]
+    virtual_clock: bool,
 }
 
 #[derive(Args)]
@@ -55,15 +59,13 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
 }
 
 pub async fn exec(args: ExecArgs) -> ExitCode {
-    let code = cli::exec(
-        &args.definition,
-        &args.input,
-        args.mock_config.as_deref(),
-        args.test_case.as_deref(),
-        args.s3_dir.as_deref(),
-        &mut std::io::stdout(),
-    )
-    .await;
+    let setup = cli::ExecSetup {
+        mock_config: args.mock_config.as_deref(),
+        test_case: args.test_case.as_deref(),
+        s3_dir: args.s3_dir.as_deref(),
+        virtual_clock: args.virtual_clock,
+    };
+    let code = cli::exec(&args.definition, &args.input, setup, &mut std::io::stdout()).await;
     exit(code)
 }
 
