@@ -214,3 +214,26 @@ async fn a_wait_until_an_evaluated_timestamp_and_a_fail_with_evaluated_error() {
     assert_eq!(error.as_deref(), Some("Custom.Stop"));
     assert_eq!(cause.as_deref(), Some("literal cause"));
 }
+
+#[tokio::test]
+async fn an_assign_over_256_kib_fails_in_either_language() {
+    let big = "x".repeat(200 * 1024);
+    for definition in [
+        json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"a": big, "b.$": "$.more"}, "End": true}}}),
+        json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"a": big, "b": "{% $states.input.more %}"}, "End": true}}}),
+    ] {
+        let outcome = run(definition, json!({"more": "y".repeat(100 * 1024)})).await;
+        let ExecutionOutcome::Failed { error, cause } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(error.as_deref(), Some("States.DataLimitExceeded"));
+        assert!(cause.unwrap_or_default().contains("'A'"));
+    }
+    // Just under the limit is fine.
+    let fits = run(
+        json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"a": "x".repeat(250 * 1024)}, "End": true}}}),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(fits, ExecutionOutcome::Succeeded { .. }), "{fits:?}");
+}

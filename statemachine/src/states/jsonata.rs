@@ -66,7 +66,7 @@ pub(crate) fn assign(
         .evaluate("Assign", bound)
         .map_err(|err| visit.query_error(err))?
     {
-        Value::Object(vars) => Ok(Some(vars)),
+        Value::Object(vars) => super::within_assign_limit(visit, vars).map(Some),
         other => Err(visit.query_error(format!(
             "The Assign field must evaluate to a JSON object, got {}",
             crate::json::to_compact(&other)

@@ -174,9 +174,33 @@ pub(crate) fn assign(
         .with_env(visit, thread, value, None, |env| template.eval(env))
         .map_err(|e| visit.runtime(e))?;
     match assigned {
-        Value::Object(map) => Ok(Some(map)),
+        Value::Object(map) => within_assign_limit(visit, map).map(Some),
         _ => Ok(None),
     }
+}
+
+/// The most bytes one state's `Assign` may give its variables, as on AWS.
+pub(crate) const ASSIGN_LIMIT_BYTES: usize = 256 * 1024;
+
+/// `vars`, or `States.DataLimitExceeded` when together they are over [`ASSIGN_LIMIT_BYTES`].
+pub(crate) fn within_assign_limit(
+    visit: &Visit<'_>,
+    vars: Map<String, Value>,
+) -> Result<Map<String, Value>, StateFailure> {
+    let bytes: usize = vars
+        .iter()
+        .map(|(name, value)| name.len() + crate::json::serialized_len(value))
+        .sum();
+    if bytes > ASSIGN_LIMIT_BYTES {
+        return Err(StateFailure::new(
+            crate::errors::names::DATA_LIMIT_EXCEEDED,
+            format!(
+                "The variables assigned by the state '{}' are {bytes} bytes, over the limit of {ASSIGN_LIMIT_BYTES} bytes for one Assign.",
+                visit.name
+            ),
+        ));
+    }
+    Ok(vars)
 }
 
 pub(crate) fn apply_vars(thread: &mut Thread, vars: Option<Map<String, Value>>) {
