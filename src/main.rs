@@ -58,6 +58,8 @@ enum Command {
     Exec(commands::asl::ExecArgs),
     /// Run recorded ASL conformance cases and print `N passed, M failed`.
     Conformance(commands::asl::ConformanceArgs),
+    /// Run one state once, as AWS's TestState API does, and print TestState's response.
+    TestState(commands::asl::TestStateArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => Ok(commands::asl::validate(args)),
             Command::Exec(args) => Ok(commands::asl::exec(args).await),
             Command::Conformance(args) => Ok(commands::asl::conformance(args).await),
+            Command::TestState(args) => Ok(commands::asl::test_state(args).await),
         }
     });
     match result {

@@ -100,6 +100,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "validate",
         "exec",
         "conformance",
+        "test-state",
     ]
     .into_iter()
     .map(String::from)
@@ -256,6 +257,26 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
         "sluice conformance",
     );
     assert!(conformance.contains("1 passed, 0 failed"), "{conformance}");
+
+    let tested = succeeded(
+        &sluice_in(
+            dir,
+            &[
+                "test-state",
+                "--definition",
+                r#"{"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}], "Default": "Small"}"#,
+                "--input",
+                r#"{"n": 5}"#,
+            ],
+            &[],
+        ),
+        "sluice test-state",
+    );
+    let tested: serde_json::Value = serde_json::from_str(&tested).unwrap();
+    assert_eq!(
+        (tested["status"].as_str(), tested["nextState"].as_str()),
+        (Some("SUCCEEDED"), Some("Big"))
+    );
 
     serve_answers_from_the_clone(dir);
 }

@@ -180,3 +180,95 @@ fn print_outcome(outcome: &ExecutionOutcome, out: &mut dyn Write) -> i32 {
         }
     }
 }
+
+/// `sluice test-state`'s arguments as given on the command line.
+pub struct TestStateCli<'a> {
+    pub definition: &'a str,
+    pub state_name: &'a str,
+    pub input: &'a str,
+    pub variables: Option<&'a str>,
+    pub inspection_level: &'a str,
+    pub mock: Option<&'a str>,
+}
+
+fn parse_test_state(args: &TestStateCli<'_>) -> Result<sluice_statemachine::test_state::TestStateRequest, String> {
+    use sluice_statemachine::test_state::{InspectionLevel, TestStateMock, TestStateRequest};
+    let definition_text = if args.definition.trim_start().starts_with('{') {
+        args.definition.to_string()
+    } else {
+        std::fs::read_to_string(args.definition)
+            .map_err(|e| format!("cannot read --definition {}: {e}", args.definition))?
+    };
+    let definition: Value =
+        serde_json::from_str(&definition_text).map_err(|e| format!("--definition is not valid JSON: {e}"))?;
+    let input: Value = serde_json::from_str(args.input).map_err(|e| format!("--input is not valid JSON: {e}"))?;
+    let variables = match args.variables {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(variables)) => variables,
+            Ok(_) => return Err("--variables must be a JSON object".into()),
+            Err(e) => return Err(format!("--variables is not valid JSON: {e}")),
+        },
+    };
+    let inspection_level = match args.inspection_level {
+        "INFO" => InspectionLevel::Info,
+        "DEBUG" => InspectionLevel::Debug,
+        "TRACE" => InspectionLevel::Trace,
+        other => return Err(format!("--inspection-level must be INFO, DEBUG or TRACE, not {other}")),
+    };
+    let mock = match args.mock {
+        None => None,
+        Some(text) => {
+            let mock: Value = serde_json::from_str(text).map_err(|e| format!("--mock is not valid JSON: {e}"))?;
+            match (mock.get("result"), mock.get("errorOutput")) {
+                (Some(Value::String(result)), None) => Some(TestStateMock::Result(
+                    serde_json::from_str(result).map_err(|e| format!("--mock result is not JSON text: {e}"))?,
+                )),
+                (None, Some(error_output)) => Some(TestStateMock::Error {
+                    error: error_output
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .ok_or("--mock errorOutput needs an error (a string)")?
+                        .to_string(),
+                    cause: error_output
+                        .get("cause")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                }),
+                _ => return Err("--mock must hold either result (JSON text) or errorOutput {error, cause}".into()),
+            }
+        }
+    };
+    Ok(TestStateRequest {
+        definition,
+        name: args.state_name.to_string(),
+        input,
+        variables,
+        inspection_level,
+        mock,
+    })
+}
+
+/// `sluice test-state`: prints TestState's response as JSON (exit 0 whatever the state did,
+/// as the API answers; exit 2 when the request itself is wrong).
+pub async fn test_state(args: TestStateCli<'_>, out: &mut dyn Write) -> i32 {
+    let request = match parse_test_state(&args) {
+        Ok(request) => request,
+        Err(message) => {
+            let _ = writeln!(out, "error: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    match sluice_statemachine::test_state::test_state(Engine::new(TaskRegistry::new()), request).await {
+        Ok(response) => {
+            let text = serde_json::to_string_pretty(&response).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            EXIT_USAGE
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! `sluice validate`, `sluice exec`, `sluice conformance`: the ASL engine on its own.
+//! `sluice validate`, `sluice exec`, `sluice conformance`, `sluice test-state`: the ASL engine on
+//! its own.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,41 @@ pub struct ConformanceArgs {
     /// Seed each case's S3 objects into `DIR/BUCKET/KEY` (in memory without it).
     #[arg(long, value_name = "DIR")]
     s3_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct TestStateArgs {
+    /// The state's definition: a JSON object, or a file holding one.
+    #[arg(long)]
+    definition: String,
+    /// The state's name (what its context shows and a mock answers).
+    #[arg(long, default_value = "TestState")]
+    state_name: String,
+    /// The state's input (JSON).
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Workflow variables set before the state runs (a JSON object).
+    #[arg(long)]
+    variables: Option<String>,
+    /// INFO, DEBUG (adds what the state was given and returned) or TRACE.
+    #[arg(long, default_value = "INFO", value_parser = ["INFO", "DEBUG", "TRACE"])]
+    inspection_level: String,
+    /// A Task's mocked answer: `{"result": "<JSON text>"}` or
+    /// `{"errorOutput": {"error": "...", "cause": "..."}}`, as TestState's `mock` takes it.
+    #[arg(long)]
+    mock: Option<String>,
+}
+
+pub async fn test_state(args: TestStateArgs) -> ExitCode {
+    let request = cli::TestStateCli {
+        definition: &args.definition,
+        state_name: &args.state_name,
+        input: &args.input,
+        variables: args.variables.as_deref(),
+        inspection_level: &args.inspection_level,
+        mock: args.mock.as_deref(),
+    };
+    exit(cli::test_state(request, &mut std::io::stdout()).await)
 }
 
 fn exit(code: i32) -> ExitCode {

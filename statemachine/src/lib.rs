@@ -34,6 +34,7 @@ pub mod payload;
 mod states;
 pub mod store;
 pub mod task;
+pub mod test_state;
 pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -37,6 +37,13 @@ pub struct MockedResponse {
 }
 
 impl MockedResponse {
+    /// The same answer to every invocation.
+    pub fn always(answer: MockedAnswer) -> Self {
+        Self {
+            steps: vec![(0, 0, answer)],
+        }
+    }
+
     pub fn answer(&self, invocation: u64) -> Option<&MockedAnswer> {
         self.steps
             .iter()
