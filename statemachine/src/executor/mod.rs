@@ -3,11 +3,12 @@
 
 mod lease;
 mod redrive;
+mod task_tokens;
 pub(crate) use redrive::prepare_redrive;
 pub(crate) mod run;
 
 use crate::clock::{Clock, SystemClock};
-use crate::errors::{StateFailure, names};
+use crate::errors::names;
 use crate::history::{DEFAULT_HISTORY_LIMIT, EventDetails, EventType, History, HistoryEvent};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::mock::MockedTestCase;
@@ -16,7 +17,7 @@ use crate::objects::{NoObjectStorage, ObjectStorage};
 pub use crate::store::PendingTask;
 use crate::store::{
     ExecutionRecord, ExecutionStatus, ExecutionStore, ExecutionSummary, FailurePoint, MapRunRecord,
-    MemoryExecutionStore, Recorded, StoreError,
+    MemoryExecutionStore, StoreError,
 };
 use crate::task::TaskRegistry;
 use crate::validate::ParseError;
@@ -470,157 +471,6 @@ impl Engine {
         record.replay = std::mem::take(&mut *lock(&run.replay));
         record.history = Arc::new(std::mem::take(&mut lock(&run.history).events));
         outcome
-    }
-
-    /// Answers a task token with the task's output and resumes the execution.
-    pub async fn send_task_success(&self, token: &str, output: Value) -> Result<ExecutionReport, EngineError> {
-        let size = serialized_len(&output);
-        if size > PAYLOAD_LIMIT_BYTES {
-            return Err(EngineError::InputTooLarge(size));
-        }
-        self.answer(token, Recorded::Succeeded(output)).await
-    }
-
-    /// Answers a task token with a failure and resumes the execution.
-    pub async fn send_task_failure(
-        &self,
-        token: &str,
-        error: &str,
-        cause: &str,
-    ) -> Result<ExecutionReport, EngineError> {
-        self.answer(token, Recorded::Failed(StateFailure::new(error, cause)))
-            .await
-    }
-
-    /// Records that the task behind `token` is still alive.
-    pub async fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
-        loop {
-            let mut record = self.record_for_token(token)?;
-            let now = self.clock.now();
-            let Some(task) = record
-                .pending_tasks
-                .iter_mut()
-                .find(|p| p.token == token && p.answer.is_none())
-            else {
-                return Err(EngineError::InvalidToken);
-            };
-            if let Some(timeout) = task.timed_out(now) {
-                task.answer = Some(Recorded::Failed(timeout));
-                let arn = record.execution_arn.clone();
-                if self.save_answer(record)? {
-                    self.resume(&arn).await?;
-                    return Err(EngineError::TaskTimedOut);
-                }
-                continue;
-            }
-            task.last_heartbeat = now;
-            record.version += 1;
-            match self.store.save(record) {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Fails every parked task whose TimeoutSeconds or HeartbeatSeconds has passed (with
-    /// `States.Timeout`) and resumes those executions.
-    pub async fn check_timeouts(&self) -> Result<Vec<ExecutionReport>, EngineError> {
-        let mut reports = Vec::new();
-        let mut waiting = Vec::new();
-        for summary in self.store.list()? {
-            if summary.status != ExecutionStatus::Running {
-                continue;
-            }
-            // A Distributed Map's children wait on tokens of their own.
-            for map_run in self.store.map_runs(&summary.execution_arn)? {
-                if map_run.status == crate::store::MapRunStatus::Running {
-                    let children = self.store.child_states(&map_run.map_run_arn)?;
-                    waiting.extend(children.into_iter().filter(|c| c.parked).map(|c| c.execution_arn));
-                }
-            }
-            waiting.push(summary.execution_arn);
-        }
-        for execution_arn in waiting {
-            let Some(mut record) = self.store.load(&execution_arn)? else {
-                continue;
-            };
-            let now = self.clock.now();
-            let mut fired = false;
-            for task in record.pending_tasks.iter_mut().filter(|p| p.answer.is_none()) {
-                if let Some(timeout) = task.timed_out(now) {
-                    task.answer = Some(Recorded::Failed(timeout));
-                    fired = true;
-                }
-            }
-            if fired && self.save_answer(record)? {
-                reports.push(self.resume(&execution_arn).await?);
-            }
-        }
-        Ok(reports)
-    }
-
-    /// Whether `token` names a task that still waits for its answer (`InvalidToken` if not).
-    pub fn check_task_token(&self, token: &str) -> Result<(), EngineError> {
-        let record = self.record_for_token(token)?;
-        if record
-            .pending_tasks
-            .iter()
-            .any(|p| p.token == token && p.answer.is_none())
-        {
-            Ok(())
-        } else {
-            Err(EngineError::InvalidToken)
-        }
-    }
-
-    fn record_for_token(&self, token: &str) -> Result<ExecutionRecord, EngineError> {
-        let arn = self
-            .store
-            .execution_for_token(token)?
-            .ok_or(EngineError::InvalidToken)?;
-        let record = self.store.load(&arn)?.ok_or(EngineError::InvalidToken)?;
-        if record.status != ExecutionStatus::Running {
-            return Err(EngineError::InvalidToken);
-        }
-        Ok(record)
-    }
-
-    /// Saves a record with a new answer; false when someone else saved first.
-    fn save_answer(&self, mut record: ExecutionRecord) -> Result<bool, EngineError> {
-        record.version += 1;
-        match self.store.save(record) {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn answer(&self, token: &str, answer: Recorded) -> Result<ExecutionReport, EngineError> {
-        loop {
-            let mut record = self.record_for_token(token)?;
-            let now = self.clock.now();
-            let Some(task) = record
-                .pending_tasks
-                .iter_mut()
-                .find(|p| p.token == token && p.answer.is_none())
-            else {
-                return Err(EngineError::InvalidToken);
-            };
-            let timed_out = task.timed_out(now);
-            task.answer = Some(match &timed_out {
-                Some(timeout) => Recorded::Failed(timeout.clone()),
-                None => answer.clone(),
-            });
-            let arn = record.execution_arn.clone();
-            if self.save_answer(record)? {
-                let report = self.resume(&arn).await?;
-                return match timed_out {
-                    Some(_) => Err(EngineError::TaskTimedOut),
-                    None => Ok(report),
-                };
-            }
-        }
     }
 
     /// Replays an execution with its answered tokens until it ends or parks again.
