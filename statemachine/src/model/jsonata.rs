@@ -13,7 +13,7 @@ use crate::jsonata::Template;
 pub const JSONATA_KEY: &str = "@JSONata";
 
 /// The fields that hold JSONata (or a literal) in a JSONata state, Catch entry or Choice rule.
-const JSONATA_FIELDS: &[&str] = &[
+pub const JSONATA_FIELDS: &[&str] = &[
     "Arguments",
     "Output",
     "Assign",

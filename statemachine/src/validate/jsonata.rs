@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::fields::{StateCheck, Targets};
 use crate::jsonata::{Template, is_expression};
+use crate::model::jsonata::JSONATA_FIELDS;
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage", "Output", "Assign"];
 const FLOW: &[&str] = &["Next", "End"];
@@ -77,22 +78,8 @@ fn literal_or_expression(c: &mut StateCheck<'_, '_>, field: &str, literal_ok: im
 
 pub(super) fn check_fields(c: &mut StateCheck<'_, '_>, kind: &str, targets: &mut Targets) {
     let map = c.map;
-    for field in [
-        "Output",
-        "Assign",
-        "Arguments",
-        "Items",
-        "ItemSelector",
-        "Seconds",
-        "Timestamp",
-        "Error",
-        "Cause",
-        "TimeoutSeconds",
-        "HeartbeatSeconds",
-        "MaxConcurrency",
-        "ToleratedFailureCount",
-        "ToleratedFailurePercentage",
-    ] {
+    // A field that is not allowed in this type was reported already; compiling it is harmless.
+    for field in JSONATA_FIELDS {
         compiles(c, map, "", field);
     }
     if let Some(value) = map.get("Catch") {
