@@ -142,6 +142,17 @@ impl StepError for BackendError {
     }
 }
 
+/// What kind of problem a JSON error is (`syntax error`, `wrong types`...), for messages that
+/// must not quote the text: the text may hold a secret or a key.
+pub fn json_error_kind(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "wrong types",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

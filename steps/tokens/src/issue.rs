@@ -466,28 +466,16 @@ async fn issue_new(
     };
     let json = serde_json::to_string(&delivered).map_err(|err| TokenError::Corrupt {
         location: secret.to_string(),
-        reason: format!("cannot encode the delivered key: {}", err.classify_name()),
+        reason: format!(
+            "cannot encode the delivered key: {}",
+            sluice_core::error::json_error_kind(&err)
+        ),
     })?;
     deps.secrets.put(secret, &SecretValue::new(json)).await?;
     keys.pending = None;
     promote(keys_store, keys, stored.hash, now, overlap).await?;
     keys.save(deps.control.as_ref(), consumer, now).await?;
     Ok(stored)
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "wrong types",
-            serde_json::error::Category::Eof => "truncated",
-        }
-    }
 }
 
 /// Makes `fresh` current: the old current key keeps working for the overlap only if the

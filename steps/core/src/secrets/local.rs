@@ -31,7 +31,8 @@ impl LocalSecretStore {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BackendError::Corrupt {
                 location: self.path.display().to_string(),
-                reason: format!("not a JSON object of strings ({})", e.classify_name()),
+                // Never echo the file's text: it holds secrets.
+                reason: format!("not a JSON object of strings ({})", crate::error::json_error_kind(&e)),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(BackendError::io("read", &self.path, e)),
@@ -59,22 +60,6 @@ impl LocalSecretStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    // Never echo the file's text: it holds secrets.
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "wrong types",
-            serde_json::error::Category::Eof => "truncated",
-        }
     }
 }
 
