@@ -322,14 +322,12 @@ pub(crate) fn caught(
 
 /// A Map's items: `Items`, else its input; an array or a `States.QueryEvaluationError`.
 pub(crate) fn items(
-    run: &Run,
     visit: &Visit<'_>,
-    thread: &Thread,
     fields: &JsonataFields,
+    bound: &Bound,
     input: &Value,
 ) -> Result<Vec<Value>, StateFailure> {
-    let bound = bound(run, visit, thread, input, Extra::default());
-    match value_or(visit, fields.items.as_ref(), "Items", &bound, || input.clone())? {
+    match value_or(visit, fields.items.as_ref(), "Items", bound, || input.clone())? {
         Value::Array(items) => Ok(items),
         other => Err(visit.query_error(format!(
             "Map state input must be an array but was: {}",

@@ -11,7 +11,7 @@ use crate::json::to_compact;
 use crate::model::MapState;
 use crate::path::JsonPath;
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// How many failed iterations the state tolerates; `None` when no tolerance is configured.
 pub(super) struct Tolerance {
@@ -308,25 +308,7 @@ fn jsonpath_iterations(
     let (max_concurrency, tolerance) = limits(run, state, visit, thread, effective)?;
     let mut iteration_inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let selected = match state.selector() {
-            Some(selector) => {
-                let ctx = ContextObject {
-                    run,
-                    visit,
-                    task_token: None,
-                    map_item: Some((index, &item)),
-                };
-                let env = Env {
-                    input: effective,
-                    vars: &thread.vars,
-                    context: &ctx,
-                    random: &visit.random,
-                };
-                selector.eval(&env).map_err(|e| visit.runtime(e))?
-            }
-            None => item,
-        };
-        iteration_inputs.push(selected);
+        iteration_inputs.push(select_item(run, state, visit, effective, &thread.vars, index, item)?);
     }
     Ok((iteration_inputs, max_concurrency, tolerance))
 }
@@ -341,8 +323,8 @@ fn jsonata_iterations(
     effective: &Value,
 ) -> Result<(Vec<Value>, usize, Tolerance), StateFailure> {
     use super::jsonata;
-    let items = jsonata::items(run, visit, thread, fields, effective)?;
     let bound = jsonata::bound(run, visit, thread, effective, jsonata::Extra::default());
+    let items = jsonata::items(visit, fields, &bound, effective)?;
     let max_concurrency =
         jsonata::whole_seconds(visit, fields.max_concurrency.as_ref(), "MaxConcurrency", &bound, false)?;
     let count = jsonata::whole_seconds(
@@ -380,4 +362,32 @@ fn jsonata_iterations(
         max_concurrency.unwrap_or(0) as usize,
         Tolerance { count, percentage },
     ))
+}
+
+/// One item's input: `ItemSelector` (or `Parameters`) with `$$.Map.Item` bound, else the item.
+pub(super) fn select_item(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    effective: &Value,
+    vars: &Map<String, Value>,
+    index: usize,
+    item: Value,
+) -> Result<Value, StateFailure> {
+    let Some(selector) = state.selector() else {
+        return Ok(item);
+    };
+    let ctx = ContextObject {
+        run,
+        visit,
+        task_token: None,
+        map_item: Some((index, &item)),
+    };
+    let env = Env {
+        input: effective,
+        vars,
+        context: &ctx,
+        random: &visit.random,
+    };
+    selector.eval(&env).map_err(|e| visit.runtime(e))
 }

@@ -44,6 +44,9 @@ pub(super) async fn attempt<'a>(
         (None, None) => effective,
     };
     let (timeout, heartbeat) = match &state.jsonata {
+        Some(fields) if fields.timeout_seconds.is_none() && fields.heartbeat_seconds.is_none() => {
+            (DEFAULT_TIMEOUT_SECONDS, None)
+        }
         Some(fields) => {
             let bound = super::jsonata::bound(run, visit, thread, &input, super::jsonata::Extra::default());
             let timeout =

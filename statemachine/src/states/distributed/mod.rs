@@ -10,11 +10,11 @@
 mod reader;
 mod writer;
 
-use super::map::{Tolerance, integer_field, limits};
+use super::map::{Tolerance, integer_field, limits, select_item};
 use super::{Finish, keep_raw, select};
-use crate::env::{Env, EvalError};
+use crate::env::EvalError;
 use crate::errors::{StateFailure, names};
-use crate::executor::run::{ContextObject, Run, Step, Thread, Visit};
+use crate::executor::run::{Run, Step, Thread, Visit};
 use crate::executor::{ExecutionOutcome, LOCAL_ARN_PREFIX};
 use crate::history::{EventDetails, EventType};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len, to_compact};
@@ -770,33 +770,6 @@ async fn next_input(
     }
     let count = batch.items.len() as u64;
     Ok(Some((batching.input_of(batch.items), count)))
-}
-
-fn select_item(
-    run: &Run,
-    state: &MapState,
-    visit: &Visit<'_>,
-    effective: &Value,
-    vars: &Map<String, Value>,
-    index: usize,
-    item: Value,
-) -> Result<Value, StateFailure> {
-    let Some(selector) = state.selector() else {
-        return Ok(item);
-    };
-    let ctx = ContextObject {
-        run,
-        visit,
-        task_token: None,
-        map_item: Some((index, &item)),
-    };
-    let env = Env {
-        input: effective,
-        vars,
-        context: &ctx,
-        random: &visit.random,
-    };
-    selector.eval(&env).map_err(|e| visit.runtime(e))
 }
 
 /// What to do for one child.
