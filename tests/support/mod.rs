@@ -138,12 +138,13 @@ fn usable_keys(config: &Config) -> BTreeMap<(String, String), usize> {
         rusqlite::Connection::open_with_flags(config.sqlite_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
     let mut statement = connection
-        .prepare("SELECT item FROM items WHERE tbl = 'control' AND pk LIKE 'apikey#%'")
+        .prepare("SELECT pk, sk, item FROM items WHERE tbl = 'control' AND pk LIKE 'apikey#%'")
         .unwrap();
     let mut out = BTreeMap::new();
-    let rows = statement.query_map([], |row| row.get::<_, String>(0)).unwrap();
-    for row in rows {
-        let item: Item = serde_json::from_str(&row.unwrap()).unwrap();
+    let mut rows = statement.query([]).unwrap();
+    while let Some(row) = rows.next().unwrap() {
+        let (pk, sk): (String, String) = (row.get(0).unwrap(), row.get(1).unwrap());
+        let item: Item = sluice_core::tables::decode_stored_item(&pk, &sk, row.get_ref(2).unwrap()).unwrap();
         let Some(dataset) = item.get("dataset").and_then(|v| v.as_str()) else {
             continue;
         };

@@ -156,18 +156,41 @@ pub fn is_expired(item: &Item, now: i64) -> bool {
     expires_at(item).is_some_and(|at| at <= now)
 }
 
+/// Binary attributes: base64 text in DynamoDB JSON, raw bytes in a binary form (the embedded
+/// backend's stored items).
 mod base64_bytes {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+    use serde::de::{Error, Visitor};
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(bytes))
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&STANDARD.encode(bytes))
+        } else {
+            serializer.serialize_bytes(bytes)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            return STANDARD.decode(text).map_err(Error::custom);
+        }
+        struct RawBytes;
+        impl Visitor<'_> for RawBytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("bytes")
+            }
+            fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(bytes.to_vec())
+            }
+            fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(RawBytes)
     }
 }
 

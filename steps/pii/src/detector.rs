@@ -38,6 +38,12 @@ pub trait Detector: Send + Sync {
     /// A short name for reports and logs (`builtin`, `comprehend`).
     fn engine(&self) -> &'static str;
 
+    /// Everything besides the cells that its results depend on (the engine and its settings):
+    /// findings made under another fingerprint are not reused.
+    fn fingerprint(&self) -> String {
+        self.engine().to_string()
+    }
+
     /// The entities of each cell, in the order of `cells`: offsets in code points of that cell
     /// (end exclusive), Comprehend type names, overlaps resolved by [`overlap::resolve`].
     async fn detect(&self, cells: &[Cell<'_>]) -> Result<Vec<Vec<PiiEntity>>, DetectError>;

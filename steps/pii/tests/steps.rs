@@ -3,12 +3,13 @@
 //! is available, against the AWS ones.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use sluice_core::{Backends, ObjectKey, PutOptions, StepError};
 use sluice_pii::steps::detect::{self, DetectInput};
 use sluice_pii::steps::mask::{self, MaskInput};
-use sluice_pii::{BuiltinDetector, PiiDeps, PiiPolicy, PolicySet, Vault};
+use sluice_pii::{BuiltinDetector, Cell, DetectError, Detector, PiiDeps, PiiEntity, PiiPolicy, PolicySet, Vault};
 
 const STAGED: &str = "staged/orders/2024/orders.csv";
 const CSV: &str = "order_id,full_name,notes,amount\n\
@@ -202,11 +203,128 @@ async fn malformed_csv_fails_with_its_line_and_a_stable_name(backends: Backends)
     assert_eq!(missing.error_name(), "Pii.InvalidInput");
 }
 
+/// The built-in detector, counting the cells it is asked about.
+struct CountingDetector {
+    inner: BuiltinDetector,
+    cells: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Detector for CountingDetector {
+    fn engine(&self) -> &'static str {
+        "builtin"
+    }
+
+    async fn detect(&self, cells: &[Cell<'_>]) -> Result<Vec<Vec<PiiEntity>>, DetectError> {
+        self.cells.fetch_add(cells.len(), Ordering::SeqCst);
+        self.inner.detect(cells).await
+    }
+}
+
+async fn mask_run(deps: &PiiDeps, clean_key: &str) -> String {
+    let masked = mask::run(
+        MaskInput {
+            dataset: "orders".into(),
+            staged_key: STAGED.into(),
+            clean_key: Some(clean_key.into()),
+        },
+        deps,
+    )
+    .await
+    .unwrap();
+    let clean = deps
+        .backends
+        .objects
+        .get_bytes(&ObjectKey::new(&masked.clean_key).unwrap(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(clean.to_vec()).unwrap()
+}
+
+async fn mask_reuses_the_findings_of_detect_only_for_the_same_file(backends: Backends) {
+    let counting = Arc::new(CountingDetector {
+        inner: BuiltinDetector::new(),
+        cells: AtomicUsize::new(0),
+    });
+    let deps = PiiDeps {
+        detector: counting.clone(),
+        ..deps(backends.clone())
+    };
+    let staged = ObjectKey::new(STAGED).unwrap();
+    let put = |body: &'static str| {
+        let objects = backends.objects.clone();
+        let staged = staged.clone();
+        async move {
+            objects
+                .put_bytes(&staged, Bytes::from_static(body.as_bytes()), &PutOptions::default())
+                .await
+                .unwrap();
+        }
+    };
+    put(CSV).await;
+    let input = DetectInput {
+        dataset: "orders".into(),
+        staged_key: STAGED.into(),
+    };
+    detect::run(input.clone(), &deps).await.unwrap();
+    let scanned = counting.cells.load(Ordering::SeqCst);
+    assert_eq!(scanned, 6, "two scanned columns, three rows");
+    let findings_key = sluice_pii::steps::findings_key(&staged).unwrap();
+    let findings = backends.objects.get_bytes(&findings_key, 1 << 20).await.unwrap();
+    let findings_text = String::from_utf8_lossy(&findings);
+    assert!(
+        !findings_text.contains("zoe@") && !findings_text.contains("Zo"),
+        "positions only"
+    );
+
+    // The file is scanned once: mask takes its entities from the findings.
+    let reused = mask_run(&deps, "clean/orders/reused.csv").await;
+    assert_eq!(counting.cells.load(Ordering::SeqCst), scanned);
+
+    // Without findings, the same output from a second scan.
+    backends.objects.delete(&findings_key).await.unwrap();
+    let detected_again = mask_run(&deps, "clean/orders/detected.csv").await;
+    assert_eq!(counting.cells.load(Ordering::SeqCst), 2 * scanned);
+    assert_eq!(reused, detected_again);
+
+    // Findings of other bytes are not used for this file: it is scanned, nothing leaks.
+    detect::run(input.clone(), &deps).await.unwrap();
+    put("order_id,full_name,notes,amount\n1,Ann Lee,\"write to ann.lee@example.com\",1\n").await;
+    let before = counting.cells.load(Ordering::SeqCst);
+    let changed = mask_run(&deps, "clean/orders/changed.csv").await;
+    assert_eq!(counting.cells.load(Ordering::SeqCst), before + 2);
+    assert!(
+        !changed.contains("ann.lee@") && !changed.contains("Ann Lee"),
+        "{changed}"
+    );
+
+    // Damaged findings are refused, the file scanned.
+    put(CSV).await;
+    detect::run(input, &deps).await.unwrap();
+    let mut damaged = backends
+        .objects
+        .get_bytes(&findings_key, 1 << 20)
+        .await
+        .unwrap()
+        .to_vec();
+    damaged.truncate(damaged.len() - 20);
+    backends
+        .objects
+        .put_bytes(&findings_key, Bytes::from(damaged), &PutOptions::default())
+        .await
+        .unwrap();
+    let before = counting.cells.load(Ordering::SeqCst);
+    let rescanned = mask_run(&deps, "clean/orders/rescanned.csv").await;
+    assert!(counting.cells.load(Ordering::SeqCst) > before);
+    assert_eq!(rescanned, reused);
+}
+
 #[tokio::test]
 async fn steps_on_local_backends() {
     let dir = tempfile::tempdir().unwrap();
     let (_config, backends) = sluice_core::testing::local_test_backends(dir.path());
     detect_then_mask_writes_counts_and_a_clean_csv(backends.clone()).await;
+    mask_reuses_the_findings_of_detect_only_for_the_same_file(backends.clone()).await;
     malformed_csv_fails_with_its_line_and_a_stable_name(backends).await;
 }
 
@@ -217,5 +335,6 @@ async fn steps_on_aws_backends() {
     };
     let (_config, backends) = sluice_core::testing::aws_test_backends(&endpoint).await;
     detect_then_mask_writes_counts_and_a_clean_csv(backends.clone()).await;
+    mask_reuses_the_findings_of_detect_only_for_the_same_file(backends.clone()).await;
     malformed_csv_fails_with_its_line_and_a_stable_name(backends).await;
 }

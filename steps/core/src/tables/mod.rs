@@ -13,7 +13,7 @@ use crate::item::{Item, ItemKey};
 
 pub use dynamodb::DynamoTable;
 #[cfg(feature = "local")]
-pub use sqlite::{SqliteDatabase, SqliteTable};
+pub use sqlite::{SqliteDatabase, SqliteTable, decode_stored_item};
 
 /// DynamoDB's BatchWriteItem limit.
 pub const MAX_BATCH_WRITE: usize = 25;

@@ -285,6 +285,14 @@ impl Detector for ComprehendDetector {
         "comprehend"
     }
 
+    fn fingerprint(&self) -> String {
+        let settings = &self.settings;
+        format!(
+            "comprehend {} {} {} {}",
+            settings.language_code, settings.max_request_bytes, settings.overlap_bytes, settings.prefilter
+        )
+    }
+
     async fn detect(&self, cells: &[Cell<'_>]) -> Result<Vec<Vec<PiiEntity>>, DetectError> {
         let texts: Vec<&str> = cells.iter().map(|c| c.text).collect();
         let requests = packing::pack(&texts, &self.limits());

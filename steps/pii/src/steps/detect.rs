@@ -1,11 +1,13 @@
 //! The detect step: counts the PII in a staged CSV by column and type and writes the report
-//! beside it (`<name>.pii-report.json`). The report holds counts only, never values.
+//! beside it (`<name>.pii-report.json`), and the findings the mask step reuses
+//! (`<name>.pii-findings`, see [`super::findings`]). Both hold counts or positions, never values.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_core::{ObjectKey, PutOptions};
 
-use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows};
+use super::findings::{FindingsWriter, Stamp, findings_key};
+use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows, io_error};
 use crate::error::PiiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,12 +51,16 @@ pub async fn run(input: DetectInput, deps: &PiiDeps) -> Result<DetectOutput, Pii
     let staged = check_input(&input.dataset, &input.staged_key)?;
     let policy = deps.policies.for_dataset(&input.dataset);
     let local = deps.backends.objects.download(&staged).await?;
+    let stamp = Stamp::of(local.path(), &deps.detector.fingerprint(), &policy, deps.batch_bytes)
+        .map_err(io_error("read the staged CSV"))?;
+    let mut findings = FindingsWriter::new(&stamp).map_err(io_error("write the PII findings"))?;
     let mut batches = CsvBatches::open(&staged, local.open()?, deps.batch_bytes)?;
     let header = batches.header().clone();
     let mut by_column = CountsByColumn::new();
     let (mut rows, mut entities) = (0u64, 0u64);
     while let Some(batch) = batches.next_batch()? {
         let grid = detect_rows(deps.detector.as_ref(), &policy, &header, &batch, &staged).await?;
+        findings.push_rows(&grid).map_err(io_error("write the PII findings"))?;
         rows += batch.len() as u64;
         for row in &grid {
             for (column, found) in row.iter().enumerate() {
@@ -86,6 +92,15 @@ pub async fn run(input: DetectInput, deps: &PiiDeps) -> Result<DetectOutput, Pii
         by_column,
         by_type,
     };
+    let findings = findings.finish().map_err(io_error("write the PII findings"))?;
+    let binary = PutOptions {
+        content_type: Some("application/octet-stream".into()),
+        ..PutOptions::default()
+    };
+    deps.backends
+        .objects
+        .put_file(&findings_key(&staged)?, findings.path(), &binary)
+        .await?;
     let report_key = report_key(&staged)?;
     let body = serde_json::to_vec_pretty(&report).map_err(|err| PiiError::Io {
         operation: "encode the PII report",

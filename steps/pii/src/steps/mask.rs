@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_core::{ObjectKey, PutOptions, secrets};
 
+use super::findings::{FindingsReader, Stamp, findings_key};
 use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows, io_error};
 use crate::error::PiiError;
 use crate::policy::Action;
@@ -76,6 +77,11 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         (None, None)
     };
     let local = deps.backends.objects.download(&staged).await?;
+    // The detect step's findings, made under the policy as configured (before key columns are
+    // set aside below); detected again where there are none that fit.
+    let stamp = Stamp::of(local.path(), &deps.detector.fingerprint(), &policy, deps.batch_bytes)
+        .map_err(io_error("read the staged CSV"))?;
+    let mut carried = carried_findings(deps, &staged, &stamp).await?;
     let mut batches = CsvBatches::open(&staged, local.open()?, deps.batch_bytes)?;
     let header = batches.header().clone();
     // Key columns name the records: masking them would collapse records into one. They are
@@ -108,7 +114,28 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     let (mut rows, mut vaulted) = (0u64, 0u64);
     let mut cleaned_row: Vec<String> = Vec::new();
     while let Some(batch) = batches.next_batch()? {
-        let grid = detect_rows(deps.detector.as_ref(), cleaner.policy(), &header, &batch, &staged).await?;
+        let found = carried
+            .as_mut()
+            .map(|findings| findings.next_rows(&batch, header.len()));
+        let grid = match found {
+            Some(Ok(mut grid)) => {
+                for row in &mut grid {
+                    for (column, entities) in row.iter_mut().enumerate() {
+                        if cleaner.policy().is_skipped(header.get(column).unwrap_or("")) {
+                            entities.clear();
+                        }
+                    }
+                }
+                grid
+            }
+            other => {
+                if let Some(Err(why)) = other {
+                    tracing::warn!(key = %staged, reason = %why, "PII findings unusable from here on: detecting again");
+                    carried = None;
+                }
+                detect_rows(deps.detector.as_ref(), cleaner.policy(), &header, &batch, &staged).await?
+            }
+        };
         let mut sealed = Vec::new();
         let mut cleaned_rows = Vec::with_capacity(batch.len());
         for (record, entities) in batch.iter().zip(&grid) {
@@ -140,6 +167,11 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         }
         rows += batch.len() as u64;
     }
+    if let Some(findings) = carried {
+        findings
+            .finish()
+            .map_err(|why| io_error("read the PII findings")(std::io::Error::other(why.to_string())))?;
+    }
     writer.flush().map_err(io_error("write the cleaned CSV"))?;
     drop(writer);
     // The originals are in the vault before the rows that carry their tokens are published.
@@ -165,6 +197,26 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         by_column,
         vaulted,
     })
+}
+
+/// The detect step's findings for this very file, if it left any that fit.
+async fn carried_findings(
+    deps: &PiiDeps,
+    staged: &ObjectKey,
+    stamp: &Stamp,
+) -> Result<Option<FindingsReader>, PiiError> {
+    let key = findings_key(staged)?;
+    if deps.backends.objects.head(&key).await?.is_none() {
+        return Ok(None);
+    }
+    let local = deps.backends.objects.download(&key).await?;
+    match FindingsReader::open(local.open()?, stamp) {
+        Ok(findings) => Ok(Some(findings)),
+        Err(why) => {
+            tracing::warn!(key = %staged, reason = %why, "PII findings not used: detecting again");
+            Ok(None)
+        }
+    }
 }
 
 impl sluice_core::ledger::LedgerOutcome for MaskOutput {

@@ -3,7 +3,10 @@
 //! batches of about `[pii] batch_bytes` of cell text, so memory does not grow with the file.
 
 pub mod detect;
+mod findings;
 pub mod mask;
+
+pub use findings::findings_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
