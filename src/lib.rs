@@ -2,5 +2,6 @@
 //! commands, shared by the CLI and the end-to-end tests, and the synthetic mailboxes they use.
 
 pub mod asl;
+pub mod log_sink;
 pub mod runner;
 pub mod synthetic;

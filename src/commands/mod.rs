@@ -29,12 +29,9 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 pub fn init_cli_tracing() -> LogWriter {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // A request must not wait on stderr: lines go to a writer thread, and are never dropped
-    // (a full buffer makes the logging thread wait instead). The thread writes what has queued
-    // up in one call and flushes whenever the queue runs dry, so lines still appear at once.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // A request must not wait on stderr: lines go to a buffer that a writer thread empties,
+    // never dropped (see `sluice::log_sink`).
+    let (writer, guard) = sluice::log_sink::log_sink(std::io::stderr());
     // Colours for a terminal only: a log file gets plain lines.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let installed = tracing_subscriber::fmt()
@@ -49,4 +46,4 @@ pub fn init_cli_tracing() -> LogWriter {
 
 /// Keeps the log writer thread until the command ends; dropping it flushes what is buffered.
 #[must_use = "logs written after it is dropped are lost"]
-pub struct LogWriter(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
+pub struct LogWriter(#[allow(dead_code)] Option<sluice::log_sink::LogSinkGuard>);

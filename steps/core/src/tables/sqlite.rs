@@ -54,7 +54,10 @@ impl serde::Serialize for WithoutKeys<'_> {
 
 /// The stored form of `item` (see the module's comment).
 fn encode_item(item: &Item) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_extend(&WithoutKeys(item), vec![FORMAT_POSTCARD])
+    // Room for a typical record, so that encoding rarely grows the buffer.
+    let mut stored = Vec::with_capacity(256);
+    stored.push(FORMAT_POSTCARD);
+    postcard::to_extend(&WithoutKeys(item), stored)
 }
 
 /// An item from its stored form and its key columns; a description of the damage if it is not

@@ -112,7 +112,6 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_column = CountsByColumn::new();
     let (mut rows, mut vaulted) = (0u64, 0u64);
-    let mut cleaned_row: Vec<String> = Vec::new();
     while let Some(batch) = batches.next_batch()? {
         let found = carried
             .as_mut()
@@ -137,33 +136,28 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
             }
         };
         let mut sealed = Vec::new();
-        let mut cleaned_rows = Vec::with_capacity(batch.len());
         for (record, entities) in batch.iter().zip(&grid) {
-            cleaned_row.clear();
             for (column, text) in record.iter().enumerate() {
                 let name = header.get(column).unwrap_or("");
                 let found = entities.get(column).map_or(&[][..], Vec::as_slice);
                 let cleaned = cleaner.clean(name, text, found, &mut sealed);
                 for entity in cleaned.applied.iter() {
                     let action: &Action = cleaner.policy().action_for(name, &entity.kind);
-                    *by_action.entry(action.name().to_string()).or_default() += 1;
-                    *by_column
-                        .entry(name.to_string())
-                        .or_default()
-                        .entry(entity.kind.to_string())
-                        .or_default() += 1;
+                    bump(&mut by_action, action.name());
+                    count(&mut by_column, name, entity.kind.as_str());
                 }
-                cleaned_row.push(cleaned.text.into_owned());
+                writer
+                    .write_field(cleaned.text.as_bytes())
+                    .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;
             }
-            cleaned_rows.push(cleaned_row.clone());
+            writer
+                .write_record(None::<&[u8]>)
+                .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;
         }
+        // The rows go to a private temporary file, published only after the vault holds every
+        // original their tokens stand for.
         if let Some(vault) = vault.as_mut() {
             vault.queue(sealed)?;
-        }
-        for row in &cleaned_rows {
-            writer
-                .write_record(row)
-                .map_err(|err| io_error("write the cleaned CSV")(err.into()))?;
         }
         rows += batch.len() as u64;
     }
@@ -197,6 +191,23 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         by_column,
         vaulted,
     })
+}
+
+/// One more entity of `kind` in `column`, allocating names only the first time.
+fn count(by_column: &mut CountsByColumn, column: &str, kind: &str) {
+    match by_column.get_mut(column) {
+        Some(counts) => bump(counts, kind),
+        None => bump(by_column.entry(column.to_string()).or_default(), kind),
+    }
+}
+
+fn bump(counts: &mut BTreeMap<String, u64>, name: &str) {
+    match counts.get_mut(name) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
+    }
 }
 
 /// The detect step's findings for this very file, if it left any that fit.
