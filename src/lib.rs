@@ -1,6 +1,7 @@
 //! The `sluice` binary's library half: the local pipeline runner and the ASL engine's own
 //! commands, shared by the CLI and the end-to-end tests, and the synthetic mailboxes they use.
 
+pub mod access_log;
 pub mod asl;
 pub mod log_sink;
 pub mod runner;

@@ -34,11 +34,20 @@ pub fn init_cli_tracing() -> LogWriter {
     let (writer, guard) = sluice::log_sink::log_sink(std::io::stderr());
     // Colours for a terminal only: a log file gets plain lines.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let installed = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, filter::filter_fn};
+    let is_access = |metadata: &tracing::Metadata<'_>| metadata.target() == sluice_api::ACCESS_LOG_TARGET;
+    let general = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .compact()
+        .with_filter(filter_fn(move |metadata| !is_access(metadata)));
+    let access = sluice::access_log::AccessLogLayer::new(writer).with_filter(filter_fn(is_access));
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(general)
+        .with(access)
         .try_init()
         .is_ok();
     LogWriter(installed.then_some(guard))

@@ -13,6 +13,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
+/// The target of the access log's events: `RUST_LOG=sluice::access=off` turns it off.
+pub const ACCESS_LOG_TARGET: &str = "sluice::access";
+
 /// Who the request authenticated as, filled in by the `Principal` extractor.
 #[derive(Clone, Default)]
 pub(crate) struct PrincipalSlot(Arc<Mutex<Option<String>>>);
@@ -84,7 +87,7 @@ pub(crate) async fn access(mut request: Request, next: Next) -> Response {
     };
     let status = response.status().as_u16();
     tracing::info!(
-        target: "sluice::access",
+        target: ACCESS_LOG_TARGET,
         method = %method,
         route = route.as_ref().map_or("(no route)", MatchedPath::as_str),
         status,

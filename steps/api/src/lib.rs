@@ -10,6 +10,7 @@
 //! - [`server`]: [`ApiState`], [`router`] and [`serve`].
 
 mod access;
+pub use access::ACCESS_LOG_TARGET;
 pub mod auth;
 pub mod cursor;
 pub mod error;
