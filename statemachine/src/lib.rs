@@ -23,6 +23,7 @@ pub mod env;
 pub mod errors;
 pub mod executor;
 pub mod history;
+pub mod inspect;
 pub mod intrinsics;
 pub mod json;
 pub mod jsonata;

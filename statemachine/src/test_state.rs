@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::history::{EventType, HistoryEvent};
+use crate::inspect::Inspector;
 use crate::mock::{MockedAnswer, MockedResponse, MockedTestCase};
 use crate::{Engine, EngineError, ExecutionOutcome, ManualClock, StartExecution, StateFailure, StateMachine};
 
@@ -170,7 +171,10 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
             states: HashMap::from([(request.name.clone(), MockedResponse::always(answer))]),
         });
     }
-    let engine = engine.with_clock(Arc::new(ManualClock::new(chrono::Utc::now())));
+    let inspector = Arc::new(Inspector::default());
+    let engine = engine
+        .with_clock(Arc::new(ManualClock::new(chrono::Utc::now())))
+        .with_inspector(inspector.clone());
     let report = engine.start_execution(&machine, start_execution).await?;
     let history = engine.execution_history(&report.execution_arn)?;
     let events = own_events(&history, &request.name);
@@ -220,7 +224,7 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
         }
     }
     if request.inspection_level != InspectionLevel::Info {
-        response.inspection_data = Some(inspection(&events));
+        response.inspection_data = Some(inspection(&events, inspector.of(&request.name)));
     }
     Ok(response)
 }
@@ -289,21 +293,19 @@ fn is_exited(event: EventType) -> bool {
     )
 }
 
-/// What the history shows of the state's work: its input, what its Task was sent and what it
-/// returned. (AWS also reports each intermediate of InputPath, ResultSelector and ResultPath;
-/// this engine does not record those.)
-fn inspection(events: &[&HistoryEvent]) -> Value {
+/// What the state did with its input, in the order AWS lists it: the input (from the history),
+/// each intermediate the engine recorded, and the Task's result (from the history); values as
+/// JSON text, as AWS gives them.
+fn inspection(events: &[&HistoryEvent], mut recorded: Map<String, Value>) -> Value {
     let mut data = Map::new();
     let text = |value: &Value| Value::String(value.to_string());
     if let Some(input) = events.first().and_then(|e| e.details.input.as_ref()) {
         data.insert("input".into(), text(input));
     }
-    if let Some(sent) = events
-        .iter()
-        .find(|e| e.event_type == EventType::TaskScheduled)
-        .and_then(|e| e.details.parameters.as_ref())
-    {
-        data.insert("afterParameters".into(), text(sent));
+    for field in ["afterInputPath", "afterParameters", "afterArguments"] {
+        if let Some(value) = recorded.remove(field) {
+            data.insert(field.into(), text(&value));
+        }
     }
     if let Some(result) = events
         .iter()
@@ -311,6 +313,11 @@ fn inspection(events: &[&HistoryEvent]) -> Value {
         .and_then(|e| e.details.output.as_ref())
     {
         data.insert("result".into(), text(result));
+    }
+    for field in ["afterResultSelector", "afterResultPath", "variables"] {
+        if let Some(value) = recorded.remove(field) {
+            data.insert(field.into(), text(&value));
+        }
     }
     Value::Object(data)
 }

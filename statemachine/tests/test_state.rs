@@ -71,6 +71,66 @@ async fn a_mocked_task_shows_what_it_was_sent_and_returned_at_debug() {
     assert_eq!(data["input"], r#"{"id":7}"#);
     assert_eq!(data["afterParameters"], r#"{"id":7}"#);
     assert_eq!(data["result"], r#"{"size":3,"noise":true}"#);
+    assert_eq!(data["afterInputPath"], r#"{"id":7}"#);
+    assert_eq!(data["afterResultSelector"], r#"{"size":3}"#);
+    assert_eq!(data["afterResultPath"], r#"{"id":7,"work":{"size":3}}"#);
+    let fields: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        fields,
+        [
+            "input",
+            "afterInputPath",
+            "afterParameters",
+            "result",
+            "afterResultSelector",
+            "afterResultPath"
+        ],
+        "in the order AWS lists them"
+    );
+}
+
+/// The Pass example of AWS's TestState guide ("Using DEBUG inspectionLevel"), answer for answer.
+#[tokio::test]
+async fn the_pass_example_of_the_aws_guide_shows_every_step() {
+    let mut pass = request(
+        json!({
+            "Type": "Pass",
+            "InputPath": "$.payload",
+            "Parameters": {"data": 1},
+            "ResultPath": "$.result",
+            "OutputPath": "$.result.data",
+            "Next": "Another State"
+        }),
+        json!({"payload": {"foo": "bar"}}),
+    );
+    pass.inspection_level = InspectionLevel::Debug;
+    let answer = run(pass).await.unwrap();
+    assert_eq!(answer.status, TestStatus::Succeeded);
+    assert_eq!(answer.output.as_deref(), Some("1"));
+    assert_eq!(answer.next_state.as_deref(), Some("Another State"));
+    assert_eq!(
+        answer.inspection_data.unwrap(),
+        json!({
+            "input": r#"{"payload":{"foo":"bar"}}"#,
+            "afterInputPath": r#"{"foo":"bar"}"#,
+            "afterParameters": r#"{"data":1}"#,
+            "afterResultSelector": r#"{"data":1}"#,
+            "afterResultPath": r#"{"payload":{"foo":"bar"},"result":{"data":1}}"#
+        })
+    );
+}
+
+#[tokio::test]
+async fn the_variables_after_assign_are_inspected() {
+    let mut pass = request(
+        json!({"Type": "Pass", "Assign": {"total.$": "States.MathAdd($.a, $x)"}, "End": true}),
+        json!({"a": 2}),
+    );
+    pass.variables = Map::from_iter([("x".to_string(), json!(5))]);
+    pass.inspection_level = InspectionLevel::Debug;
+    let answer = run(pass).await.unwrap();
+    let data = answer.inspection_data.unwrap();
+    assert_eq!(data["variables"], r#"{"x":5,"total":7}"#);
 }
 
 #[tokio::test]

@@ -157,6 +157,8 @@ pub struct Engine {
     objects: Arc<dyn ObjectStorage>,
     /// Who this engine is, in the leases it takes (host, process and a per-engine nonce).
     owner: Arc<str>,
+    /// Records each state's intermediate values (TestState's inspection data); none by default.
+    pub(crate) inspector: Option<Arc<crate::inspect::Inspector>>,
 }
 
 impl Engine {
@@ -170,6 +172,7 @@ impl Engine {
             options: EngineOptions::default(),
             objects: Arc::new(NoObjectStorage),
             owner: Arc::from(lease::owner_id()),
+            inspector: None,
         }
     }
 
@@ -185,6 +188,12 @@ impl Engine {
 
     pub fn with_store(mut self, store: Arc<dyn ExecutionStore>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// Records what each state does with its input (see [`crate::inspect`]).
+    pub fn with_inspector(mut self, inspector: Arc<crate::inspect::Inspector>) -> Self {
+        self.inspector = Some(inspector);
         self
     }
 

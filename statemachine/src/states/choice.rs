@@ -1,7 +1,7 @@
 //! The Choice state: evaluating rules. A type mismatch makes a comparison false; a Variable
 //! that does not exist is a `States.Runtime` error (except for `IsPresent`).
 
-use super::{apply_vars, assign, select};
+use super::{apply_vars, assign, select, select_input};
 use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{Run, Step, Thread, Visit};
@@ -16,7 +16,7 @@ pub(super) fn run<'a>(
     input: Value,
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     let mut chosen = None;
     for branch in &state.choices {
         // A JSONata rule only appears in a JSONata state, which `super::jsonata` runs.

@@ -2,7 +2,7 @@
 //! processor with MaxConcurrency; the output keeps input order. Tolerated failures apply when
 //! configured. A Distributed Map hands over to [`super::distributed`].
 
-use super::{Finish, keep_raw, select};
+use super::{Finish, keep_raw, select_input};
 use crate::env::{Env, EvalError};
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{ContextObject, Run, ScopeEnd, Step, Thread, Visit};
@@ -180,7 +180,7 @@ pub(super) async fn attempt<'a>(
         .processor()
         .ok_or_else(|| visit.runtime(EvalError("the Map state has no ItemProcessor".into())))?;
     let raw = keep_raw(&state.result_path, &input);
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     let (iteration_inputs, max_concurrency, tolerance) = match &state.jsonata {
         Some(fields) => jsonata_iterations(run, visit, thread, fields, &effective)?,
         None => jsonpath_iterations(run, state, visit, thread, &effective)?,

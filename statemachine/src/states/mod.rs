@@ -142,6 +142,26 @@ pub(crate) fn select(
     }
 }
 
+/// InputPath applied to a state's input, recorded for an inspecting engine.
+pub(crate) fn select_input(
+    run: &Run,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    field: &PathField,
+    input: Value,
+) -> Result<Value, StateFailure> {
+    let effective = select(run, visit, thread, field, input)?;
+    inspect(run, visit, "afterInputPath", &effective);
+    Ok(effective)
+}
+
+/// Records `value` as the state's `field` when the engine inspects (TestState).
+pub(crate) fn inspect(run: &Run, visit: &Visit<'_>, field: &str, value: &Value) {
+    if let Some(inspector) = &run.engine.inspector {
+        inspector.record(visit.name, field, value);
+    }
+}
+
 /// ResultPath: where the result goes inside the state's raw input.
 pub(crate) fn result_path(
     visit: &Visit<'_>,
@@ -234,10 +254,15 @@ impl<'a> Finish<'a> {
                 .map_err(|e| visit.runtime(e))?,
             None => result,
         };
+        inspect(run, visit, "afterResultSelector", &result);
         let vars = assign(run, visit, thread, self.assign, &result)?;
         let output = result_path(visit, self.result_path, raw_input, result)?;
+        inspect(run, visit, "afterResultPath", &output);
         let output = select(run, visit, thread, self.output_path, output)?;
         apply_vars(thread, vars);
+        if self.assign.is_some() {
+            inspect(run, visit, "variables", &Value::Object((*thread.vars).clone()));
+        }
         Ok(match self.flow.transition() {
             Transition::Next(next) => Step::Next(next, output),
             Transition::End => Step::End(output),

@@ -1,7 +1,7 @@
 //! The Parallel state: every branch gets the same input; the output is the array of branch
 //! outputs in branch order. The first branch to fail fails the state (the others stop).
 
-use super::{Finish, keep_raw, select};
+use super::{Finish, keep_raw, select_input};
 use crate::errors::StateFailure;
 use crate::executor::run::{Run, ScopeEnd, Step, Thread, Visit};
 use crate::history::{EventDetails, EventType};
@@ -16,7 +16,7 @@ pub(super) async fn attempt<'a>(
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
     let raw = keep_raw(&state.result_path, &input);
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     let branch_input = match (&state.jsonata, &state.parameters) {
         (Some(fields), _) => super::jsonata::arguments(run, visit, thread, fields, &effective, None)?,
         (None, Some(p)) => run

@@ -1,6 +1,6 @@
 //! Pass, Wait, Succeed and Fail.
 
-use super::{Finish, keep_raw, select};
+use super::{Finish, keep_raw, select, select_input};
 use crate::env::EvalError;
 use crate::errors::StateFailure;
 use crate::executor::run::{Run, Step, Thread, Visit};
@@ -16,12 +16,16 @@ pub(super) fn pass<'a>(
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
     let raw = keep_raw(&state.result_path, &input);
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     let result = match (&state.result, &state.parameters) {
         (Some(result), _) => result.clone(),
-        (None, Some(parameters)) => run
-            .with_env(visit, thread, &effective, None, |env| parameters.eval(env))
-            .map_err(|e| visit.runtime(e))?,
+        (None, Some(parameters)) => {
+            let parameters = run
+                .with_env(visit, thread, &effective, None, |env| parameters.eval(env))
+                .map_err(|e| visit.runtime(e))?;
+            super::inspect(run, visit, "afterParameters", &parameters);
+            parameters
+        }
         (None, None) => effective,
     };
     Finish {
@@ -41,7 +45,7 @@ pub(super) fn succeed<'a>(
     input: Value,
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     Ok(Step::End(select(run, visit, thread, &state.output_path, effective)?))
 }
 
@@ -84,7 +88,7 @@ pub(super) async fn wait<'a>(
     input: Value,
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
-    let effective = select(run, visit, thread, &state.input_path, input)?;
+    let effective = select_input(run, visit, thread, &state.input_path, input)?;
     let now = run.clock.now();
     let wake_at: DateTime<Utc> = if let Some(seconds) = state.seconds {
         now + Duration::seconds(seconds.0.min(i64::MAX as u64 / 1000) as i64)

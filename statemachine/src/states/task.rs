@@ -1,7 +1,7 @@
 //! The Task state: resolves the resource to a handler (or a mocked response), enforces
 //! TimeoutSeconds, and for `.waitForTaskToken` hands out a token and parks.
 
-use super::{Finish, select};
+use super::{Finish, select_input};
 use crate::env::EvalError;
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{Run, Step, Thread, Visit, lock};
@@ -24,7 +24,7 @@ pub(super) async fn attempt<'a>(
     input: Value,
     thread: &mut Thread,
 ) -> Result<Step<'a>, StateFailure> {
-    let effective = select(run, visit, thread, &state.input_path, input.clone())?;
+    let effective = select_input(run, visit, thread, &state.input_path, input.clone())?;
     let call = format!("{}#a{}", thread.call_id(), visit.retry_count);
     let (_, pattern) = split_pattern(&state.resource);
     let waits_for_token = pattern == Some("waitForTaskToken");
@@ -43,6 +43,12 @@ pub(super) async fn attempt<'a>(
             .map_err(|e| visit.runtime(e))?,
         (None, None) => effective,
     };
+    let after = if state.jsonata.is_some() {
+        "afterArguments"
+    } else {
+        "afterParameters"
+    };
+    super::inspect(run, visit, after, &parameters);
     let (timeout, heartbeat) = match &state.jsonata {
         Some(fields) if fields.timeout_seconds.is_none() && fields.heartbeat_seconds.is_none() => {
             (DEFAULT_TIMEOUT_SECONDS, None)
