@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sluice_core::config::is_valid_dataset_name;
 use sluice_core::item::{EXPIRES_AT, PARTITION_KEY, SORT_KEY};
 use sluice_core::retry::Backoff;
-use sluice_core::tables::MAX_BATCH_GET;
+use sluice_core::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
 use sluice_core::{AttrValue, Item, ItemKey, PageRequest};
 
 use crate::auth::credentials::query_parameter;
@@ -119,30 +119,24 @@ pub async fn batch_get(
         .map(|id| ItemKey::new(dataset.clone(), id.clone()))
         .collect();
 
-    let mut found: HashMap<String, Item> = HashMap::with_capacity(wanted.len());
-    let mut pending = wanted;
     let backoff = Backoff {
         max_attempts: state.settings().batch_get_retries,
         ..Backoff::default()
     };
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        let batch = state.records().batch_get(pending).await?;
-        for item in batch.items {
-            if let Some(AttrValue::S(id)) = item.get(SORT_KEY) {
-                found.insert(id.clone(), item);
+    let items = get_batch_fully(state.records(), wanted, backoff)
+        .await
+        .map_err(|err| match err {
+            BatchError::Backend(err) => ApiError::from(err),
+            BatchError::Unprocessed { left, .. } => {
+                tracing::warn!(unprocessed = left, "BatchGetItem kept keys unprocessed");
+                ApiError::unavailable("the data store is busy; retry shortly")
             }
+        })?;
+    let mut found: HashMap<String, Item> = HashMap::with_capacity(items.len());
+    for item in items {
+        if let Some(AttrValue::S(id)) = item.get(SORT_KEY) {
+            found.insert(id.clone(), item);
         }
-        pending = batch.unprocessed;
-        if pending.is_empty() {
-            break;
-        }
-        if attempt >= backoff.max_attempts {
-            tracing::warn!(unprocessed = pending.len(), "BatchGetItem kept keys unprocessed");
-            return Err(ApiError::unavailable("the data store is busy; retry shortly"));
-        }
-        tokio::time::sleep(backoff.delay(attempt)).await;
-        attempt += 1;
     }
 
     let mut records = Vec::with_capacity(found.len());

@@ -1,11 +1,12 @@
-//! Writing batches: bounded concurrency, `UnprocessedItems` retried with exponential backoff
-//! and full jitter.
+//! Writing batches: bounded concurrency, each batch written in full by the table port's
+//! [`put_batch_fully`] (unprocessed items retried with backoff).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use sluice_core::retry::Backoff;
+use sluice_core::tables::{BatchError, put_batch_fully};
 use sluice_core::{BackendError, Item, Table};
 use tokio::sync::mpsc;
 
@@ -53,30 +54,15 @@ pub async fn write_batches(
 
 async fn write_one(table: Arc<dyn Table>, batch: Vec<Item>, backoff: Backoff) -> Result<u64, IngestError> {
     let total = batch.len() as u64;
-    let mut pending = batch;
-    let mut attempt = 0u32;
-    loop {
-        let unprocessed = match table.batch_put(&pending).await {
-            Ok(unprocessed) => unprocessed,
-            Err(err) if err.is_retryable() && attempt < backoff.max_attempts => pending,
-            Err(err) => return Err(IngestError::Backend(err)),
-        };
-        if unprocessed.is_empty() {
-            return Ok(total);
-        }
-        if attempt >= backoff.max_attempts {
-            return Err(IngestError::Backend(BackendError::Throttled {
+    put_batch_fully(table.as_ref(), batch, backoff)
+        .await
+        .map_err(|err| match err {
+            BatchError::Backend(err) => IngestError::Backend(err),
+            BatchError::Unprocessed { left, retries } => IngestError::Backend(BackendError::Throttled {
                 service: "DynamoDB",
                 operation: "BatchWriteItem",
-                message: format!(
-                    "{} items still unprocessed after {} retries",
-                    unprocessed.len(),
-                    backoff.max_attempts
-                ),
-            }));
-        }
-        tokio::time::sleep(backoff.delay(attempt)).await;
-        attempt += 1;
-        pending = unprocessed;
-    }
+                message: format!("{left} items still unprocessed after {retries} retries"),
+            }),
+        })?;
+    Ok(total)
 }

@@ -2,6 +2,7 @@
 //! `control`) have a string partition key `pk` and a string sort key `sk`; the control table's
 //! items may carry a TTL in `expires_at` (epoch seconds), and expired items are never returned.
 
+mod batch;
 mod dynamodb;
 #[cfg(feature = "local")]
 mod sqlite;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use crate::BackendError;
 use crate::item::{Item, ItemKey};
 
+pub use batch::{BatchError, get_batch_fully, put_batch_fully};
 pub use dynamodb::DynamoTable;
 #[cfg(feature = "local")]
 pub use sqlite::{SqliteDatabase, SqliteTable, decode_stored_item};

@@ -12,6 +12,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use sluice_core::retry::Backoff;
+use sluice_core::tables::{BatchError, put_batch_fully};
 use sluice_core::{AttrValue, BackendError, Item, ItemKey, SecretStore, Table, secrets};
 
 use crate::entity::EntityType;
@@ -218,32 +219,20 @@ impl Vault {
         Ok(count)
     }
 
-    async fn put_all(&self, mut pending: Vec<Item>) -> Result<(), VaultError> {
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            if attempt >= self.backoff.max_attempts {
-                return Err(VaultError::Unprocessed {
+    async fn put_all(&self, pending: Vec<Item>) -> Result<(), VaultError> {
+        put_batch_fully(self.table.as_ref(), pending, self.backoff)
+            .await
+            .map_err(|err| match err {
+                BatchError::Backend(source) => VaultError::Backend {
                     dataset: self.dataset.clone(),
-                    unwritten: pending.len(),
-                    attempts: attempt,
-                });
-            }
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff.delay(attempt - 1)).await;
-            }
-            pending = match self.table.batch_put(&pending).await {
-                Ok(unprocessed) => unprocessed,
-                Err(err) if err.is_retryable() => pending,
-                Err(source) => {
-                    return Err(VaultError::Backend {
-                        dataset: self.dataset.clone(),
-                        source,
-                    });
-                }
-            };
-            attempt += 1;
-        }
-        Ok(())
+                    source,
+                },
+                BatchError::Unprocessed { left, retries } => VaultError::Unprocessed {
+                    dataset: self.dataset.clone(),
+                    unwritten: left,
+                    attempts: retries + 1,
+                },
+            })
     }
 
     /// The original behind `token`, or `None` when the vault has no such token.
