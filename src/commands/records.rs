@@ -28,7 +28,7 @@ pub enum RecordsCommand {
 fn record_of(id: &str, item: &Item) -> serde_json::Value {
     let mut record = serde_json::Map::new();
     record.insert("id".into(), serde_json::Value::String(id.to_string()));
-    if let Some(AttrValue::M(data)) = item.get(sluice_ingest::DATA_ATTRIBUTE) {
+    if let Some(AttrValue::M(data)) = item.get(sluice_core::item::DATA_ATTRIBUTE) {
         for (column, value) in data {
             record.insert(column.clone(), value.to_json());
         }

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sluice_core::config::is_valid_dataset_name;
-use sluice_core::item::{EXPIRES_AT, PARTITION_KEY, SORT_KEY};
+use sluice_core::item::{DATA_ATTRIBUTE, EXPIRES_AT, PARTITION_KEY, SORT_KEY};
 use sluice_core::retry::Backoff;
 use sluice_core::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
 use sluice_core::{AttrValue, Item, ItemKey, PageRequest};
@@ -19,8 +19,6 @@ use crate::auth::{Principal, RECORDS_READ};
 use crate::error::ApiError;
 use crate::server::ApiState;
 
-/// The attribute the ingest stage keeps a record's columns in.
-const DATA_ATTRIBUTE: &str = "data";
 const MAX_ID_BYTES: usize = 1024;
 
 /// `{"id": sk, ...data}`; items written without a `data` map show their other attributes.

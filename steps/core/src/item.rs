@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const PARTITION_KEY: &str = "pk";
 /// The sort key attribute of every Sluice table.
 pub const SORT_KEY: &str = "sk";
+/// The attribute of a record holding its columns (kept apart from `pk`/`sk` so no column name
+/// can collide with the keys): written by ingest, read by the API and the CLI.
+pub const DATA_ATTRIBUTE: &str = "data";
 /// The TTL attribute (epoch seconds) of the control table. Expired items are never returned.
 pub const EXPIRES_AT: &str = "expires_at";
 /// DynamoDB's item size limit in bytes.

@@ -11,9 +11,7 @@ use sluice_core::{AttrValue, Item, ItemKey};
 
 use crate::cells::type_cell;
 
-/// The attribute holding a record's columns (kept apart from `pk`/`sk` so no column name can
-/// collide with the keys).
-pub const DATA_ATTRIBUTE: &str = "data";
+pub use sluice_core::item::DATA_ATTRIBUTE;
 /// DynamoDB's sort key size limit in bytes.
 const MAX_SORT_KEY_BYTES: usize = 1024;
 /// Separates the values of a composite key.
