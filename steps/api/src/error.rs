@@ -5,7 +5,29 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sluice_core::BackendError;
+use sluice_core::{BackendError, ConfigError};
+
+/// Why the API could not be set up (settings, the JWKS client, the backends).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiSetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("[api] settings are invalid: {field} {message}")]
+    Settings { field: String, message: String },
+    #[error("cannot build the HTTP client for the JWKS: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl sluice_core::StepError for ApiSetupError {
+    fn error_name(&self) -> &'static str {
+        match self {
+            ApiSetupError::Backend(err) => err.error_name(),
+            _ => "Config.Invalid",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

@@ -21,7 +21,7 @@ pub mod server;
 pub mod settings;
 
 pub use auth::{Authorizer, Principal};
-pub use error::ApiError;
+pub use error::{ApiError, ApiSetupError};
 pub use runs::{RunStartError, RunStarted, RunStarter, StepFunctionsRunStarter};
-pub use server::{ApiSetupError, ApiState, router, serve, serve_on};
+pub use server::{ApiState, router, serve, serve_on};
 pub use settings::{ApiSettings, JwtSettings};

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::auth::{Principal, RUNS_START};
 use crate::error::ApiError;
-use crate::server::{ApiSetupError, ApiState};
+use crate::error::ApiSetupError;
+use crate::server::ApiState;
 
 /// Step Functions' limit on an execution's input.
 pub const MAX_RUN_INPUT_BYTES: usize = 256 * 1024;

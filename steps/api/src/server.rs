@@ -11,35 +11,14 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sluice_core::secrets::key_or_create;
-use sluice_core::{BackendError, Backends, Config, ConfigError, Table};
+use sluice_core::{Backends, Config, Table};
 
 use crate::auth::{Authorizer, Credentials, Principal};
 use crate::cursor::{CURSOR_KEY_SECRET, CursorSigner};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiSetupError};
 use crate::runs::RunStarter;
 use crate::settings::ApiSettings;
 use crate::{openapi, records, runs};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiSetupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("[api] settings are invalid: {field} {message}")]
-    Settings { field: String, message: String },
-    #[error("cannot build the HTTP client for the JWKS: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-}
-
-impl sluice_core::StepError for ApiSetupError {
-    fn error_name(&self) -> &'static str {
-        match self {
-            ApiSetupError::Backend(err) => err.error_name(),
-            _ => "Config.Invalid",
-        }
-    }
-}
 
 struct Shared {
     records: Arc<dyn Table>,

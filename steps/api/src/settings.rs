@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use sluice_core::Config;
 
-use crate::server::ApiSetupError;
+use crate::error::ApiSetupError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
