@@ -234,6 +234,8 @@ pub static PII_DETECT: Function = Function {
     reads: &[
         G("aws.bucket"),
         G("aws.kms_key_id"),
+        // The key that signs the findings the mask step reuses.
+        G("aws.secret_prefix"),
         G("pii.engine"),
         T("pii"),
         T("datasets"),

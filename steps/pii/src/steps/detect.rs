@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_core::{ObjectKey, PutOptions};
 
-use super::findings::{FindingsWriter, Stamp, findings_key};
+use super::findings::{FINDINGS_KEY_NAME, FindingsWriter, Stamp, findings_key};
 use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows, io_error};
 use crate::error::PiiError;
 
@@ -53,7 +53,8 @@ pub async fn run(input: DetectInput, deps: &PiiDeps) -> Result<DetectOutput, Pii
     let local = deps.backends.objects.download(&staged).await?;
     let stamp = Stamp::of(local.path(), &deps.detector.fingerprint(), &policy, deps.batch_bytes)
         .map_err(io_error("read the staged CSV"))?;
-    let mut findings = FindingsWriter::new(&stamp).map_err(io_error("write the PII findings"))?;
+    let signing_key = sluice_core::secrets::key_or_create(deps.backends.secrets.as_ref(), FINDINGS_KEY_NAME).await?;
+    let mut findings = FindingsWriter::new(&stamp, &signing_key).map_err(io_error("write the PII findings"))?;
     let mut batches = CsvBatches::open(&staged, local.open()?, deps.batch_bytes)?;
     let header = batches.header().clone();
     let mut by_column = CountsByColumn::new();

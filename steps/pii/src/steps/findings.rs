@@ -4,15 +4,22 @@
 //! never a value. Mask uses them only when they were made from the same bytes, by the same
 //! detector settings and policy; otherwise, or where they turn out damaged, it detects again.
 //!
+//! Findings decide what mask leaves unmasked, so they are signed: an HMAC-SHA256 under the
+//! deployment's findings key ([`FINDINGS_KEY_NAME`] in the secrets backend) ends the file, and
+//! a file it does not verify is never read. Whoever can write `staged/` cannot thereby keep a
+//! value in clear.
+//!
 //! Layout: [`MAGIC`], a frame holding the [`Stamp`], one frame per CSV row (empty when the row
-//! has no entity), then [`END_OF_ROWS`] and the row count. A frame is a little-endian `u32`
-//! length and that many bytes of postcard.
+//! has no entity), then [`END_OF_ROWS`], the row count and the tag. A frame is a little-endian
+//! `u32` length and that many bytes of postcard.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use sluice_core::ObjectKey;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -21,6 +28,37 @@ use crate::error::PiiError;
 use crate::policy::PiiPolicy;
 
 const MAGIC: &[u8; 8] = b"SLPIIF\x00\x01";
+/// The secrets-backend name of the key that signs findings.
+pub(crate) const FINDINGS_KEY_NAME: &str = "pii/findings";
+const TAG_BYTES: u64 = 32;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac_of(key: &[u8; 32]) -> HmacSha256 {
+    // HMAC takes a key of any length: a 32-byte one cannot be refused.
+    match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    }
+}
+
+/// A writer that signs every byte it passes on.
+struct Signing {
+    out: BufWriter<File>,
+    mac: HmacSha256,
+}
+
+impl Write for Signing {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.out.write(bytes)?;
+        self.mac.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
 /// In place of a frame length: the rows are over, their count follows.
 const END_OF_ROWS: u32 = u32::MAX;
 /// A row frame longer than this is damage, not findings (a 1 MiB cell has far fewer entities).
@@ -79,14 +117,18 @@ fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 /// Writes the findings of a file, row by row, into a temporary file.
 pub(crate) struct FindingsWriter {
     file: tempfile::NamedTempFile,
-    out: BufWriter<File>,
+    out: Signing,
     rows: u64,
 }
 
 impl FindingsWriter {
-    pub fn new(stamp: &Stamp) -> io::Result<FindingsWriter> {
+    /// Findings made under `stamp`, signed with `key`.
+    pub fn new(stamp: &Stamp, key: &[u8; 32]) -> io::Result<FindingsWriter> {
         let file = tempfile::NamedTempFile::new()?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file.reopen()?);
+        let mut out = Signing {
+            out: BufWriter::with_capacity(256 * 1024, file.reopen()?),
+            mac: mac_of(key),
+        };
         out.write_all(MAGIC)?;
         write_frame(&mut out, &encode(stamp)?)?;
         Ok(FindingsWriter { file, out, rows: 0 })
@@ -115,7 +157,9 @@ impl FindingsWriter {
     pub fn finish(mut self) -> io::Result<tempfile::NamedTempFile> {
         self.out.write_all(&END_OF_ROWS.to_le_bytes())?;
         self.out.write_all(&self.rows.to_le_bytes())?;
-        self.out.flush()?;
+        let Signing { mut out, mac } = self.out;
+        out.write_all(&mac.finalize().into_bytes())?;
+        out.flush()?;
         Ok(self.file)
     }
 }
@@ -134,8 +178,33 @@ fn write_frame(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 pub(crate) enum Unusable {
     #[error("they were made from other bytes or settings")]
     Stale,
+    #[error("they are not signed by this deployment's findings key")]
+    Unsigned,
     #[error("they are damaged: {0}")]
     Damaged(&'static str),
+}
+
+/// Checks the tag at the end of `file` against everything before it, before a row is read.
+fn verify(file: &mut File, key: &[u8; 32]) -> Result<(), Unusable> {
+    let unreadable = |_| Unusable::Damaged("unreadable");
+    let length = file.metadata().map_err(unreadable)?.len();
+    let signed = length
+        .checked_sub(TAG_BYTES)
+        .filter(|signed| *signed >= MAGIC.len() as u64)
+        .ok_or(Unusable::Damaged("cut short"))?;
+    file.rewind().map_err(unreadable)?;
+    let mut mac = mac_of(key);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut left = signed;
+    while left > 0 {
+        let chunk = buffer.len().min(left as usize);
+        file.read_exact(&mut buffer[..chunk]).map_err(unreadable)?;
+        mac.update(&buffer[..chunk]);
+        left -= chunk as u64;
+    }
+    let mut tag = [0u8; TAG_BYTES as usize];
+    file.read_exact(&mut tag).map_err(unreadable)?;
+    mac.verify_slice(&tag).map_err(|_| Unusable::Unsigned)
 }
 
 /// Reads the findings of a file, row by row, checking each against the row it describes.
@@ -146,16 +215,19 @@ pub(crate) struct FindingsReader {
 }
 
 impl FindingsReader {
-    /// The findings in `file` if they were made under `expected`.
-    pub fn open(file: File, expected: &Stamp) -> Result<FindingsReader, Unusable> {
-        let mut input = BufReader::with_capacity(256 * 1024, file);
+    /// The findings in `file` if `key` signed them and they were made under `expected`.
+    pub fn open(mut file: File, expected: &Stamp, key: &[u8; 32]) -> Result<FindingsReader, Unusable> {
         let mut magic = [0u8; 8];
-        input
-            .read_exact(&mut magic)
+        file.read_exact(&mut magic)
             .map_err(|_| Unusable::Damaged("shorter than its header"))?;
         if &magic != MAGIC {
             return Err(Unusable::Damaged("not a findings file of this version"));
         }
+        verify(&mut file, key)?;
+        let mut input = BufReader::with_capacity(256 * 1024, file);
+        input
+            .seek(io::SeekFrom::Start(MAGIC.len() as u64))
+            .map_err(|_| Unusable::Damaged("unreadable"))?;
         let mut reader = FindingsReader {
             input,
             rows: 0,
@@ -246,6 +318,8 @@ mod tests {
     use super::*;
     use crate::entity::EntityType;
 
+    const KEY: [u8; 32] = [7; 32];
+
     fn stamp() -> Stamp {
         Stamp {
             content: 7,
@@ -271,7 +345,7 @@ mod tests {
     }
 
     fn written(grid: &[Vec<Vec<PiiEntity>>]) -> Vec<u8> {
-        let mut writer = FindingsWriter::new(&stamp()).unwrap();
+        let mut writer = FindingsWriter::new(&stamp(), &KEY).unwrap();
         writer.push_rows(grid).unwrap();
         std::fs::read(writer.finish().unwrap().path()).unwrap()
     }
@@ -280,7 +354,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
-        FindingsReader::open(file, &stamp())
+        FindingsReader::open(file, &stamp(), &KEY)
     }
 
     #[test]
@@ -301,7 +375,28 @@ mod tests {
         file.write_all(&bytes).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
         let other = Stamp { content: 8, ..stamp() };
-        assert_eq!(FindingsReader::open(file, &other).err(), Some(Unusable::Stale));
+        assert_eq!(FindingsReader::open(file, &other, &KEY).err(), Some(Unusable::Stale));
+    }
+
+    #[test]
+    fn findings_not_signed_by_the_key_are_never_read() {
+        let bytes = written(&grid());
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        file.rewind().unwrap();
+        assert_eq!(
+            FindingsReader::open(file, &stamp(), &[8; 32]).err(),
+            Some(Unusable::Unsigned)
+        );
+        // One row's entities dropped (the second frame made empty), the stamp left as it was.
+        let mut writer = FindingsWriter::new(&stamp(), &KEY).unwrap();
+        let mut edited = grid();
+        edited[0][1].clear();
+        writer.push_rows(&edited).unwrap();
+        let edited = std::fs::read(writer.finish().unwrap().path()).unwrap();
+        let mut forged = edited[..edited.len() - 32].to_vec();
+        forged.extend_from_slice(&bytes[bytes.len() - 32..]);
+        assert_eq!(reader_of(&forged).err(), Some(Unusable::Unsigned));
     }
 
     #[test]

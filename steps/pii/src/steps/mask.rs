@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_core::{ObjectKey, PutOptions, secrets};
 
-use super::findings::{FindingsReader, Stamp, findings_key};
+use super::findings::{FINDINGS_KEY_NAME, FindingsReader, Stamp, findings_key};
 use super::{CountsByColumn, CsvBatches, PiiDeps, check_input, detect_rows, io_error};
 use crate::error::PiiError;
 use crate::policy::Action;
@@ -220,8 +220,9 @@ async fn carried_findings(
     if deps.backends.objects.head(&key).await?.is_none() {
         return Ok(None);
     }
+    let signing_key = secrets::key_or_create(deps.backends.secrets.as_ref(), FINDINGS_KEY_NAME).await?;
     let local = deps.backends.objects.download(&key).await?;
-    match FindingsReader::open(local.open()?, stamp) {
+    match FindingsReader::open(local.open()?, stamp, &signing_key) {
         Ok(findings) => Ok(Some(findings)),
         Err(why) => {
             tracing::warn!(key = %staged, reason = %why, "PII findings not used: detecting again");
