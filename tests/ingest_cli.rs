@@ -306,3 +306,60 @@ fn an_attachment_with_malformed_base64_is_quarantined_with_its_reason() {
     let count = sluice(dir.path(), &["records", "list", "sales", "--count"]);
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "0", "no garbage rows");
 }
+
+/// `sluice pii reidentify` gives back what `sluice ingest` tokenized, from that dataset's vault
+/// only, and writes an audit line that names the dataset but never a value.
+#[test]
+fn tokens_are_reidentified_from_their_own_datasets_vault_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sluice.toml")).unwrap();
+    // customers_eu: the same policy as customers, under its own keys.
+    let eu = "\n[pii.policies.customers_eu]\ndefault = \"mask\"\nskip_columns = [\"id\", \"country\"]\n\
+              entities = { EMAIL = \"tokenize\" }\n";
+    std::fs::write(dir.path().join("sluice.toml"), format!("{root}{eu}")).unwrap();
+    let file = dir.path().join("customers.csv");
+    std::fs::write(&file, CUSTOMERS).unwrap();
+    let ingest = sluice(
+        dir.path(),
+        &["ingest", "--dataset", "customers", file.to_str().unwrap()],
+    );
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let listed = sluice(dir.path(), &["records", "get", "customers", "C-102"]);
+    let record: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let token = record["email"].as_str().unwrap().to_string();
+    assert!(token.starts_with("EMAIL_"), "{record}");
+
+    let restored = sluice(dir.path(), &["pii", "reidentify", "customers", &token]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"token": token, "value": "bruno.keller@example.net"})
+    );
+    let audit = String::from_utf8_lossy(&restored.stderr).to_string();
+    assert!(
+        audit.contains("sluice::audit") && audit.contains("customers"),
+        "{audit}"
+    );
+    assert!(!audit.contains("bruno") && !audit.contains(&token), "{audit}");
+
+    // The same file in another dataset: its own key, so its token differs, and neither vault
+    // answers for the other's token.
+    let ingest = sluice(
+        dir.path(),
+        &["ingest", "--dataset", "customers_eu", file.to_str().unwrap()],
+    );
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    let wrong = sluice(dir.path(), &["pii", "reidentify", "customers_eu", &token]);
+    assert_eq!(wrong.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(line["value"], serde_json::Value::Null);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not in dataset customers_eu's vault"));
+    let none = sluice(dir.path(), &["pii", "reidentify", "never_loaded", &token]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("has no vault"));
+}

@@ -97,6 +97,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "records list",
         "serve",
         "pii scan",
+        "pii reidentify",
         "validate",
         "exec",
         "conformance",
@@ -212,6 +213,19 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
     assert!(got.contains(&id), "{got}");
     // The README's policy tokenizes customers' emails: none is stored in clear.
     assert!(!listed.contains("@example"), "{listed}");
+    let token = record["email"]
+        .as_str()
+        .expect("a customer has an email token")
+        .to_string();
+    let restored = succeeded(
+        &sluice_in(dir, &["pii", "reidentify", "customers", &token], &[]),
+        "sluice pii reidentify",
+    );
+    let restored: serde_json::Value = serde_json::from_str(&restored).unwrap();
+    assert!(
+        restored["value"].as_str().is_some_and(|v| v.contains('@')),
+        "{restored}"
+    );
 
     let text = dir.join("note.txt");
     std::fs::write(&text, "write to jane.doe@example.com or call +44 20 7946 0958\n").unwrap();

@@ -26,9 +26,12 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 /// Logs for interactive commands: warnings and errors only unless RUST_LOG says otherwise.
+/// Without `RUST_LOG`: warnings, and the access and audit logs (who read or re-identified what).
+const DEFAULT_LOG_FILTER: &str = "warn,sluice::access=info,sluice::audit=info";
+
 pub fn init_cli_tracing() -> LogWriter {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // A request must not wait on stderr: lines go to a buffer that a writer thread empties,
     // never dropped (see `sluice::log_sink`).
     let (writer, guard) = sluice::log_sink::log_sink(std::io::stderr());

@@ -1,7 +1,11 @@
 //! `sluice pii scan FILE`: the PII detectors over a text file, one JSON object per entity.
+//! `sluice pii reidentify DATASET TOKEN...`: the originals behind tokens, from the dataset's
+//! vault (audited; the data directory's owner holds the keys, so no scope is asked here).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -11,6 +15,18 @@ use sluice_pii::{Engine, PiiSettings};
 pub enum PiiCommand {
     /// Print `{"line","begin","end","type","score"}` for every entity found (code points, end exclusive).
     Scan(ScanArgs),
+    /// Print `{"token","value"}` for each token from DATASET's vault (`"value": null` and exit
+    /// code 1 when the vault does not hold it, e.g. another dataset's token).
+    Reidentify(ReidentifyArgs),
+}
+
+#[derive(Args)]
+pub struct ReidentifyArgs {
+    /// The dataset whose vault holds the tokens.
+    dataset: String,
+    /// Tokens as the records show them (`EMAIL_3f1c...`).
+    #[arg(required = true)]
+    tokens: Vec<String>,
 }
 
 #[derive(Args)]
@@ -35,5 +51,59 @@ pub async fn run(config_path: Option<&Path>, command: PiiCommand) -> anyhow::Res
                 .with_context(|| format!("scanning {}", args.file.display()))?;
             Ok(ExitCode::SUCCESS)
         }
+        PiiCommand::Reidentify(args) => reidentify(&config, args).await,
     }
+}
+
+async fn reidentify(config: &sluice_core::Config, args: ReidentifyArgs) -> anyhow::Result<ExitCode> {
+    use sluice_core::vault::VaultReader;
+
+    anyhow::ensure!(
+        sluice_core::config::is_valid_dataset_name(&args.dataset),
+        "{:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)",
+        args.dataset
+    );
+    let backends = sluice_core::Backends::from_config(config)
+        .await
+        .context("opening the backends")?;
+    let vault = VaultReader::open(backends.control.as_ref(), backends.secrets.as_ref(), &args.dataset)
+        .await
+        .with_context(|| format!("opening the vault of dataset {}", args.dataset))?
+        .with_context(|| {
+            format!(
+                "dataset {} has no vault: nothing of it was ever tokenized",
+                args.dataset
+            )
+        })?;
+    let principal = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    let mut out = std::io::stdout().lock();
+    let (mut restored, mut unknown) = (0usize, 0usize);
+    for token in &args.tokens {
+        let value = vault
+            .reidentify(token)
+            .await
+            .with_context(|| format!("reading token {token} from the vault of dataset {}", args.dataset))?;
+        match value {
+            Some(_) => restored += 1,
+            None => unknown += 1,
+        }
+        writeln!(out, "{}", serde_json::json!({"token": token, "value": value}))?;
+    }
+    tracing::info!(
+        target: sluice_api::AUDIT_LOG_TARGET,
+        principal = %principal,
+        dataset = %args.dataset,
+        restored,
+        unknown_tokens = unknown,
+        "tokens re-identified"
+    );
+    if unknown > 0 {
+        eprintln!(
+            "error: {unknown} of {} tokens are not in dataset {}'s vault",
+            args.tokens.len(),
+            args.dataset
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }

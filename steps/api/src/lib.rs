@@ -4,6 +4,7 @@
 //! - [`auth`]: API keys (header, query or cookie) and Bearer JWTs (RS256/ES256 via a cached
 //!   JWKS), the scopes a principal holds, and the API Gateway Lambda authorizer.
 //! - [`records`]: single, batch and paged reads of a dataset, with tamper-proof cursors ([`cursor`]).
+//! - [`reidentify`]: a record with its tokens restored from the vault, audited.
 //! - [`runs`]: `POST /runs` and the [`RunStarter`] port (Step Functions on AWS, the local engine locally).
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`error`]: JSON errors with stable codes.
@@ -16,12 +17,14 @@ pub mod cursor;
 pub mod error;
 pub mod openapi;
 pub mod records;
+pub mod reidentify;
 pub mod runs;
 pub mod server;
 pub mod settings;
 
 pub use auth::{Authorizer, Principal};
 pub use error::{ApiError, ApiSetupError};
+pub use reidentify::AUDIT_LOG_TARGET;
 pub use runs::{RunStartError, RunStarted, RunStarter, StepFunctionsRunStarter};
 pub use server::{ApiState, router, serve, serve_on};
 pub use settings::{ApiSettings, JwtSettings};

@@ -47,6 +47,18 @@ pub fn document() -> Value {
                     "404": error_response("No such record or dataset (`not_found`)."),
                 }), common_errors()),
             }},
+            "/datasets/{dataset}/records/{id}/reidentified": {"get": {
+                "operationId": "getReidentifiedRecord",
+                "summary": "One record with its tokenized values restored from the dataset's vault (audited)",
+                "description": "Tokens this dataset's vault does not hold (another dataset's, say) are left as they are. \
+                    Every call is written to the audit log: who, which dataset, which record, how many values; never a value.",
+                "x-required-scope": "records:reidentify",
+                "parameters": [dataset, {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 1024}}],
+                "responses": merged(json!({
+                    "200": {"description": "The record, re-identified", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Record"}}}},
+                    "404": error_response("No such record or dataset (`not_found`)."),
+                }), common_errors()),
+            }},
             "/datasets/{dataset}/records:batchGet": {"post": {
                 "operationId": "batchGetRecords",
                 "summary": "Up to 100 records by id",

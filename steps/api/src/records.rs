@@ -52,7 +52,7 @@ fn readable_dataset(principal: &Principal, dataset: &str) -> Result<(), ApiError
     principal.require(RECORDS_READ, Some(dataset))
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(ApiError::invalid_request(format!(
             "a record id must be 1 to {MAX_ID_BYTES} bytes"

@@ -11,17 +11,21 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sluice_core::secrets::key_or_create;
-use sluice_core::{Backends, Config, Table};
+use sluice_core::{Backends, Config, SecretStore, Table};
 
 use crate::auth::{Authorizer, Credentials, Principal};
 use crate::cursor::{CURSOR_KEY_SECRET, CursorSigner};
 use crate::error::{ApiError, ApiSetupError};
+use crate::reidentify::VaultKeys;
 use crate::runs::RunStarter;
 use crate::settings::ApiSettings;
-use crate::{openapi, records, runs};
+use crate::{openapi, records, reidentify, runs};
 
 struct Shared {
     records: Arc<dyn Table>,
+    control: Arc<dyn Table>,
+    secrets: Arc<dyn SecretStore>,
+    vault_keys: VaultKeys,
     authorizer: Authorizer,
     cursors: CursorSigner,
     settings: ApiSettings,
@@ -50,6 +54,9 @@ impl ApiState {
         Ok(ApiState {
             shared: Arc::new(Shared {
                 records: backends.records.clone(),
+                control: backends.control.clone(),
+                secrets: backends.secrets.clone(),
+                vault_keys: VaultKeys::default(),
                 authorizer,
                 cursors: CursorSigner::new(cursor_key),
                 settings,
@@ -81,6 +88,18 @@ impl ApiState {
 
     pub(crate) fn records(&self) -> &dyn Table {
         self.shared.records.as_ref()
+    }
+
+    pub(crate) fn control(&self) -> &dyn Table {
+        self.shared.control.as_ref()
+    }
+
+    pub(crate) fn secrets(&self) -> &dyn SecretStore {
+        self.shared.secrets.as_ref()
+    }
+
+    pub(crate) fn vault_keys(&self) -> &VaultKeys {
+        &self.shared.vault_keys
     }
 
     pub(crate) fn cursors(&self) -> &CursorSigner {
@@ -121,6 +140,10 @@ pub fn router(state: ApiState) -> Router {
     let extra = state.extra_routes.clone();
     let api = Router::new()
         .route("/datasets/{dataset}/records/{id}", get(records::get_record))
+        .route(
+            "/datasets/{dataset}/records/{id}/reidentified",
+            get(reidentify::get_reidentified_record),
+        )
         .route("/datasets/{dataset}/records:batchGet", post(records::batch_get))
         .route("/datasets/{dataset}/records", get(records::list_records))
         .route("/runs", post(runs::start_run))

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use sluice_api::{ApiState, RunStartError, RunStarted, RunStarter};
 use sluice_core::Backends;
 use sluice_core::testing::{aws_endpoint, aws_test_backends, local_test_backends};
-use support::{TestIdp, issue_keys, seed_records};
+use sluice_core::vault::{VaultCipher, vault_key_name};
+use sluice_core::{AttrValue, ItemKey};
+use support::{TestIdp, delivered_key, issue_keys, seed_records};
 
 /// Records the inputs it was asked to start runs with.
 #[derive(Default)]
@@ -33,6 +35,7 @@ impl RunStarter for RecordingStarter {
 }
 
 struct Running {
+    backends: Backends,
     base: String,
     http: reqwest::Client,
     reader_key: String,
@@ -46,6 +49,7 @@ impl Running {
         seed_records(backends.records.as_ref(), "orders", 250).await;
         seed_records(backends.records.as_ref(), "people", 3).await;
         let (reader_key, operator_key) = issue_keys(&backends, "orders").await;
+        let _ = issue_keys(&backends, "people").await;
         let idp = TestIdp::start().await;
         let starter = Arc::new(RecordingStarter::default());
         let callback = Router::new().route("/oauth/callback", get(|| async { "callback reached" }));
@@ -58,6 +62,7 @@ impl Running {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { sluice_api::serve_on(listener, state).await.unwrap() });
         Running {
+            backends,
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
             reader_key,
@@ -311,7 +316,7 @@ async fn openapi_is_public_and_every_documented_route_is_served(backends: Backen
     let (status, document) = json_of(api.get("/openapi.json").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 5);
+    assert_eq!(paths.len(), 6);
     for (path, operations) in paths {
         if path == "/openapi.json" {
             continue;
@@ -333,6 +338,90 @@ async fn openapi_is_public_and_every_documented_route_is_served(backends: Backen
     assert_eq!(callback.text().await.unwrap(), "callback reached");
     let unknown = api.get("/nothing/here").send().await.unwrap();
     assert_eq!(json_of(unknown).await.1["error"]["code"], "not_found");
+}
+
+/// Seals `value` under `token` in `dataset`'s vault, as the mask step does.
+async fn vault_put(backends: &Backends, dataset: &str, token: &str, value: &str) {
+    let key = sluice_core::secrets::key_or_create(backends.secrets.as_ref(), &vault_key_name(dataset))
+        .await
+        .unwrap();
+    let cipher = VaultCipher::new(dataset, &key);
+    let item = cipher.item(token, "EMAIL".into(), cipher.seal(token, value));
+    assert!(backends.control.batch_put(&[item]).await.unwrap().is_empty());
+}
+
+async fn reidentification_needs_its_scope_and_stays_in_its_dataset(backends: Backends) {
+    let api = Running::start(backends).await;
+    let backends = &api.backends;
+    let ana = "EMAIL_0123456789abcdef0123456789abcdef";
+    let phone = "PHONE_NUMBER_ffffffffffffffff0000000000000000";
+    let people_token = "EMAIL_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    vault_put(backends, "orders", ana, "ana@example.test").await;
+    vault_put(backends, "orders", phone, "+1 555 0100").await;
+    vault_put(backends, "people", people_token, "bo@example.test").await;
+    let mut item = ItemKey::new("orders", "T-1").to_item();
+    let data = std::collections::BTreeMap::from([
+        ("email".to_string(), AttrValue::S(ana.into())),
+        ("note".to_string(), AttrValue::S(format!("call {phone} or mail {ana}."))),
+        ("copied".to_string(), AttrValue::S(people_token.into())),
+        ("amount".to_string(), AttrValue::N("7".into())),
+    ]);
+    item.insert("data".into(), AttrValue::M(data));
+    assert!(backends.records.batch_put(&[item]).await.unwrap().is_empty());
+    let auditor = delivered_key(backends, "orders", "auditor").await;
+    let people_auditor = delivered_key(backends, "people", "auditor").await;
+
+    let path = "/datasets/orders/records/T-1/reidentified";
+    let (status, body) = json_of(api.get(path).header("x-api-key", &auditor).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"id": "T-1", "email": "ana@example.test", "note": "call +1 555 0100 or mail ana@example.test.",
+               "copied": people_token, "amount": 7}),
+        "another dataset's token is not restored"
+    );
+    // The plain read still shows tokens; reading scopes alone cannot re-identify.
+    let plain = json_of(
+        api.get("/datasets/orders/records/T-1")
+            .header("x-api-key", &api.reader_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.1["email"], ana);
+    for key in [&api.reader_key, &api.operator_key] {
+        let (status, body) = json_of(api.get(path).header("x-api-key", key).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "insufficient_scope");
+    }
+    let by_reader_jwt = api
+        .get(path)
+        .bearer_auth(api.idp.rs256("records:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_reader_jwt.status(), StatusCode::FORBIDDEN);
+    // Another dataset's auditor sees nothing here, exactly like a missing record.
+    let (status, body) = json_of(api.get(path).header("x-api-key", &people_auditor).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let by_jwt = api
+        .get(path)
+        .bearer_auth(api.idp.rs256("records:reidentify:orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(by_jwt).await.1["email"], "ana@example.test");
+    let missing = api
+        .get("/datasets/orders/records/nope/reidentified")
+        .header("x-api-key", &auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
 /// Answers the handlers did not make (a method the route does not take, a body over the
@@ -440,4 +529,5 @@ on_both_backends!(
     runs_start_only_with_the_runs_scope,
     openapi_is_public_and_every_documented_route_is_served,
     every_error_answers_the_json_envelope,
+    reidentification_needs_its_scope_and_stays_in_its_dataset,
 );

@@ -31,6 +31,7 @@ pub mod tables;
 pub mod task_tokens;
 pub mod telemetry;
 pub mod testing;
+pub mod vault;
 
 pub mod aws;
 

@@ -1,7 +1,7 @@
 //! Which scope each route needs, by method and path: what the Lambda authorizer checks before
 //! API Gateway forwards a request (the router's handlers check the same scopes themselves).
 
-use super::{RECORDS_READ, RUNS_START};
+use super::{RECORDS_READ, RECORDS_REIDENTIFY, RUNS_START};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteAccess {
@@ -18,6 +18,10 @@ pub fn required_access(method: &str, path: &str) -> Option<RouteAccess> {
         | ("GET", ["datasets", dataset, "records", _])
         | ("POST", ["datasets", dataset, "records:batchGet"]) => Some(RouteAccess {
             scope: RECORDS_READ,
+            dataset: Some(dataset.to_string()),
+        }),
+        ("GET", ["datasets", dataset, "records", _, "reidentified"]) => Some(RouteAccess {
+            scope: RECORDS_REIDENTIFY,
             dataset: Some(dataset.to_string()),
         }),
         ("POST", ["runs"]) => Some(RouteAccess {
@@ -48,6 +52,13 @@ mod tests {
             RECORDS_READ
         );
         assert_eq!(required_access("POST", "/runs").unwrap().scope, RUNS_START);
+        assert_eq!(
+            required_access("GET", "/datasets/orders/records/42/reidentified"),
+            Some(RouteAccess {
+                scope: RECORDS_REIDENTIFY,
+                dataset: Some("orders".into())
+            })
+        );
         assert_eq!(required_access("GET", "/openapi.json"), None);
         assert_eq!(required_access("DELETE", "/datasets/orders/records/42"), None);
     }

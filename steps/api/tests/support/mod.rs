@@ -155,8 +155,9 @@ pub async fn seed_records(records: &dyn Table, dataset: &str, count: usize) {
     }
 }
 
-/// Issues keys through the token step for consumer `reader` (records:read) and `operator`
-/// (records:read + runs:start) of `dataset`, returning the delivered plain keys.
+/// Issues keys through the token step for consumers `reader` (records:read), `operator`
+/// (records:read + runs:start) and `auditor` (records:reidentify) of `dataset`, returning the
+/// reader's and operator's delivered plain keys (the auditor's: [`delivered_key`]).
 pub async fn issue_keys(backends: &Backends, dataset: &str) -> (String, String) {
     let text = format!(
         r#"
@@ -164,6 +165,8 @@ pub async fn issue_keys(backends: &Backends, dataset: &str) -> (String, String) 
         scopes = ["records:read"]
         [tokens.consumers.{dataset}.operator]
         scopes = ["records:read", "runs:start"]
+        [tokens.consumers.{dataset}.auditor]
+        scopes = ["records:reidentify"]
         "#
     );
     let config = Config::from_toml(&text, "test", Path::new(".")).unwrap();
@@ -173,15 +176,20 @@ pub async fn issue_keys(backends: &Backends, dataset: &str) -> (String, String) 
         rotate: false,
     };
     run_at(input, &deps, chrono::Utc::now()).await.unwrap();
-    let key = |consumer: &'static str| async move {
-        let secret = backends
-            .secrets
-            .get(&secret_name(dataset, consumer))
-            .await
-            .unwrap()
-            .unwrap();
-        let json: Value = serde_json::from_str(secret.expose()).unwrap();
-        json["api_key"].as_str().unwrap().to_string()
-    };
-    (key("reader").await, key("operator").await)
+    (
+        delivered_key(backends, dataset, "reader").await,
+        delivered_key(backends, dataset, "operator").await,
+    )
+}
+
+/// The plain API key the token step delivered to `consumer` of `dataset`.
+pub async fn delivered_key(backends: &Backends, dataset: &str, consumer: &str) -> String {
+    let secret = backends
+        .secrets
+        .get(&secret_name(dataset, consumer))
+        .await
+        .unwrap()
+        .unwrap();
+    let json: Value = serde_json::from_str(secret.expose()).unwrap();
+    json["api_key"].as_str().unwrap().to_string()
 }

@@ -62,6 +62,15 @@ pub async fn key_or_create(store: &dyn SecretStore, name: &str) -> Result<[u8; 3
     decode_key(name, &stored)
 }
 
+/// The 256-bit key stored under `name`, or `None` when there is none (never creates one: for
+/// readers such as re-identification, where a missing key means nothing was ever sealed).
+pub async fn existing_key(store: &dyn SecretStore, name: &str) -> Result<Option<[u8; 32]>, BackendError> {
+    match store.get(name).await? {
+        Some(value) => decode_key(name, &value).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn decode_key(name: &str, value: &SecretValue) -> Result<[u8; 32], BackendError> {
     hex::decode(value.expose().trim())
         .ok()

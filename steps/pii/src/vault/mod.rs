@@ -1,34 +1,21 @@
-//! The re-identification vault: each tokenized original, AES-256-GCM encrypted under a
-//! per-dataset key (random 96-bit nonce; the dataset and token as associated data, so a
-//! ciphertext moved to another token or dataset does not decrypt), in the control table under
-//! `vault#<dataset>`. Only a caller holding the key can [`Vault::reidentify`] a token.
+//! The re-identification vault's writer: each tokenized original sealed under the dataset's
+//! vault key (the format is [`sluice_core::vault`]'s, shared with every reader) and written to
+//! the control table in token order. Only a caller holding the key can [`Vault::reidentify`].
 
 mod queue;
 
 use std::fmt;
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use rand::RngCore;
 use sluice_core::retry::Backoff;
 use sluice_core::tables::{BatchError, put_batch_fully};
-use sluice_core::{AttrValue, BackendError, Item, ItemKey, SecretStore, Table, secrets};
+use sluice_core::vault::{VaultCipher, VaultReadError, VaultReader};
+use sluice_core::{BackendError, Item, SecretStore, Table, secrets};
 
 use crate::entity::EntityType;
 use queue::{SealedEntry, SealedQueue};
 
-const NONCE_BYTES: usize = 12;
-
-/// The secrets-backend name of a dataset's vault key.
-pub fn vault_key_name(dataset: &str) -> String {
-    format!("pii/vault/{dataset}")
-}
-
-/// The control-table partition holding a dataset's vault.
-pub fn vault_partition(dataset: &str) -> String {
-    format!("vault#{dataset}")
-}
+pub use sluice_core::vault::{vault_key_name, vault_partition};
 
 /// An original value waiting to be sealed. Its `Debug` shows the token, never the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,14 +49,8 @@ pub enum VaultError {
         unwritten: usize,
         attempts: u32,
     },
-    #[error("vault entry {token} of dataset {dataset} does not decrypt (wrong key, or moved or altered)")]
-    Undecryptable { dataset: String, token: String },
-    #[error("vault entry {token} of dataset {dataset} is malformed: {reason}")]
-    Malformed {
-        dataset: String,
-        token: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Read(#[from] VaultReadError),
     #[error("no vault key exists for dataset {dataset}")]
     NoKey { dataset: String },
     #[error("vault of dataset {dataset}: the queue of sealed entries on local disk: {source}")]
@@ -83,8 +64,7 @@ pub enum VaultError {
 /// One dataset's vault.
 pub struct Vault {
     table: Arc<dyn Table>,
-    cipher: Aes256Gcm,
-    dataset: String,
+    cipher: VaultCipher,
     /// Entries sealed and not yet written (see [`Vault::queue`]).
     queued: SealedQueue,
     backoff: Backoff,
@@ -93,7 +73,7 @@ pub struct Vault {
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("dataset", &self.dataset)
+            .field("dataset", &self.cipher.dataset())
             .finish_non_exhaustive()
     }
 }
@@ -103,11 +83,14 @@ impl Vault {
     pub fn with_key(table: Arc<dyn Table>, dataset: &str, key: &[u8; 32]) -> Vault {
         Vault {
             table,
-            cipher: Aes256Gcm::new(key.into()),
-            dataset: dataset.to_string(),
+            cipher: VaultCipher::new(dataset, key),
             queued: SealedQueue::default(),
             backoff: Backoff::default(),
         }
+    }
+
+    fn dataset(&self) -> String {
+        self.cipher.dataset().to_string()
     }
 
     /// The vault for writing: its key comes from the secrets backend, created on first use.
@@ -127,57 +110,35 @@ impl Vault {
         secrets: &dyn SecretStore,
         dataset: &str,
     ) -> Result<Vault, VaultError> {
-        let backend = |source| VaultError::Backend {
-            dataset: dataset.to_string(),
-            source,
-        };
-        if secrets.get(&vault_key_name(dataset)).await.map_err(backend)?.is_none() {
-            return Err(VaultError::NoKey {
+        let key = secrets::existing_key(secrets, &vault_key_name(dataset))
+            .await
+            .map_err(|source| VaultError::Backend {
                 dataset: dataset.to_string(),
-            });
-        }
-        Self::open(table, secrets, dataset).await
-    }
-
-    fn associated_data(&self, token: &str) -> Vec<u8> {
-        // Length-prefixed so that no (dataset, token) pair can pose as another.
-        let mut aad = Vec::with_capacity(4 + self.dataset.len() + token.len());
-        aad.extend_from_slice(&(self.dataset.len() as u32).to_be_bytes());
-        aad.extend_from_slice(self.dataset.as_bytes());
-        aad.extend_from_slice(token.as_bytes());
-        aad
+                source,
+            })?
+            .ok_or_else(|| VaultError::NoKey {
+                dataset: dataset.to_string(),
+            })?;
+        Ok(Self::with_key(table, dataset, &key))
     }
 
     fn seal(&self, entry: &VaultEntry) -> SealedEntry {
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::rng().fill_bytes(&mut nonce);
-        let aad = self.associated_data(&entry.token);
-        let ciphertext = match self.cipher.encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: entry.value.as_bytes(),
-                aad: &aad,
-            },
-        ) {
-            Ok(ciphertext) => ciphertext,
-            // AES-GCM encryption fails only for messages beyond 64 GiB.
-            Err(_) => unreachable!("AES-GCM cannot fail on a cell-sized message"),
-        };
+        let sealed = self.cipher.seal(&entry.token, &entry.value);
         SealedEntry {
             token: entry.token.clone(),
             entity_type: entry.kind.as_str().to_string(),
-            nonce,
-            ciphertext,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
         }
     }
 
     /// The control-table item holding a sealed entry.
     fn item_of(&self, sealed: SealedEntry) -> Item {
-        let mut item = ItemKey::new(vault_partition(&self.dataset), &sealed.token).to_item();
-        item.insert("entity_type".into(), AttrValue::S(sealed.entity_type));
-        item.insert("nonce".into(), AttrValue::B(sealed.nonce.to_vec()));
-        item.insert("ciphertext".into(), AttrValue::B(sealed.ciphertext));
-        item
+        let value = sluice_core::vault::SealedValue {
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        };
+        self.cipher.item(&sealed.token, sealed.entity_type, value)
     }
 
     /// Seals `entries` now and keeps them for [`Vault::write_queued`]: written together they go
@@ -187,7 +148,7 @@ impl Vault {
         for entry in entries {
             let sealed = self.seal(&entry);
             self.queued.push(sealed).map_err(|source| VaultError::Queue {
-                dataset: self.dataset.clone(),
+                dataset: self.dataset(),
                 source,
             })?;
         }
@@ -203,7 +164,7 @@ impl Vault {
         let mut batch = Vec::with_capacity(self.table.max_batch_put());
         for bucket in queued.into_sorted_buckets() {
             let bucket = bucket.map_err(|source| VaultError::Queue {
-                dataset: self.dataset.clone(),
+                dataset: self.dataset(),
                 source,
             })?;
             for sealed in bucket {
@@ -224,11 +185,11 @@ impl Vault {
             .await
             .map_err(|err| match err {
                 BatchError::Backend(source) => VaultError::Backend {
-                    dataset: self.dataset.clone(),
+                    dataset: self.dataset(),
                     source,
                 },
                 BatchError::Unprocessed { left, retries } => VaultError::Unprocessed {
-                    dataset: self.dataset.clone(),
+                    dataset: self.dataset(),
                     unwritten: left,
                     attempts: retries + 1,
                 },
@@ -237,44 +198,9 @@ impl Vault {
 
     /// The original behind `token`, or `None` when the vault has no such token.
     pub async fn reidentify(&self, token: &str) -> Result<Option<String>, VaultError> {
-        let key = ItemKey::new(vault_partition(&self.dataset), token);
-        let item = self.table.get(&key).await.map_err(|source| VaultError::Backend {
-            dataset: self.dataset.clone(),
-            source,
-        })?;
-        let Some(item) = item else {
-            return Ok(None);
-        };
-        let malformed = |reason| VaultError::Malformed {
-            dataset: self.dataset.clone(),
-            token: token.to_string(),
-            reason,
-        };
-        let nonce = item
-            .get("nonce")
-            .and_then(AttrValue::as_bytes)
-            .filter(|n| n.len() == NONCE_BYTES)
-            .ok_or_else(|| malformed("no 12-byte nonce"))?;
-        let ciphertext = item
-            .get("ciphertext")
-            .and_then(AttrValue::as_bytes)
-            .ok_or_else(|| malformed("no ciphertext"))?;
-        let aad = self.associated_data(token);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| VaultError::Undecryptable {
-                dataset: self.dataset.clone(),
-                token: token.to_string(),
-            })?;
-        String::from_utf8(plain)
-            .map(Some)
-            .map_err(|_| malformed("plaintext is not UTF-8"))
+        VaultReader::new(self.table.as_ref(), self.cipher.clone())
+            .reidentify(token)
+            .await
+            .map_err(VaultError::from)
     }
 }

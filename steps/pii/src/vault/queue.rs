@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 
-use super::NONCE_BYTES;
+use sluice_core::vault::NONCE_BYTES;
 
 /// A sealed entry: the token, its entity type's name, and the value encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
