@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what it needs (a Python venv with moto and
-# cfn-lint, npm's asl-validator), starts moto on a free loopback port, runs formatting, lints and
+# cfn-lint, npm's asl-validator and playwright-core, Debian's chromium), starts moto on a free loopback port, runs formatting, lints and
 # every test, and stops moto. Extra arguments go to `cargo test` (e.g. `-p sluice-ingest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,22 @@ if [ ! -x .tools/node_modules/.bin/asl-validator ]; then
   npm install --prefix .tools --no-audit --no-fund --silent asl-validator >/dev/null || die "npm install of asl-validator failed"
 fi
 [ -x .tools/node_modules/.bin/asl-validator ] || die "asl-validator missing from .tools"
+if [ ! -f .tools/node_modules/playwright-core/package.json ]; then
+  npm install --prefix .tools --no-audit --no-fund --silent playwright-core >/dev/null || die "npm install of playwright-core failed"
+fi
+[ -f .tools/node_modules/playwright-core/package.json ] || die "playwright-core missing from .tools"
+
+say "Chromium (Debian's package) for the Swagger UI browser test"
+if [ ! -x /usr/bin/chromium ]; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo"
+  command -v apt-get >/dev/null || die "chromium is missing and there is no apt-get to install it"
+  export DEBIAN_FRONTEND=noninteractive
+  $as_root apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q chromium >/dev/null; } \
+    || die "apt-get install chromium failed"
+fi
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing"
 
 say "moto on loopback"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -1,133 +1,131 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`, written out by hand so it says exactly
-//! what the handlers do (a test checks every route in it is served).
+//! The OpenAPI 3.1 document served at `/openapi.json`, generated (utoipa) from the handlers'
+//! own `#[utoipa::path]` attributes and the types they read and answer, and the Swagger UI
+//! over it at `/docs` (assets compiled in from the crate, never fetched). Each operation's
+//! `x-required-scope` comes from the authorizer's route table, so the document cannot say
+//! another scope than the one checked.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-fn error_response(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+use crate::auth::route_access::required_access;
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::{records, reidentify, runs};
+
+/// A record: `{"id": <key>, ...its columns}`; which columns depends on the dataset.
+pub struct Record;
+
+impl PartialSchema for Record {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .property("id", ObjectBuilder::new().schema_type(Type::String))
+            .required("id")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
+            .description(Some("The record's key as `id`, and its columns"))
+            .into()
+    }
 }
 
-fn common_errors() -> Value {
-    json!({
-        "401": error_response("No or invalid credentials (`unauthorized`); carries `WWW-Authenticate`."),
-        "403": error_response("Authenticated without the scope this route needs (`insufficient_scope`)."),
-        "503": error_response("The data store or identity provider is busy (`unavailable`); retry."),
-    })
+impl ToSchema for Record {}
+
+/// The answers every authenticated route may give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonErrors {
+    /// No or invalid credentials (`unauthorized`); carries `WWW-Authenticate`.
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody<'static>),
+    /// Authenticated without the scope this route needs (`insufficient_scope`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'static>),
+    /// The data store or identity provider is busy (`unavailable`); retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'static>),
 }
 
-fn merged(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            base.insert(k.clone(), v.clone());
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice records API",
+        description = "Read de-identified records by id, in batches, or page by page, re-identify a record \
+            (audited), and start pipeline runs. A dataset the caller may not read answers 404, exactly like a missing one."
+    ),
+    paths(
+        records::get_record,
+        reidentify::get_reidentified_record,
+        records::batch_get,
+        records::list_records,
+        runs::start_run,
+        openapi_json,
+    ),
+    components(schemas(Record, ErrorBody, ErrorDetail)),
+    modifiers(&SecuritySchemes, &RequiredScopes),
+    security(("apiKeyHeader" = []), ("apiKeyQuery" = []), ("apiKeyCookie" = []), ("bearer" = []))
+)]
+struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", security(()),
+    responses((status = 200, description = "OpenAPI 3.1")))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let key = |value| SecurityScheme::ApiKey(value);
+        components.add_security_scheme("apiKeyHeader", key(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+        components.add_security_scheme("apiKeyQuery", key(ApiKey::Query(ApiKeyValue::new("api_key"))));
+        components.add_security_scheme("apiKeyCookie", key(ApiKey::Cookie(ApiKeyValue::new("api_key"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (RS256 or ES256, client credentials)")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `x-required-scope` on each operation, from the one route table the authorizer uses.
+struct RequiredScopes;
+
+impl Modify for RequiredScopes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let concrete = path.replace("{dataset}", "d").replace("{id}", "i");
+            let operations = [
+                ("GET", item.get.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("PUT", item.put.as_mut()),
+                ("DELETE", item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                let (Some(operation), Some(access)) = (operation, required_access(method, &concrete)) else {
+                    continue;
+                };
+                let extensions = operation.extensions.get_or_insert_with(Default::default);
+                extensions.merge(
+                    utoipa::openapi::extensions::ExtensionsBuilder::new()
+                        .add("x-required-scope", access.scope)
+                        .build(),
+                );
+            }
         }
     }
-    base
 }
 
 pub fn document() -> Value {
-    let security = json!([{"apiKeyHeader": []}, {"apiKeyQuery": []}, {"apiKeyCookie": []}, {"bearer": []}]);
-    let dataset = json!({"name": "dataset", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}});
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Sluice records API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Read de-identified records by id, in batches, or page by page, and start pipeline runs. \
-                A dataset the caller may not read answers 404, exactly like a missing one."
-        },
-        "security": security,
-        "paths": {
-            "/datasets/{dataset}/records/{id}": {"get": {
-                "operationId": "getRecord",
-                "summary": "One record by id",
-                "x-required-scope": "records:read",
-                "parameters": [dataset, {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 1024}}],
-                "responses": merged(json!({
-                    "200": {"description": "The record", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Record"}}}},
-                    "404": error_response("No such record or dataset (`not_found`)."),
-                }), common_errors()),
-            }},
-            "/datasets/{dataset}/records/{id}/reidentified": {"get": {
-                "operationId": "getReidentifiedRecord",
-                "summary": "One record with its tokenized values restored from the dataset's vault (audited)",
-                "description": "Tokens this dataset's vault does not hold (another dataset's, say) are left as they are. \
-                    Every call is written to the audit log: who, which dataset, which record, how many values; never a value.",
-                "x-required-scope": "records:reidentify",
-                "parameters": [dataset, {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 1024}}],
-                "responses": merged(json!({
-                    "200": {"description": "The record, re-identified", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Record"}}}},
-                    "404": error_response("No such record or dataset (`not_found`)."),
-                }), common_errors()),
-            }},
-            "/datasets/{dataset}/records:batchGet": {"post": {
-                "operationId": "batchGetRecords",
-                "summary": "Up to 100 records by id",
-                "x-required-scope": "records:read",
-                "parameters": [dataset],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["ids"], "additionalProperties": false,
-                    "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "string"}}}
-                }}}},
-                "responses": merged(json!({
-                    "200": {"description": "Found records in request order, and the ids not found", "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["records", "missing"],
-                        "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}, "missing": {"type": "array", "items": {"type": "string"}}}
-                    }}}},
-                    "400": error_response("Malformed body or too many ids (`invalid_request`)."),
-                    "404": error_response("No such dataset (`not_found`)."),
-                }), common_errors()),
-            }},
-            "/datasets/{dataset}/records": {"get": {
-                "operationId": "listRecords",
-                "summary": "A page of records in id order",
-                "x-required-scope": "records:read",
-                "parameters": [
-                    dataset,
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                    {"name": "cursor", "in": "query", "description": "next_cursor of the previous page, unchanged", "schema": {"type": "string"}}
-                ],
-                "responses": merged(json!({
-                    "200": {"description": "One page", "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["records", "next_cursor"],
-                        "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}}, "next_cursor": {"type": ["string", "null"]}}
-                    }}}},
-                    "400": error_response("Bad limit (`invalid_request`) or a cursor this API did not issue for this dataset (`invalid_cursor`)."),
-                    "404": error_response("No such dataset (`not_found`)."),
-                }), common_errors()),
-            }},
-            "/runs": {"post": {
-                "operationId": "startRun",
-                "summary": "Start a pipeline execution",
-                "x-required-scope": "runs:start",
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object"}}}},
-                "responses": merged(json!({
-                    "202": {"description": "Started", "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["run_id", "started_at"],
-                        "properties": {"run_id": {"type": "string"}, "started_at": {"type": "string", "format": "date-time"}}
-                    }}}},
-                    "400": error_response("The input is not a JSON object (`invalid_request`)."),
-                    "413": error_response("The input is larger than 256 KiB (`payload_too_large`)."),
-                }), common_errors()),
-            }},
-            "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-        },
-        "components": {
-            "securitySchemes": {
-                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
-                "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key"},
-                "apiKeyCookie": {"type": "apiKey", "in": "cookie", "name": "api_key"},
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RS256 or ES256, client credentials)"},
-            },
-            "schemas": {
-                "Record": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}, "additionalProperties": true},
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                    "type": "object", "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string", "enum": ["unauthorized", "insufficient_scope", "not_found", "invalid_request", "invalid_cursor", "payload_too_large", "unavailable", "internal"]},
-                        "message": {"type": "string"}
-                    }
-                }}},
-            },
-        },
-    })
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null)
+}
+
+/// `GET /docs`: Swagger UI over `/openapi.json`, with its "Authorize" buttons for the API key
+/// (header, query, cookie) and the bearer token, and "Try it out" against this server.
+pub fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
+    utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
 }

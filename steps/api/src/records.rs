@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sluice_core::config::is_valid_dataset_name;
 use sluice_core::item::{DATA_ATTRIBUTE, EXPIRES_AT, PARTITION_KEY, SORT_KEY};
 use sluice_core::retry::Backoff;
@@ -61,7 +61,14 @@ pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `GET /datasets/{dataset}/records/{id}`
+/// One record by id
+#[utoipa::path(get, path = "/datasets/{dataset}/records/{id}", operation_id = "getRecord", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
+    responses(
+        (status = 200, description = "The record", body = crate::openapi::Record),
+        (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
+        crate::openapi::CommonErrors,
+    ))]
 pub async fn get_record(
     State(state): State<ApiState>,
     principal: Principal,
@@ -77,19 +84,47 @@ pub async fn get_record(
     Ok(Json(record_json(&item)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchGetRequest {
+pub struct BatchGetRequest {
+    /// The ids to read, 1 to 100 (repeats answered once).
+    #[schema(min_items = 1, max_items = 100)]
     ids: Vec<String>,
 }
 
-/// `POST /datasets/{dataset}/records:batchGet` with `{"ids": [...]}` (at most 100).
+/// The records found, in request order, and the ids not found.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BatchGetAnswer {
+    #[schema(value_type = Vec<crate::openapi::Record>)]
+    records: Vec<Value>,
+    missing: Vec<String>,
+}
+
+/// One page of records in id order.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RecordPage {
+    #[schema(value_type = Vec<crate::openapi::Record>)]
+    records: Vec<Value>,
+    /// Pass unchanged as `cursor` for the next page; null after the last one.
+    next_cursor: Option<String>,
+}
+
+/// Up to 100 records by id
+#[utoipa::path(post, path = "/datasets/{dataset}/records:batchGet", operation_id = "batchGetRecords", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = BatchGetRequest,
+    responses(
+        (status = 200, description = "Found records in request order, and the ids not found", body = BatchGetAnswer),
+        (status = 400, description = "Malformed body or too many ids (`invalid_request`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such dataset (`not_found`)", body = crate::error::ErrorBody),
+        crate::openapi::CommonErrors,
+    ))]
 pub async fn batch_get(
     State(state): State<ApiState>,
     principal: Principal,
     Path(dataset): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchGetAnswer>, ApiError> {
     readable_dataset(&principal, &dataset)?;
     let request: BatchGetRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::invalid_request(format!(
@@ -146,10 +181,10 @@ pub async fn batch_get(
         }
         match found.get(id) {
             Some(item) => records.push(record_json(item)),
-            None => missing.push(Value::String(id.clone())),
+            None => missing.push(id.clone()),
         }
     }
-    Ok(Json(json!({"records": records, "missing": missing})))
+    Ok(Json(BatchGetAnswer { records, missing }))
 }
 
 fn describe_json_error(err: &serde_json::Error) -> &'static str {
@@ -161,13 +196,25 @@ fn describe_json_error(err: &serde_json::Error) -> &'static str {
     }
 }
 
-/// `GET /datasets/{dataset}/records?limit=&cursor=`
+/// A page of records in id order
+#[utoipa::path(get, path = "/datasets/{dataset}/records", operation_id = "listRecords", tag = "records",
+    params(
+        ("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        ("limit" = Option<u32>, Query, description = "Records per page (1 to `api.max_page_size`, 1000 by default; default `api.default_page_size`)", minimum = 1),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, unchanged"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = RecordPage),
+        (status = 400, description = "Bad limit (`invalid_request`) or a cursor this API did not issue for this dataset (`invalid_cursor`)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such dataset (`not_found`)", body = crate::error::ErrorBody),
+        crate::openapi::CommonErrors,
+    ))]
 pub async fn list_records(
     State(state): State<ApiState>,
     principal: Principal,
     Path(dataset): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecordPage>, ApiError> {
     readable_dataset(&principal, &dataset)?;
     let query = query.unwrap_or_default();
     let settings = state.settings();
@@ -206,11 +253,13 @@ pub async fn list_records(
         .await?;
     let records: Vec<Value> = page.items.iter().map(record_json).collect();
     let next_cursor = page.last_sk.map(|last| state.cursors().issue(&dataset, &last));
-    Ok(Json(json!({"records": records, "next_cursor": next_cursor})))
+    Ok(Json(RecordPage { records, next_cursor }))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -58,7 +58,18 @@ fn vault_error(err: VaultReadError) -> ApiError {
     }
 }
 
-/// `GET /datasets/{dataset}/records/{id}/reidentified`
+/// One record with its tokenized values restored from the dataset's vault (audited)
+///
+/// Tokens this dataset's vault does not hold (another dataset's, say) are left as they are.
+/// Every call is written to the audit log: who, which dataset, which record, how many values;
+/// never a value.
+#[utoipa::path(get, path = "/datasets/{dataset}/records/{id}/reidentified", operation_id = "getReidentifiedRecord", tag = "records",
+    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
+    responses(
+        (status = 200, description = "The record, re-identified", body = crate::openapi::Record),
+        (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
+        crate::openapi::CommonErrors,
+    ))]
 pub async fn get_reidentified_record(
     State(state): State<ApiState>,
     principal: Principal,

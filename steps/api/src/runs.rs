@@ -22,7 +22,7 @@ use crate::server::ApiState;
 pub const MAX_RUN_INPUT_BYTES: usize = 256 * 1024;
 
 /// A started execution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunStarted {
     /// The execution ARN on AWS, the local engine's execution id locally.
     pub run_id: String,
@@ -100,7 +100,17 @@ impl RunStarter for StepFunctionsRunStarter {
     }
 }
 
-/// `POST /runs` with a JSON object (or nothing) as the execution input.
+/// Start a pipeline execution
+///
+/// The body, a JSON object (or nothing), is the execution's input.
+#[utoipa::path(post, path = "/runs", operation_id = "startRun", tag = "runs",
+    request_body(content = Option<Object>, content_type = "application/json", description = "The execution input"),
+    responses(
+        (status = 202, description = "Started", body = RunStarted),
+        (status = 400, description = "The input is not a JSON object (`invalid_request`)", body = crate::error::ErrorBody),
+        (status = 413, description = "The input is larger than 256 KiB (`payload_too_large`)", body = crate::error::ErrorBody),
+        crate::openapi::CommonErrors,
+    ))]
 pub async fn start_run(
     State(state): State<ApiState>,
     principal: Principal,

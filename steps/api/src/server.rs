@@ -135,7 +135,7 @@ impl FromRequestParts<ApiState> for Principal {
 
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
-/// The API: records, runs, `/openapi.json`, and any extra routes.
+/// The API: records, runs, `/openapi.json` and its Swagger UI at `/docs`, and any extra routes.
 pub fn router(state: ApiState) -> Router {
     let extra = state.extra_routes.clone();
     let api = Router::new()
@@ -147,7 +147,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/datasets/{dataset}/records:batchGet", post(records::batch_get))
         .route("/datasets/{dataset}/records", get(records::list_records))
         .route("/runs", post(runs::start_run))
-        .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .merge(openapi::swagger_ui())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
