@@ -37,6 +37,9 @@ enum Command {
     Records(commands::records::RecordsCommand),
     /// Serve the REST API (records, POST /runs, the OAuth callback) on loopback.
     Serve(commands::serve::ServeArgs),
+    /// Call the REST API as a consumer (a client-credentials token from [tokens.clients]).
+    #[command(subcommand)]
+    Api(commands::api::ApiCommand),
     /// Find PII in text.
     #[command(subcommand)]
     Pii(commands::pii::PiiCommand),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
             Command::Serve(args) => commands::serve::run(cli.config.as_deref(), args).await,
+            Command::Api(command) => commands::api::run(cli.config.as_deref(), command).await,
             Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
             Command::Run(args) => commands::run::run(cli.config.as_deref(), args).await,
             Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,

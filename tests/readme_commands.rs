@@ -96,6 +96,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "records get",
         "records list",
         "serve",
+        "api",
         "pii scan",
         "pii reidentify",
         "validate",
@@ -225,6 +226,15 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
     assert!(
         restored["value"].as_str().is_some_and(|v| v.contains('@')),
         "{restored}"
+    );
+
+    // The consumer's command, with a client the clone does not configure: refused by name
+    // (tests/api_client_cli.rs reads a record with it against a token endpoint).
+    let unknown = sluice_in(dir, &["api", "get", "customers", &id, "--client", "nobody"], &[]);
+    assert!(
+        !unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no client \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
     );
 
     let text = dir.join("note.txt");

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus what they share.
 
+pub mod api;
 pub mod asl;
 pub mod graph;
 pub mod ingest;
