@@ -5,6 +5,7 @@
 //!   JWKS), the scopes a principal holds, and the API Gateway Lambda authorizer.
 //! - [`records`]: single, batch and paged reads of a dataset, with tamper-proof cursors ([`cursor`]).
 //! - [`reidentify`]: a record with its tokens restored from the vault, audited.
+//! - [`routes`]: the one route table (router, authorizer, OpenAPI scopes).
 //! - [`runs`]: `POST /runs` and the [`RunStarter`] port (Step Functions on AWS, the local engine locally).
 //! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`error`]: JSON errors with stable codes.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod openapi;
 pub mod records;
 pub mod reidentify;
+pub mod routes;
 pub mod runs;
 pub mod server;
 pub mod settings;

@@ -9,8 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::auth::route_access::required_access;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::required_access;
 use crate::{records, reidentify, runs};
 
 /// A record: `{"id": <key>, ...its columns}`; which columns depends on the dataset.
@@ -124,8 +124,35 @@ pub fn document() -> Value {
     serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null)
 }
 
-/// `GET /docs`: Swagger UI over `/openapi.json`, with its "Authorize" buttons for the API key
-/// (header, query, cookie) and the bearer token, and "Try it out" against this server.
-pub fn swagger_ui() -> utoipa_swagger_ui::SwaggerUi {
-    utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+/// `GET /docs`: Swagger UI over `/openapi.json` (served by the route table), with its
+/// "Authorize" buttons for the API key (header, query, cookie) and the bearer token, and
+/// "Try it out" against this server.
+pub fn swagger_ui_assets() -> axum::Router<crate::server::ApiState> {
+    let config = utoipa_swagger_ui::Config::from("/openapi.json");
+    axum::Router::<crate::server::ApiState>::new().merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::ROUTES;
+
+    #[test]
+    fn the_document_has_exactly_the_route_tables_operations_and_scopes() {
+        let document = document();
+        let mut documented = Vec::new();
+        for (path, operations) in document["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                let scope = operation["x-required-scope"].as_str().map(str::to_string);
+                documented.push((method.to_uppercase(), path.clone(), scope));
+            }
+        }
+        let mut table: Vec<_> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string(), r.scope.map(str::to_string)))
+            .collect();
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
+    }
 }

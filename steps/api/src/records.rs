@@ -14,9 +14,10 @@ use sluice_core::retry::Backoff;
 use sluice_core::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
 use sluice_core::{AttrValue, Item, ItemKey, PageRequest};
 
+use crate::auth::Principal;
 use crate::auth::credentials::query_parameter;
-use crate::auth::{Principal, RECORDS_READ};
 use crate::error::ApiError;
+use crate::routes::Operation;
 use crate::server::ApiState;
 
 const MAX_ID_BYTES: usize = 1024;
@@ -44,12 +45,15 @@ pub fn record_json(item: &Item) -> Value {
     Value::Object(record)
 }
 
-/// Checks the dataset in the path and the caller's right to read it (404 either way).
-fn readable_dataset(principal: &Principal, dataset: &str) -> Result<(), ApiError> {
+/// Checks the dataset in the path and the caller's right to `operation` on it (404 either way).
+pub(crate) fn allowed_on_dataset(principal: &Principal, operation: Operation, dataset: &str) -> Result<(), ApiError> {
     if !is_valid_dataset_name(dataset) {
         return Err(ApiError::not_found());
     }
-    principal.require(RECORDS_READ, Some(dataset))
+    match operation.scope() {
+        Some(scope) => principal.require(scope, Some(dataset)),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
@@ -74,7 +78,7 @@ pub async fn get_record(
     principal: Principal,
     Path((dataset, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    readable_dataset(&principal, &dataset)?;
+    allowed_on_dataset(&principal, Operation::GetRecord, &dataset)?;
     check_id(&id)?;
     let item = state
         .records()
@@ -125,7 +129,7 @@ pub async fn batch_get(
     Path(dataset): Path<String>,
     body: Bytes,
 ) -> Result<Json<BatchGetAnswer>, ApiError> {
-    readable_dataset(&principal, &dataset)?;
+    allowed_on_dataset(&principal, Operation::BatchGetRecords, &dataset)?;
     let request: BatchGetRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::invalid_request(format!(
             "the body must be {{\"ids\": [\"id\", ...]}}: {} at line {} column {}",
@@ -215,7 +219,7 @@ pub async fn list_records(
     Path(dataset): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<RecordPage>, ApiError> {
-    readable_dataset(&principal, &dataset)?;
+    allowed_on_dataset(&principal, Operation::ListRecords, &dataset)?;
     let query = query.unwrap_or_default();
     let settings = state.settings();
     let limit = match query_parameter(&query, "limit") {

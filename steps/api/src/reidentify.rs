@@ -12,12 +12,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::Value;
 use sluice_core::ItemKey;
-use sluice_core::config::is_valid_dataset_name;
 use sluice_core::vault::{VaultCipher, VaultReadError, VaultReader, token_spans};
 
-use crate::auth::{Principal, RECORDS_REIDENTIFY};
+use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::records::{check_id, record_json};
+use crate::records::{allowed_on_dataset, check_id, record_json};
+use crate::routes::Operation;
 use crate::server::ApiState;
 
 /// The target of the audit log's events (`RUST_LOG=sluice::audit=info` keeps them).
@@ -75,10 +75,7 @@ pub async fn get_reidentified_record(
     principal: Principal,
     Path((dataset, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if !is_valid_dataset_name(&dataset) {
-        return Err(ApiError::not_found());
-    }
-    principal.require(RECORDS_REIDENTIFY, Some(&dataset))?;
+    allowed_on_dataset(&principal, Operation::GetReidentifiedRecord, &dataset)?;
     check_id(&id)?;
     let item = state
         .records()

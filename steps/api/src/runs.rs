@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::{Principal, RUNS_START};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::error::ApiSetupError;
+use crate::routes::Operation;
 use crate::server::ApiState;
 
 /// Step Functions' limit on an execution's input.
@@ -116,7 +117,9 @@ pub async fn start_run(
     principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
-    principal.require(RUNS_START, None)?;
+    if let Some(scope) = Operation::StartRun.scope() {
+        principal.require(scope, None)?;
+    }
     let starter: Arc<dyn RunStarter> = state
         .run_starter()
         .ok_or_else(|| ApiError::unavailable("starting runs is not configured on this server"))?;

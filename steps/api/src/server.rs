@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use sluice_core::secrets::key_or_create;
 use sluice_core::{Backends, Config, SecretStore, Table};
 
@@ -17,6 +17,7 @@ use crate::auth::{Authorizer, Credentials, Principal};
 use crate::cursor::{CURSOR_KEY_SECRET, CursorSigner};
 use crate::error::{ApiError, ApiSetupError};
 use crate::reidentify::VaultKeys;
+use crate::routes::{Operation, ROUTES, Route};
 use crate::runs::RunStarter;
 use crate::settings::ApiSettings;
 use crate::{openapi, records, reidentify, runs};
@@ -133,21 +134,33 @@ impl FromRequestParts<ApiState> for Principal {
     }
 }
 
+/// The handler of a route of the table: the match is exhaustive, so no operation lacks one.
+fn handler(route: &Route) -> MethodRouter<ApiState> {
+    let method = match route.method {
+        "POST" => MethodFilter::POST,
+        _ => MethodFilter::GET,
+    };
+    match route.operation {
+        Operation::GetRecord => on(method, records::get_record),
+        Operation::GetReidentifiedRecord => on(method, reidentify::get_reidentified_record),
+        Operation::BatchGetRecords => on(method, records::batch_get),
+        Operation::ListRecords => on(method, records::list_records),
+        Operation::StartRun => on(method, runs::start_run),
+        Operation::OpenApiDocument => on(method, || async { axum::Json(openapi::document()) }),
+    }
+}
+
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// The API: records, runs, `/openapi.json` and its Swagger UI at `/docs`, and any extra routes.
 pub fn router(state: ApiState) -> Router {
     let extra = state.extra_routes.clone();
-    let api = Router::new()
-        .route("/datasets/{dataset}/records/{id}", get(records::get_record))
-        .route(
-            "/datasets/{dataset}/records/{id}/reidentified",
-            get(reidentify::get_reidentified_record),
-        )
-        .route("/datasets/{dataset}/records:batchGet", post(records::batch_get))
-        .route("/datasets/{dataset}/records", get(records::list_records))
-        .route("/runs", post(runs::start_run))
-        .merge(openapi::swagger_ui())
+    let mut api = Router::new();
+    for route in ROUTES {
+        api = api.route(route.path, handler(route));
+    }
+    let api = api
+        .merge(openapi::swagger_ui_assets())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);

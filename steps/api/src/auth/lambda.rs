@@ -11,8 +11,8 @@
 use serde_json::{Map, Value, json};
 
 use super::credentials::{API_KEY_HEADER, API_KEY_PARAMETER, Found, is_safe_method, query_parameter_found};
-use super::route_access::required_access;
 use super::{AuthError, AuthMethod, Authorizer, Credentials, Denied, Principal};
+use crate::routes::required_access;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorizerError {

@@ -11,7 +11,6 @@ pub mod credentials;
 mod jwks;
 mod jwt;
 pub mod lambda;
-pub mod route_access;
 
 use std::sync::Arc;
 
