@@ -85,7 +85,7 @@ done
 echo "validated ${#definitions[@]} definition(s)"
 
 say "cfn-lint on infra/"
-templates=(infra/*.yaml)
+templates=(infra/*.yaml infra/*.json)
 for template in "${templates[@]}"; do
   .venv/bin/cfn-lint "$template" || die "cfn-lint rejected $template"
 done

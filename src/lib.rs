@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod asl;
+pub mod cognito;
 pub mod log_sink;
 pub mod runner;
 pub mod synthetic;

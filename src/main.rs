@@ -40,6 +40,8 @@ enum Command {
     /// Call the REST API as a consumer (a client-credentials token from [tokens.clients]).
     #[command(subcommand)]
     Api(commands::api::ApiCommand),
+    /// Print (or write) the API consumers' Cognito stack that infra/template.yaml nests.
+    CognitoTemplate(commands::cognito::CognitoTemplateArgs),
     /// Find PII in text.
     #[command(subcommand)]
     Pii(commands::pii::PiiCommand),
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
             Command::Serve(args) => commands::serve::run(cli.config.as_deref(), args).await,
             Command::Api(command) => commands::api::run(cli.config.as_deref(), command).await,
+            Command::CognitoTemplate(args) => commands::cognito::run(cli.config.as_deref(), args),
             Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
             Command::Run(args) => commands::run::run(cli.config.as_deref(), args).await,
             Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,

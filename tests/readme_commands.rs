@@ -97,6 +97,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "records list",
         "serve",
         "api",
+        "cognito-template",
         "pii scan",
         "pii reidentify",
         "validate",
@@ -236,6 +237,9 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
         "{}",
         String::from_utf8_lossy(&unknown.stderr)
     );
+
+    let cognito = succeeded(&sluice_in(dir, &["cognito-template"], &[]), "sluice cognito-template");
+    assert!(cognito.contains("AWS::Cognito::UserPoolClient"), "{cognito}");
 
     let text = dir.join("note.txt");
     std::fs::write(&text, "write to jane.doe@example.com or call +44 20 7946 0958\n").unwrap();

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod asl;
+pub mod cognito;
 pub mod graph;
 pub mod ingest;
 pub mod pii;

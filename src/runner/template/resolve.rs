@@ -310,6 +310,9 @@ impl Resolver<'_> {
                     crate::runner::local_function_arn(&binary)
                 }
             }
+            // A nested stack (the API consumers' Cognito pool) runs nowhere locally: what it
+            // would give a function (the API's JWT settings) comes from the local config.
+            (_, "AWS::Serverless::Application" | "AWS::CloudFormation::Stack", _) => return Ok(Value::Absent),
             _ => {
                 return Err(format!(
                     "{logical_id} ({resource_type}){} has no local value",
