@@ -58,11 +58,7 @@ pub async fn run(config_path: Option<&Path>, command: PiiCommand) -> anyhow::Res
 async fn reidentify(config: &sluice_core::Config, args: ReidentifyArgs) -> anyhow::Result<ExitCode> {
     use sluice_core::vault::VaultReader;
 
-    anyhow::ensure!(
-        sluice_core::config::is_valid_dataset_name(&args.dataset),
-        "{:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)",
-        args.dataset
-    );
+    sluice_core::dataset::DatasetName::parse(&args.dataset)?;
     let backends = sluice_core::Backends::from_config(config)
         .await
         .context("opening the backends")?;

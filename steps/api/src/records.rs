@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sluice_core::config::is_valid_dataset_name;
+use sluice_core::dataset::DatasetName;
 use sluice_core::item::{DATA_ATTRIBUTE, EXPIRES_AT, PARTITION_KEY, SORT_KEY};
 use sluice_core::retry::Backoff;
 use sluice_core::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
@@ -47,7 +47,7 @@ pub fn record_json(item: &Item) -> Value {
 
 /// Checks the dataset in the path and the caller's right to `operation` on it (404 either way).
 pub(crate) fn allowed_on_dataset(principal: &Principal, operation: Operation, dataset: &str) -> Result<(), ApiError> {
-    if !is_valid_dataset_name(dataset) {
+    if !DatasetName::is_valid(dataset) {
         return Err(ApiError::not_found());
     }
     match operation.scope() {

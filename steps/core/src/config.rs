@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::dataset::DatasetName;
+
 /// Which implementation backs the objects, tables and secrets ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -328,11 +330,8 @@ impl Config {
             ));
         }
         for (name, dataset) in &self.datasets {
-            if !is_valid_dataset_name(name) {
-                return Err(invalid(
-                    &format!("datasets.{name}"),
-                    "is not a valid dataset name (letters, digits, '-', '_', '.'; at most 64)",
-                ));
+            if let Err(err) = DatasetName::parse(name) {
+                return Err(invalid(&format!("datasets.{name}"), &err.to_string()));
             }
             if dataset.key_columns.iter().any(|c| c.trim().is_empty()) {
                 return Err(invalid(
@@ -366,17 +365,6 @@ impl Config {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("sluice.db")
     }
-}
-
-/// Dataset names become key prefixes and URL segments: keep them plain.
-pub fn is_valid_dataset_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name != "."
-        && name != ".."
 }
 
 fn section_of<T: DeserializeOwned + Default>(raw: &toml::Table, origin: &str, name: &str) -> Result<T, ConfigError> {

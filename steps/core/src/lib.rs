@@ -14,6 +14,7 @@
 
 pub mod backends;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod item;
 pub mod lambda;

@@ -91,8 +91,8 @@ impl sluice_core::ledger::LedgerOutcome for IngestOutput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("dataset name {0:?} is invalid (letters, digits, '-', '_', '.'; at most 64)")]
-    InvalidDataset(String),
+    #[error(transparent)]
+    InvalidDataset(#[from] sluice_core::dataset::InvalidDatasetName),
     #[error("{key} has no object (and was not quarantined before)")]
     Missing { key: String },
     #[error("reading {key}: {source}")]
@@ -187,9 +187,7 @@ fn key_hash(key: &sluice_core::ItemKey) -> u64 {
 
 /// The ingest step.
 pub async fn run(input: IngestInput, backends: &Backends, config: &Config) -> Result<IngestOutput, IngestError> {
-    if !sluice_core::config::is_valid_dataset_name(&input.dataset) {
-        return Err(IngestError::InvalidDataset(input.dataset));
-    }
+    sluice_core::dataset::DatasetName::parse(&input.dataset)?;
     let source = ObjectKey::new(input.source_key.clone())?;
     let mut output = IngestOutput {
         dataset: input.dataset.clone(),

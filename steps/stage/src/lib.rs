@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sluice_core::dataset::DatasetName;
 use sluice_core::quarantine::{self, QuarantineReason, quarantine_key};
 use sluice_core::{BackendError, Config, ObjectKey, ObjectStore, PutOptions, StepError};
 
@@ -108,8 +109,8 @@ pub enum StageError {
     NotARawKey { key: String, reason: &'static str },
     #[error("{key} has no object")]
     Missing { key: String },
-    #[error("dataset name {0:?} is invalid (letters, digits, '-', '_', '.'; at most 64)")]
-    InvalidDataset(String),
+    #[error(transparent)]
+    InvalidDataset(#[from] sluice_core::dataset::InvalidDatasetName),
     #[error("reading the attachment {path}: {source}")]
     ReadAttachment {
         path: String,
@@ -153,9 +154,7 @@ pub async fn store_raw(
     source: &AttachmentSource,
     body: AttachmentBody,
 ) -> Result<RawObject, StageError> {
-    if !sluice_core::config::is_valid_dataset_name(dataset) {
-        return Err(StageError::InvalidDataset(dataset.to_string()));
-    }
+    DatasetName::parse(dataset)?;
     let (sha256, size) = match &body {
         AttachmentBody::Bytes(bytes) => (hex::encode(Sha256::digest(bytes)), bytes.len() as u64),
         AttachmentBody::File(path) => hash_file(path)?,
@@ -222,7 +221,7 @@ fn parse_raw_key(key: &str) -> Result<RawKeyParts<'_>, StageError> {
     let mut parts = key.splitn(4, '/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("raw"), Some(dataset), Some(attachment_id), Some(file_name)) if !file_name.contains('/') => {
-            if !sluice_core::config::is_valid_dataset_name(dataset) {
+            if !DatasetName::is_valid(dataset) {
                 return Err(not_raw("the dataset segment is not a valid dataset name"));
             }
             Ok(RawKeyParts {

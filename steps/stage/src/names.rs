@@ -101,7 +101,7 @@ pub fn dataset_for_file(file_name: &str, fallback: &str) -> String {
         .take(64)
         .collect();
     let dataset = dataset.trim_matches('-').to_string();
-    if sluice_core::config::is_valid_dataset_name(&dataset) {
+    if sluice_core::dataset::DatasetName::is_valid(&dataset) {
         dataset
     } else {
         fallback.to_string()

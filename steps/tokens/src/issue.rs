@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use sluice_core::config::is_valid_dataset_name;
+use sluice_core::dataset::DatasetName;
 use sluice_core::lease::{Acquired, Lease, ProcessLiveness};
 use sluice_core::{AttrValue, Backends, Config, ItemKey, PutCondition, SecretStore, SecretValue, Table};
 
@@ -83,12 +83,13 @@ impl TokenSettings {
             message: message.to_string(),
         };
         for (dataset, consumers) in &self.consumers {
-            if !is_valid_dataset_name(dataset) {
-                return Err(invalid(format!("consumers.{dataset}"), "is not a valid dataset name"));
+            if let Err(err) = DatasetName::parse(dataset) {
+                return Err(invalid(format!("consumers.{dataset}"), &err.to_string()));
             }
             for (name, consumer) in consumers {
                 let field = format!("consumers.{dataset}.{name}");
-                if !is_valid_dataset_name(name) {
+                // A consumer name becomes a secret-name segment: the dataset-name rule keeps it plain.
+                if !DatasetName::is_valid(name) {
                     return Err(invalid(
                         field,
                         "is not a valid consumer name (letters, digits, '-', '_', '.')",

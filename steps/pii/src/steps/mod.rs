@@ -52,10 +52,10 @@ impl PiiDeps {
 pub type CountsByColumn = BTreeMap<String, BTreeMap<String, u64>>;
 
 pub(crate) fn check_input(dataset: &str, staged_key: &str) -> Result<ObjectKey, PiiError> {
-    if !sluice_core::config::is_valid_dataset_name(dataset) {
+    if let Err(err) = sluice_core::dataset::DatasetName::parse(dataset) {
         return Err(PiiError::InvalidInput {
             field: "dataset",
-            reason: "is not a valid dataset name (letters, digits, '-', '_', '.'; at most 64)".into(),
+            reason: err.to_string(),
         });
     }
     ObjectKey::new(staged_key).map_err(|err| PiiError::InvalidInput {
