@@ -6,43 +6,12 @@
 
 use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::required_access;
+use crate::schema::Record;
 use crate::{records, reidentify, runs};
-
-/// A record: `{"id": <key>, ...its columns}`; which columns depends on the dataset.
-pub struct Record;
-
-impl PartialSchema for Record {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .property("id", ObjectBuilder::new().schema_type(Type::String))
-            .required("id")
-            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
-            .description(Some("The record's key as `id`, and its columns"))
-            .into()
-    }
-}
-
-impl ToSchema for Record {}
-
-/// The answers every authenticated route may give besides its own.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum CommonErrors {
-    /// No or invalid credentials (`unauthorized`); carries `WWW-Authenticate`.
-    #[response(status = 401)]
-    Unauthorized(#[to_schema] ErrorBody<'static>),
-    /// Authenticated without the scope this route needs (`insufficient_scope`).
-    #[response(status = 403)]
-    Forbidden(ErrorBody<'static>),
-    /// The data store or identity provider is busy (`unavailable`); retry.
-    #[response(status = 503)]
-    Unavailable(ErrorBody<'static>),
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -127,9 +96,9 @@ pub fn document() -> Value {
 /// `GET /docs`: Swagger UI over `/openapi.json` (served by the route table), with its
 /// "Authorize" buttons for the API key (header, query, cookie) and the bearer token, and
 /// "Try it out" against this server.
-pub fn swagger_ui_assets() -> axum::Router<crate::server::ApiState> {
+pub fn swagger_ui_assets() -> axum::Router<crate::state::ApiState> {
     let config = utoipa_swagger_ui::Config::from("/openapi.json");
-    axum::Router::<crate::server::ApiState>::new().merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
+    axum::Router::<crate::state::ApiState>::new().merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(config))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 use crate::auth::credentials::query_parameter;
 use crate::error::ApiError;
 use crate::routes::Operation;
-use crate::server::ApiState;
+use crate::state::ApiState;
 
 const MAX_ID_BYTES: usize = 1024;
 
@@ -69,9 +69,9 @@ pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/datasets/{dataset}/records/{id}", operation_id = "getRecord", tag = "records",
     params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
     responses(
-        (status = 200, description = "The record", body = crate::openapi::Record),
+        (status = 200, description = "The record", body = crate::schema::Record),
         (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
-        crate::openapi::CommonErrors,
+        crate::schema::CommonErrors,
     ))]
 pub async fn get_record(
     State(state): State<ApiState>,
@@ -99,7 +99,7 @@ pub struct BatchGetRequest {
 /// The records found, in request order, and the ids not found.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct BatchGetAnswer {
-    #[schema(value_type = Vec<crate::openapi::Record>)]
+    #[schema(value_type = Vec<crate::schema::Record>)]
     records: Vec<Value>,
     missing: Vec<String>,
 }
@@ -107,7 +107,7 @@ pub struct BatchGetAnswer {
 /// One page of records in id order.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct RecordPage {
-    #[schema(value_type = Vec<crate::openapi::Record>)]
+    #[schema(value_type = Vec<crate::schema::Record>)]
     records: Vec<Value>,
     /// Pass unchanged as `cursor` for the next page; null after the last one.
     next_cursor: Option<String>,
@@ -121,7 +121,7 @@ pub struct RecordPage {
         (status = 200, description = "Found records in request order, and the ids not found", body = BatchGetAnswer),
         (status = 400, description = "Malformed body or too many ids (`invalid_request`)", body = crate::error::ErrorBody),
         (status = 404, description = "No such dataset (`not_found`)", body = crate::error::ErrorBody),
-        crate::openapi::CommonErrors,
+        crate::schema::CommonErrors,
     ))]
 pub async fn batch_get(
     State(state): State<ApiState>,
@@ -211,7 +211,7 @@ fn describe_json_error(err: &serde_json::Error) -> &'static str {
         (status = 200, description = "One page", body = RecordPage),
         (status = 400, description = "Bad limit (`invalid_request`) or a cursor this API did not issue for this dataset (`invalid_cursor`)", body = crate::error::ErrorBody),
         (status = 404, description = "No such dataset (`not_found`)", body = crate::error::ErrorBody),
-        crate::openapi::CommonErrors,
+        crate::schema::CommonErrors,
     ))]
 pub async fn list_records(
     State(state): State<ApiState>,

@@ -6,46 +6,21 @@
 //! how many values were restored), never a value.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::Value;
 use sluice_core::ItemKey;
-use sluice_core::vault::{VaultCipher, VaultReadError, VaultReader, token_spans};
+use sluice_core::vault::{VaultReadError, VaultReader, token_spans};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::records::{allowed_on_dataset, check_id, record_json};
 use crate::routes::Operation;
-use crate::server::ApiState;
+use crate::state::ApiState;
 
 /// The target of the audit log's events (`RUST_LOG=sluice::audit=info` keeps them).
 pub const AUDIT_LOG_TARGET: &str = "sluice::audit";
-
-/// Vault keys already read, by dataset: one Secrets Manager call per dataset and process.
-#[derive(Default)]
-pub(crate) struct VaultKeys(Mutex<HashMap<String, VaultCipher>>);
-
-impl VaultKeys {
-    async fn cipher(&self, state: &ApiState, dataset: &str) -> Result<Option<VaultCipher>, ApiError> {
-        if let Some(cipher) = self.0.lock().ok().and_then(|known| known.get(dataset).cloned()) {
-            return Ok(Some(cipher));
-        }
-        // A dataset without a key has nothing tokenized yet: asked again next time.
-        let Some(reader) = VaultReader::open(state.control(), state.secrets(), dataset)
-            .await
-            .map_err(vault_error)?
-        else {
-            return Ok(None);
-        };
-        let cipher = reader.cipher().clone();
-        if let Ok(mut known) = self.0.lock() {
-            known.insert(dataset.to_string(), cipher.clone());
-        }
-        Ok(Some(cipher))
-    }
-}
 
 fn vault_error(err: VaultReadError) -> ApiError {
     match err {
@@ -66,9 +41,9 @@ fn vault_error(err: VaultReadError) -> ApiError {
 #[utoipa::path(get, path = "/datasets/{dataset}/records/{id}/reidentified", operation_id = "getReidentifiedRecord", tag = "records",
     params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
     responses(
-        (status = 200, description = "The record, re-identified", body = crate::openapi::Record),
+        (status = 200, description = "The record, re-identified", body = crate::schema::Record),
         (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
-        crate::openapi::CommonErrors,
+        crate::schema::CommonErrors,
     ))]
 pub async fn get_reidentified_record(
     State(state): State<ApiState>,
@@ -83,7 +58,7 @@ pub async fn get_reidentified_record(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let mut record = record_json(&item);
-    let restored = match state.vault_keys().cipher(&state, &dataset).await? {
+    let restored = match state.vault_cipher(&dataset).await.map_err(vault_error)? {
         Some(cipher) => restore(&VaultReader::new(state.control(), cipher), &mut record).await?,
         None => Restored::default(),
     };

@@ -1,105 +1,18 @@
-//! `POST /runs`: starts a pipeline execution through a [`RunStarter`]: Step Functions
-//! StartExecution on AWS ([`StepFunctionsRunStarter`]), the local ASL engine locally (bound by
-//! the CLI, which implements the trait).
+//! `POST /runs`: starts a pipeline execution through the server's [`RunStarter`].
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::error::ApiSetupError;
 use crate::routes::Operation;
-use crate::server::ApiState;
-
-/// Step Functions' limit on an execution's input.
-pub const MAX_RUN_INPUT_BYTES: usize = 256 * 1024;
-
-/// A started execution.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct RunStarted {
-    /// The execution ARN on AWS, the local engine's execution id locally.
-    pub run_id: String,
-    pub started_at: DateTime<Utc>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunStartError {
-    /// The input was refused (400).
-    #[error("invalid run input: {0}")]
-    InvalidInput(String),
-    /// The engine cannot start a run now (503).
-    #[error("cannot start a run now: {0}")]
-    Unavailable(String),
-}
-
-/// Starts pipeline runs. Implemented for Step Functions here and for the local engine by the CLI.
-#[async_trait]
-pub trait RunStarter: Send + Sync {
-    async fn start_run(&self, input: Value) -> Result<RunStarted, RunStartError>;
-}
-
-/// StartExecution on the configured state machine.
-pub struct StepFunctionsRunStarter {
-    client: aws_sdk_sfn::Client,
-    state_machine_arn: String,
-}
-
-impl StepFunctionsRunStarter {
-    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: &str) -> StepFunctionsRunStarter {
-        StepFunctionsRunStarter {
-            client,
-            state_machine_arn: state_machine_arn.to_string(),
-        }
-    }
-
-    /// From the config's AWS settings and `[api] state_machine_arn`; None when no ARN is set.
-    pub async fn from_config(config: &sluice_core::Config) -> Result<Option<StepFunctionsRunStarter>, ApiSetupError> {
-        let settings = crate::settings::ApiSettings::from_config(config)?;
-        let Some(arn) = settings.state_machine_arn else {
-            return Ok(None);
-        };
-        let sdk = sluice_core::aws::sdk_config(&config.aws).await;
-        Ok(Some(StepFunctionsRunStarter::new(
-            sluice_core::aws::step_functions_client(&sdk, &config.aws),
-            &arn,
-        )))
-    }
-}
-
-#[async_trait]
-impl RunStarter for StepFunctionsRunStarter {
-    async fn start_run(&self, input: Value) -> Result<RunStarted, RunStartError> {
-        let output = self
-            .client
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .input(input.to_string())
-            .send()
-            .await
-            .map_err(|err| {
-                let mapped = sluice_core::aws::sdk_error("Step Functions", "StartExecution", err);
-                match &mapped {
-                    sluice_core::BackendError::Aws { message, .. } if message.starts_with("InvalidExecutionInput") => {
-                        RunStartError::InvalidInput("Step Functions refused the input".into())
-                    }
-                    _ => RunStartError::Unavailable(mapped.to_string()),
-                }
-            })?;
-        Ok(RunStarted {
-            run_id: output.execution_arn,
-            started_at: DateTime::from_timestamp(output.start_date.secs(), output.start_date.subsec_nanos())
-                .unwrap_or_else(Utc::now),
-        })
-    }
-}
+pub use crate::run_starter::{MAX_RUN_INPUT_BYTES, RunStartError, RunStarted, RunStarter, StepFunctionsRunStarter};
+use crate::state::ApiState;
 
 /// Start a pipeline execution
 ///
@@ -110,7 +23,7 @@ impl RunStarter for StepFunctionsRunStarter {
         (status = 202, description = "Started", body = RunStarted),
         (status = 400, description = "The input is not a JSON object (`invalid_request`)", body = crate::error::ErrorBody),
         (status = 413, description = "The input is larger than 256 KiB (`payload_too_large`)", body = crate::error::ErrorBody),
-        crate::openapi::CommonErrors,
+        crate::schema::CommonErrors,
     ))]
 pub async fn start_run(
     State(state): State<ApiState>,

@@ -1,138 +1,17 @@
-//! The router and its state. The CLI (`sluice serve`) and the Lambda binary build an
-//! [`ApiState`], optionally add a [`RunStarter`] and extra routes (the OAuth callback), and
-//! call [`router`] or [`serve`].
+//! The router over the route table, and serving it. The CLI (`sluice serve`) and the Lambda
+//! binary build an [`ApiState`], optionally add a [`crate::RunStarter`] and extra routes (the
+//! OAuth callback), and call [`router`] or [`serve`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use sluice_core::secrets::key_or_create;
-use sluice_core::{Backends, Config, SecretStore, Table};
 
-use crate::auth::{Authorizer, Credentials, Principal};
-use crate::cursor::{CURSOR_KEY_SECRET, CursorSigner};
-use crate::error::{ApiError, ApiSetupError};
-use crate::reidentify::VaultKeys;
+use crate::error::ApiError;
 use crate::routes::{Operation, ROUTES, Route};
-use crate::runs::RunStarter;
-use crate::settings::ApiSettings;
+use crate::state::ApiState;
 use crate::{openapi, records, reidentify, runs};
-
-struct Shared {
-    records: Arc<dyn Table>,
-    control: Arc<dyn Table>,
-    secrets: Arc<dyn SecretStore>,
-    vault_keys: VaultKeys,
-    authorizer: Authorizer,
-    cursors: CursorSigner,
-    settings: ApiSettings,
-}
-
-/// Everything the handlers need, cheap to clone.
-#[derive(Clone)]
-pub struct ApiState {
-    shared: Arc<Shared>,
-    run_starter: Option<Arc<dyn RunStarter>>,
-    extra_routes: Option<Router>,
-}
-
-impl ApiState {
-    /// From `[api]` and the backends (records table, control table for keys, secrets for the
-    /// cursor key).
-    pub async fn from_config(config: &Config, backends: &Backends) -> Result<ApiState, ApiSetupError> {
-        let settings = ApiSettings::from_config(config)?;
-        Self::new(settings, backends).await
-    }
-
-    pub async fn new(settings: ApiSettings, backends: &Backends) -> Result<ApiState, ApiSetupError> {
-        settings.check()?;
-        let authorizer = Authorizer::from_settings(&settings, backends)?;
-        let cursor_key = key_or_create(backends.secrets.as_ref(), CURSOR_KEY_SECRET).await?;
-        Ok(ApiState {
-            shared: Arc::new(Shared {
-                records: backends.records.clone(),
-                control: backends.control.clone(),
-                secrets: backends.secrets.clone(),
-                vault_keys: VaultKeys::default(),
-                authorizer,
-                cursors: CursorSigner::new(cursor_key),
-                settings,
-            }),
-            run_starter: None,
-            extra_routes: None,
-        })
-    }
-
-    /// Lets `POST /runs` start executions through `starter`.
-    pub fn with_run_starter(mut self, starter: Arc<dyn RunStarter>) -> ApiState {
-        self.run_starter = Some(starter);
-        self
-    }
-
-    /// Merges routes served without this API's authentication (e.g. `GET /oauth/callback`,
-    /// which authenticates by its single-use `state`).
-    pub fn with_routes(mut self, routes: Router) -> ApiState {
-        self.extra_routes = Some(match self.extra_routes.take() {
-            Some(existing) => existing.merge(routes),
-            None => routes,
-        });
-        self
-    }
-
-    pub fn authorizer(&self) -> &Authorizer {
-        &self.shared.authorizer
-    }
-
-    pub(crate) fn records(&self) -> &dyn Table {
-        self.shared.records.as_ref()
-    }
-
-    pub(crate) fn control(&self) -> &dyn Table {
-        self.shared.control.as_ref()
-    }
-
-    pub(crate) fn secrets(&self) -> &dyn SecretStore {
-        self.shared.secrets.as_ref()
-    }
-
-    pub(crate) fn vault_keys(&self) -> &VaultKeys {
-        &self.shared.vault_keys
-    }
-
-    pub(crate) fn cursors(&self) -> &CursorSigner {
-        &self.shared.cursors
-    }
-
-    pub(crate) fn settings(&self) -> &ApiSettings {
-        &self.shared.settings
-    }
-
-    pub(crate) fn run_starter(&self) -> Option<Arc<dyn RunStarter>> {
-        self.run_starter.clone()
-    }
-}
-
-/// Authenticates the request; the handler then checks the scope it needs.
-impl FromRequestParts<ApiState> for Principal {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Principal, Response> {
-        let credentials = Credentials::from_request(parts.method.as_str(), &parts.headers, parts.uri.query());
-        let principal = state
-            .authorizer()
-            .authenticate(&credentials)
-            .await
-            .map_err(|err| err.into_api_error().into_response())?;
-        if let Some(slot) = parts.extensions.get::<crate::access::PrincipalSlot>() {
-            slot.set(&principal.subject);
-        }
-        Ok(principal)
-    }
-}
 
 /// The handler of a route of the table: the match is exhaustive, so no operation lacks one.
 fn handler(route: &Route) -> MethodRouter<ApiState> {
@@ -154,7 +33,7 @@ const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// The API: records, runs, `/openapi.json` and its Swagger UI at `/docs`, and any extra routes.
 pub fn router(state: ApiState) -> Router {
-    let extra = state.extra_routes.clone();
+    let extra = state.extra_routes();
     let mut api = Router::new();
     for route in ROUTES {
         api = api.route(route.path, handler(route));
