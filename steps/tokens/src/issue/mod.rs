@@ -17,109 +17,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use sluice_core::dataset::DatasetName;
-use sluice_core::lease::{Acquired, Lease, ProcessLiveness};
-use sluice_core::{AttrValue, Backends, Config, ItemKey, PutCondition, SecretStore, SecretValue, Table};
+use sluice_core::{AttrValue, Backends, ItemKey, PutCondition, SecretStore, SecretValue, Table};
 
 use crate::api_key::{self, ApiKey, KeyHash};
-use crate::client_credentials::ClientCredentialsSettings;
 use crate::error::TokenError;
 use crate::stored::{ApiKeyStore, StoredApiKey};
 
-/// The `[tokens]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TokenSettings {
-    /// How long the previous key keeps working after a rotation.
-    pub overlap_hours: u32,
-    /// Rotate when the current key has less than this left.
-    pub renew_before_days: u32,
-    /// `[tokens.consumers.<dataset>.<consumer>]`.
-    pub consumers: BTreeMap<String, BTreeMap<String, ConsumerSettings>>,
-    /// `[tokens.clients.<name>]`: outbound client-credentials clients.
-    pub clients: BTreeMap<String, ClientCredentialsSettings>,
-}
+mod lock;
+mod settings;
 
-impl Default for TokenSettings {
-    fn default() -> Self {
-        TokenSettings {
-            overlap_hours: 24,
-            renew_before_days: 14,
-            consumers: BTreeMap::new(),
-            clients: BTreeMap::new(),
-        }
-    }
-}
-
-/// One consumer of a dataset.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsumerSettings {
-    /// E.g. `records:read`, `records:reidentify`, `runs:start`.
-    pub scopes: Vec<String>,
-    pub lifetime_days: u32,
-}
-
-impl Default for ConsumerSettings {
-    fn default() -> Self {
-        ConsumerSettings {
-            scopes: vec!["records:read".into()],
-            lifetime_days: 90,
-        }
-    }
-}
-
-impl TokenSettings {
-    /// Reads and checks `[tokens]`.
-    pub fn from_config(config: &Config) -> Result<TokenSettings, TokenError> {
-        let settings: TokenSettings = config.section("tokens")?;
-        settings.check()?;
-        Ok(settings)
-    }
-
-    fn check(&self) -> Result<(), TokenError> {
-        let invalid = |field: String, message: &str| TokenError::Settings {
-            field,
-            message: message.to_string(),
-        };
-        for (dataset, consumers) in &self.consumers {
-            if let Err(err) = DatasetName::parse(dataset) {
-                return Err(invalid(format!("consumers.{dataset}"), &err.to_string()));
-            }
-            for (name, consumer) in consumers {
-                let field = format!("consumers.{dataset}.{name}");
-                // A consumer name becomes a secret-name segment: the dataset-name rule keeps it plain.
-                if !DatasetName::is_valid(name) {
-                    return Err(invalid(
-                        field,
-                        "is not a valid consumer name (letters, digits, '-', '_', '.')",
-                    ));
-                }
-                if consumer.lifetime_days == 0 {
-                    return Err(invalid(format!("{field}.lifetime_days"), "must be at least 1"));
-                }
-                if consumer.scopes.is_empty() {
-                    return Err(invalid(format!("{field}.scopes"), "must name at least one scope"));
-                }
-                if let Some(bad) = consumer.scopes.iter().find(|s| !sluice_core::scopes::is_known(s)) {
-                    return Err(invalid(
-                        format!("{field}.scopes"),
-                        &format!(
-                            "holds {bad:?}, which is not a Sluice scope (known: {})",
-                            sluice_core::scopes::ALL.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        for (name, client) in &self.clients {
-            client
-                .check()
-                .map_err(|message| invalid(format!("clients.{name}"), &message))?;
-        }
-        Ok(())
-    }
-}
+use lock::ConsumerLock;
+pub use settings::{ConsumerSettings, TokenSettings};
 
 /// What the state machine passes in. Other fields of the state are ignored.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -249,7 +157,6 @@ struct ConsumerKeys {
 }
 
 const STATE_SK: &str = "state";
-const LOCK_SECS: i64 = 120;
 
 impl ConsumerKeys {
     async fn load(control: &dyn Table, consumer: &ConsumerRef<'_>) -> Result<ConsumerKeys, TokenError> {
@@ -296,49 +203,6 @@ impl ConsumerKeys {
         item.insert("updated_at".into(), AttrValue::N(now.timestamp().to_string()));
         control.put(item, PutCondition::Always).await?;
         Ok(())
-    }
-}
-
-/// A short lease ([`sluice_core::lease`]) so two overlapping executions never issue keys for
-/// one consumer at once. It names its holder (this process, and this call): a lease left by a
-/// process that died on this host is taken over at once, by exactly one run, not waited out.
-struct ConsumerLock {
-    lease: Lease,
-    owner: String,
-}
-
-impl ConsumerLock {
-    async fn acquire(
-        control: Arc<dyn Table>,
-        consumer: &ConsumerRef<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<ConsumerLock, TokenError> {
-        let lease = Lease::new(
-            control,
-            &format!("consumer-keys#{}#{}", consumer.dataset, consumer.name),
-        );
-        // Per call, so two calls of one process exclude each other too.
-        let owner = format!(
-            "{}-{}",
-            sluice_core::process::this_process(),
-            hex::encode(rand::random::<[u8; 4]>())
-        );
-        // The lease is judged by wall-clock time, whatever clock the step runs with.
-        let wall = Utc::now().timestamp().max(now.timestamp());
-        match lease.acquire(&owner, LOCK_SECS, wall, &ProcessLiveness).await? {
-            Acquired::Held { .. } => Ok(ConsumerLock { lease, owner }),
-            Acquired::Busy { .. } => Err(TokenError::Busy {
-                dataset: consumer.dataset.to_string(),
-                consumer: consumer.name.to_string(),
-            }),
-        }
-    }
-
-    async fn release(self) {
-        if let Err(err) = self.lease.release(&self.owner, Utc::now().timestamp()).await {
-            // The lease expires by itself; a failed release only delays the next run.
-            tracing::warn!(error = %err, "could not release the consumer lock");
-        }
     }
 }
 
