@@ -14,7 +14,7 @@ mod writer;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
-use sluice_core::config::BadRowPolicy;
+use sluice_core::config::{BadRowPolicy, DatasetSettings};
 use sluice_core::quarantine::{self, LineProblem, QuarantineReason, quarantine_key};
 use sluice_core::retry::Backoff;
 use sluice_core::{BackendError, Backends, Config, Item, ObjectKey, PutOptions, StepError};
@@ -189,85 +189,141 @@ fn key_hash(key: &sluice_core::ItemKey) -> u64 {
 pub async fn run(input: IngestInput, backends: &Backends, config: &Config) -> Result<IngestOutput, IngestError> {
     sluice_core::dataset::DatasetName::parse(&input.dataset)?;
     let source = ObjectKey::new(input.source_key.clone())?;
-    let mut output = IngestOutput {
+    let output = IngestOutput {
         dataset: input.dataset.clone(),
         source_key: source.to_string(),
         ..IngestOutput::default()
     };
     let objects = backends.objects.as_ref();
     if objects.head(&source).await?.is_none() {
-        let moved = quarantine_key(&source)?;
-        return match quarantine::read_reason(objects, &moved).await? {
-            Some(reason) => Ok(IngestOutput {
-                quarantined: true,
-                quarantine_key: Some(moved.to_string()),
-                reasons: reason.problems.into_iter().take(MAX_REASONS_IN_OUTPUT).collect(),
-                ..output
-            }),
-            None => Err(IngestError::Missing {
-                key: source.to_string(),
-            }),
-        };
+        return already_quarantined(objects, &source, output).await;
     }
     let local = objects.download(&source).await?;
     let settings = config.dataset(&input.dataset);
-    let io_error = |source_key: &ObjectKey| {
-        let key = source_key.to_string();
-        move |source: std::io::Error| IngestError::Io { key, source }
-    };
-
     if config.ingest.on_bad_rows == BadRowPolicy::Quarantine {
         let file = local.open()?;
-        let (dataset, check_settings) = (input.dataset.clone(), settings.clone());
-        let checked = blocking(&source, move || {
-            read_file(
-                file,
-                &dataset,
-                &check_settings,
-                MAX_REASONS_IN_QUARANTINE,
-                |_| true,
-                |_, _, _| {},
-            )
-        })
-        .await?;
-        match checked {
-            Err(header) => return quarantine_header(backends, &source, &header, output).await,
-            Ok(stats) if stats.rows_rejected > 0 => {
-                let reason = QuarantineReason {
-                    stage: "ingest".into(),
-                    code: "bad_rows".into(),
-                    message: format!(
-                        "{}: {} of {} rows cannot load (first: {})",
-                        source.file_name(),
-                        stats.rows_rejected,
-                        stats.rows_read,
-                        stats.problems.first().map(ToString::to_string).unwrap_or_default()
-                    ),
-                    source_key: source.to_string(),
-                    problems: stats.problems.clone(),
-                    problems_truncated: stats.problems_truncated,
-                };
-                let moved = quarantine::quarantine(objects, &source, &reason).await?;
-                tracing::warn!(source = %source, rejected = stats.rows_rejected, "quarantined: bad rows");
-                output.rows_read = stats.rows_read;
-                output.rows_rejected = stats.rows_rejected;
-                output.quarantined = true;
-                output.quarantine_key = Some(moved.to_string());
-                output.reasons_truncated = stats.problems.len() > MAX_REASONS_IN_OUTPUT || stats.problems_truncated;
-                output.reasons = stats.problems.into_iter().take(MAX_REASONS_IN_OUTPUT).collect();
-                return Ok(output);
-            }
-            Ok(_) => {}
+        if let Some(refused) = refuse_bad_rows(backends, &source, file, &input.dataset, &settings, &output).await? {
+            return Ok(refused);
         }
     }
+    load(
+        backends,
+        config,
+        &source,
+        local.open()?,
+        &input.dataset,
+        settings,
+        output,
+    )
+    .await
+}
 
-    // The load: a blocking reader feeds batches through a bounded channel to the async writer.
+impl IngestOutput {
+    /// The counts and the first problems of a pass over the file.
+    fn count(&mut self, stats: &ReadStats) {
+        self.rows_read = stats.rows_read;
+        self.rows_rejected = stats.rows_rejected;
+        self.reasons = stats.problems.iter().take(MAX_REASONS_IN_OUTPUT).cloned().collect();
+        self.reasons_truncated = stats.problems.len() > MAX_REASONS_IN_OUTPUT || stats.problems_truncated;
+    }
+}
+
+fn io_error(source_key: &ObjectKey) -> impl FnOnce(std::io::Error) -> IngestError + use<> {
+    let key = source_key.to_string();
+    move |source: std::io::Error| IngestError::Io { key, source }
+}
+
+/// A source that is gone was quarantined by an earlier attempt (its reason is beside it), or
+/// never existed.
+async fn already_quarantined(
+    objects: &dyn sluice_core::ObjectStore,
+    source: &ObjectKey,
+    output: IngestOutput,
+) -> Result<IngestOutput, IngestError> {
+    let moved = quarantine_key(source)?;
+    match quarantine::read_reason(objects, &moved).await? {
+        Some(reason) => Ok(IngestOutput {
+            quarantined: true,
+            quarantine_key: Some(moved.to_string()),
+            reasons: reason.problems.into_iter().take(MAX_REASONS_IN_OUTPUT).collect(),
+            ..output
+        }),
+        None => Err(IngestError::Missing {
+            key: source.to_string(),
+        }),
+    }
+}
+
+/// Under `on_bad_rows = "quarantine"`: a first pass, and the whole file quarantined (nothing
+/// loaded) when its header or any row cannot load; None when every row can.
+async fn refuse_bad_rows(
+    backends: &Backends,
+    source: &ObjectKey,
+    file: std::fs::File,
+    dataset: &str,
+    settings: &DatasetSettings,
+    output: &IngestOutput,
+) -> Result<Option<IngestOutput>, IngestError> {
+    let (dataset, check_settings) = (dataset.to_string(), settings.clone());
+    let checked = blocking(source, move || {
+        read_file(
+            file,
+            &dataset,
+            &check_settings,
+            MAX_REASONS_IN_QUARANTINE,
+            |_| true,
+            |_, _, _| {},
+        )
+    })
+    .await?;
+    let stats = match checked {
+        Err(header) => {
+            return quarantine_header(backends, source, &header, output.clone())
+                .await
+                .map(Some);
+        }
+        Ok(stats) if stats.rows_rejected > 0 => stats,
+        Ok(_) => return Ok(None),
+    };
+    let reason = QuarantineReason {
+        stage: "ingest".into(),
+        code: "bad_rows".into(),
+        message: format!(
+            "{}: {} of {} rows cannot load (first: {})",
+            source.file_name(),
+            stats.rows_rejected,
+            stats.rows_read,
+            stats.problems.first().map(ToString::to_string).unwrap_or_default()
+        ),
+        source_key: source.to_string(),
+        problems: stats.problems.clone(),
+        problems_truncated: stats.problems_truncated,
+    };
+    let moved = quarantine::quarantine(backends.objects.as_ref(), source, &reason).await?;
+    tracing::warn!(source = %source, rejected = stats.rows_rejected, "quarantined: bad rows");
+    let mut refused = output.clone();
+    refused.count(&stats);
+    refused.quarantined = true;
+    refused.quarantine_key = Some(moved.to_string());
+    Ok(Some(refused))
+}
+
+/// The load: a blocking reader feeds batches through a bounded channel to the async writer;
+/// rows that cannot load go to `<name>.rejects.csv` beside the source.
+async fn load(
+    backends: &Backends,
+    config: &Config,
+    source: &ObjectKey,
+    file: std::fs::File,
+    dataset: &str,
+    settings: DatasetSettings,
+    mut output: IngestOutput,
+) -> Result<IngestOutput, IngestError> {
     let (sender, receiver) = mpsc::channel::<Vec<Item>>(config.ingest.concurrency * 2);
-    let rejects_file = tempfile::NamedTempFile::new().map_err(io_error(&source))?;
-    let rejects_writer = rejects_file.reopen().map_err(io_error(&source))?;
-    let file = local.open()?;
-    let dataset = input.dataset.clone();
-    let reader = blocking(&source, move || {
+    let rejects_file = tempfile::NamedTempFile::new().map_err(io_error(source))?;
+    let rejects_writer = rejects_file.reopen().map_err(io_error(source))?;
+    let dataset = dataset.to_string();
+    let reader = blocking(source, move || {
         let mut rejects = RejectsWriter::new(rejects_writer);
         let stats = read_file(
             file,
@@ -286,9 +342,9 @@ pub async fn run(input: IngestInput, backends: &Backends, config: &Config) -> Re
     let writer = writer::write_batches(backends.records.clone(), receiver, config.ingest.concurrency, backoff);
     let (read, written) = tokio::join!(reader, writer);
     let written = written?;
-    let stats = match read?.map_err(io_error(&source))? {
+    let stats = match read?.map_err(io_error(source))? {
         Ok(stats) => stats,
-        Err(header) => return quarantine_header(backends, &source, &header, output).await,
+        Err(header) => return quarantine_header(backends, source, &header, output).await,
     };
 
     if stats.rows_rejected > 0 {
@@ -297,19 +353,19 @@ pub async fn run(input: IngestInput, backends: &Backends, config: &Config) -> Re
             content_type: Some("text/csv; charset=utf-8".into()),
             ..PutOptions::default()
         };
-        objects.put_file(&rejects_key, rejects_file.path(), &options).await?;
+        backends
+            .objects
+            .put_file(&rejects_key, rejects_file.path(), &options)
+            .await?;
         output.rejects_key = Some(rejects_key.to_string());
     }
-    output.rows_read = stats.rows_read;
+    output.count(&stats);
     output.rows_written = written;
-    output.rows_rejected = stats.rows_rejected;
     output.rows_collapsed = stats.rows_collapsed;
     output.rows_overwritten = stats.rows_overwritten;
     if stats.rows_overwritten > 0 {
         tracing::warn!(source = %source, rows = stats.rows_overwritten, "rows repeat keys written earlier in the file: the key columns are not unique");
     }
-    output.reasons = stats.problems;
-    output.reasons_truncated = stats.problems_truncated;
     tracing::info!(
         source = %source,
         rows_read = output.rows_read,
