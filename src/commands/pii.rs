@@ -56,7 +56,7 @@ pub async fn run(config_path: Option<&Path>, command: PiiCommand) -> anyhow::Res
 }
 
 async fn reidentify(config: &sluice_core::Config, args: ReidentifyArgs) -> anyhow::Result<ExitCode> {
-    use sluice_core::vault::VaultReader;
+    use sluice_core::vault::{VaultReader, is_token};
 
     sluice_core::dataset::DatasetName::parse(&args.dataset)?;
     let backends = sluice_core::Backends::from_config(config)
@@ -72,13 +72,16 @@ async fn reidentify(config: &sluice_core::Config, args: ReidentifyArgs) -> anyho
             )
         })?;
     let principal = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    // Only token-shaped arguments are looked up; anything else cannot be in the vault.
+    let tokens = args.tokens.iter().map(String::as_str).filter(|t| is_token(t));
+    let originals = vault
+        .reidentify_all(tokens)
+        .await
+        .with_context(|| format!("reading the vault of dataset {}", args.dataset))?;
     let mut out = std::io::stdout().lock();
     let (mut restored, mut unknown) = (0usize, 0usize);
     for token in &args.tokens {
-        let value = vault
-            .reidentify(token)
-            .await
-            .with_context(|| format!("reading token {token} from the vault of dataset {}", args.dataset))?;
+        let value = originals.get(token);
         match value {
             Some(_) => restored += 1,
             None => unknown += 1,

@@ -118,7 +118,13 @@ mod tests {
         }
         let mut table: Vec<_> = ROUTES
             .iter()
-            .map(|r| (r.method.to_string(), r.path.to_string(), r.scope.map(str::to_string)))
+            .map(|r| {
+                (
+                    r.method.as_str().to_string(),
+                    r.path.to_string(),
+                    r.scope.map(str::to_string),
+                )
+            })
             .collect();
         documented.sort();
         table.sort();

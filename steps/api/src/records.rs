@@ -46,7 +46,7 @@ pub fn record_json(item: &Item) -> Value {
 }
 
 /// Checks the dataset in the path and the caller's right to `operation` on it (404 either way).
-pub(crate) fn allowed_on_dataset(principal: &Principal, operation: Operation, dataset: &str) -> Result<(), ApiError> {
+fn allowed_on_dataset(principal: &Principal, operation: Operation, dataset: &str) -> Result<(), ApiError> {
     if !DatasetName::is_valid(dataset) {
         return Err(ApiError::not_found());
     }
@@ -56,7 +56,7 @@ pub(crate) fn allowed_on_dataset(principal: &Principal, operation: Operation, da
     }
 }
 
-pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
+fn check_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(ApiError::invalid_request(format!(
             "a record id must be 1 to {MAX_ID_BYTES} bytes"
@@ -67,7 +67,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), ApiError> {
 
 /// One record by id
 #[utoipa::path(get, path = "/datasets/{dataset}/records/{id}", operation_id = "getRecord", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
+    params(crate::schema::RecordPath),
     responses(
         (status = 200, description = "The record", body = crate::schema::Record),
         (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
@@ -78,14 +78,26 @@ pub async fn get_record(
     principal: Principal,
     Path((dataset, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    allowed_on_dataset(&principal, Operation::GetRecord, &dataset)?;
-    check_id(&id)?;
-    let item = state
+    let item = read_record(&state, &principal, Operation::GetRecord, &dataset, &id).await?;
+    Ok(Json(record_json(&item)))
+}
+
+/// The record `id` of `dataset`, once the caller may do `operation` there (404 otherwise,
+/// and for a missing record).
+pub(crate) async fn read_record(
+    state: &ApiState,
+    principal: &Principal,
+    operation: Operation,
+    dataset: &str,
+    id: &str,
+) -> Result<Item, ApiError> {
+    allowed_on_dataset(principal, operation, dataset)?;
+    check_id(id)?;
+    state
         .records()
         .get(&ItemKey::new(dataset, id))
         .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(record_json(&item)))
+        .ok_or_else(ApiError::not_found)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -115,7 +127,7 @@ pub struct RecordPage {
 
 /// Up to 100 records by id
 #[utoipa::path(post, path = "/datasets/{dataset}/records:batchGet", operation_id = "batchGetRecords", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(crate::schema::DatasetPath),
     request_body = BatchGetRequest,
     responses(
         (status = 200, description = "Found records in request order, and the ids not found", body = BatchGetAnswer),
@@ -203,8 +215,8 @@ fn describe_json_error(err: &serde_json::Error) -> &'static str {
 /// A page of records in id order
 #[utoipa::path(get, path = "/datasets/{dataset}/records", operation_id = "listRecords", tag = "records",
     params(
-        ("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"),
-        ("limit" = Option<u32>, Query, description = "Records per page (1 to `api.max_page_size`, 1000 by default; default `api.default_page_size`)", minimum = 1),
+        crate::schema::DatasetPath,
+        ("limit" = Option<u32>, Query, description = "Records per page: 1 to `api.max_page_size` (1000 unless configured); `api.default_page_size` when absent", minimum = 1),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page, unchanged"),
     ),
     responses(

@@ -5,17 +5,14 @@
 //! stays as it is. Every answer is written to the audit log (who, which dataset, which record,
 //! how many values were restored), never a value.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::Value;
-use sluice_core::ItemKey;
 use sluice_core::vault::{VaultReadError, VaultReader, token_spans};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::records::{allowed_on_dataset, check_id, record_json};
+use crate::records::{read_record, record_json};
 use crate::routes::Operation;
 use crate::state::ApiState;
 
@@ -25,6 +22,7 @@ pub const AUDIT_LOG_TARGET: &str = "sluice::audit";
 fn vault_error(err: VaultReadError) -> ApiError {
     match err {
         VaultReadError::Backend { source, .. } => ApiError::from(source),
+        VaultReadError::Busy { .. } => ApiError::unavailable("the data store is busy; retry shortly"),
         other => {
             // The entry is damaged or was moved: an operator's problem, never the caller's.
             tracing::error!(error = %other, "vault entry unreadable");
@@ -39,7 +37,7 @@ fn vault_error(err: VaultReadError) -> ApiError {
 /// Every call is written to the audit log: who, which dataset, which record, how many values;
 /// never a value.
 #[utoipa::path(get, path = "/datasets/{dataset}/records/{id}/reidentified", operation_id = "getReidentifiedRecord", tag = "records",
-    params(("dataset" = String, Path, description = "The dataset", pattern = "^[A-Za-z0-9._-]{1,64}$"), ("id" = String, Path, description = "The record's key", max_length = 1024)),
+    params(crate::schema::RecordPath),
     responses(
         (status = 200, description = "The record, re-identified", body = crate::schema::Record),
         (status = 404, description = "No such record or dataset (`not_found`)", body = crate::error::ErrorBody),
@@ -50,13 +48,7 @@ pub async fn get_reidentified_record(
     principal: Principal,
     Path((dataset, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    allowed_on_dataset(&principal, Operation::GetReidentifiedRecord, &dataset)?;
-    check_id(&id)?;
-    let item = state
-        .records()
-        .get(&ItemKey::new(dataset.clone(), id.clone()))
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let item = read_record(&state, &principal, Operation::GetReidentifiedRecord, &dataset, &id).await?;
     let mut record = record_json(&item);
     let restored = match state.vault_cipher(&dataset).await.map_err(vault_error)? {
         Some(cipher) => restore(&VaultReader::new(state.control(), cipher), &mut record).await?,
@@ -83,64 +75,60 @@ struct Restored {
 }
 
 /// Replaces, in every string of `record` but its `id`, each token the vault holds by its
-/// original (a column may be a token or hold several inside masked text).
+/// original (a column may be a token or hold several inside masked text). The distinct tokens
+/// are read from the vault together, in batches.
 async fn restore(vault: &VaultReader<'_>, record: &mut Value) -> Result<Restored, ApiError> {
-    let mut originals: HashMap<String, Option<String>> = HashMap::new();
     let mut restored = Restored::default();
     let Some(columns) = record.as_object_mut() else {
         return Ok(restored);
     };
-    for (name, value) in columns.iter_mut() {
-        if name != "id" {
-            restore_value(vault, value, &mut originals, &mut restored).await?;
-        }
-    }
-    Ok(restored)
-}
-
-async fn restore_value(
-    vault: &VaultReader<'_>,
-    value: &mut Value,
-    originals: &mut HashMap<String, Option<String>>,
-    restored: &mut Restored,
-) -> Result<(), ApiError> {
     // Iterative over nested lists and maps, so a deep value cannot exhaust the stack.
-    let mut pending = vec![value];
+    let mut strings: Vec<&mut String> = Vec::new();
+    let mut pending: Vec<&mut Value> = columns
+        .iter_mut()
+        .filter(|(name, _)| name.as_str() != "id")
+        .map(|(_, value)| value)
+        .collect();
     while let Some(value) = pending.pop() {
         match value {
-            Value::String(text) => {
-                let spans = token_spans(text);
-                if spans.is_empty() {
-                    continue;
-                }
-                let mut out = String::with_capacity(text.len());
-                let mut copied = 0;
-                for span in spans {
-                    let token = &text[span.clone()];
-                    if !originals.contains_key(token) {
-                        let original = vault.reidentify(token).await.map_err(vault_error)?;
-                        originals.insert(token.to_string(), original);
-                    }
-                    out.push_str(&text[copied..span.start]);
-                    match originals.get(token).and_then(Option::as_deref) {
-                        Some(original) => {
-                            out.push_str(original);
-                            restored.values += 1;
-                        }
-                        None => {
-                            out.push_str(token);
-                            restored.unknown += 1;
-                        }
-                    }
-                    copied = span.end;
-                }
-                out.push_str(&text[copied..]);
-                *text = out;
-            }
+            Value::String(text) => strings.push(text),
             Value::Array(values) => pending.extend(values.iter_mut()),
             Value::Object(fields) => pending.extend(fields.values_mut()),
             _ => {}
         }
     }
-    Ok(())
+    let found: Vec<(usize, Vec<std::ops::Range<usize>>)> = strings
+        .iter()
+        .enumerate()
+        .map(|(index, text)| (index, token_spans(text)))
+        .filter(|(_, spans)| !spans.is_empty())
+        .collect();
+    let mut tokens: Vec<&str> = Vec::new();
+    for (index, spans) in &found {
+        tokens.extend(spans.iter().map(|span| &strings[*index][span.clone()]));
+    }
+    let originals = vault.reidentify_all(tokens).await.map_err(vault_error)?;
+    for (index, spans) in found {
+        let text = &mut strings[index];
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for span in spans {
+            let token = &text[span.clone()];
+            out.push_str(&text[copied..span.start]);
+            match originals.get(token) {
+                Some(original) => {
+                    out.push_str(original);
+                    restored.values += 1;
+                }
+                None => {
+                    out.push_str(token);
+                    restored.unknown += 1;
+                }
+            }
+            copied = span.end;
+        }
+        out.push_str(&text[copied..]);
+        **text = out;
+    }
+    Ok(restored)
 }

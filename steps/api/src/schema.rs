@@ -36,3 +36,26 @@ pub enum CommonErrors {
     #[response(status = 503)]
     Unavailable(ErrorBody<'static>),
 }
+
+/// The path of a dataset's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct DatasetPath {
+    /// The dataset
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    dataset: String,
+}
+
+/// The path of one record's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct RecordPath {
+    /// The dataset
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    dataset: String,
+    /// The record's key
+    #[param(max_length = 1024)]
+    id: String,
+}

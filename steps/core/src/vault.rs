@@ -4,13 +4,16 @@
 //! the dataset and token as associated data, so a ciphertext moved to another token or dataset
 //! does not decrypt), stored in the control table as `vault#<dataset>` / `<token>`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 
-use crate::item::{AttrValue, Item, ItemKey};
+use crate::item::{AttrValue, Item, ItemKey, SORT_KEY};
+use crate::retry::Backoff;
+use crate::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
 use crate::{BackendError, SecretStore, Table, secrets};
 
 pub const NONCE_BYTES: usize = 12;
@@ -40,6 +43,8 @@ pub enum VaultReadError {
         #[source]
         source: BackendError,
     },
+    #[error("vault of dataset {dataset}: {left} entries stayed unprocessed after the retries")]
+    Busy { dataset: String, left: usize },
     #[error("vault entry {token} of dataset {dataset} does not decrypt (wrong key, or moved or altered)")]
     Undecryptable { dataset: String, token: String },
     #[error("vault entry {token} of dataset {dataset} is malformed: {reason}")]
@@ -184,6 +189,47 @@ impl<'a> VaultReader<'a> {
         })?;
         item.map(|item| self.cipher.open(token, &item)).transpose()
     }
+
+    /// The originals behind `tokens` that this dataset's vault holds, read in batches of
+    /// [`MAX_BATCH_GET`] (one round trip per hundred tokens, not one per token).
+    pub async fn reidentify_all<'t>(
+        &self,
+        tokens: impl IntoIterator<Item = &'t str>,
+    ) -> Result<HashMap<String, String>, VaultReadError> {
+        let dataset = self.cipher.dataset();
+        let distinct: BTreeSet<&str> = tokens.into_iter().collect();
+        let keys: Vec<ItemKey> = distinct
+            .into_iter()
+            .map(|token| ItemKey::new(vault_partition(dataset), token))
+            .collect();
+        let mut originals = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let items = get_batch_fully(self.table, chunk.to_vec(), Backoff::default())
+                .await
+                .map_err(|err| match err {
+                    BatchError::Backend(source) => VaultReadError::Backend {
+                        dataset: dataset.to_string(),
+                        source,
+                    },
+                    BatchError::Unprocessed { left, .. } => VaultReadError::Busy {
+                        dataset: dataset.to_string(),
+                        left,
+                    },
+                })?;
+            for item in items {
+                if let Some(AttrValue::S(token)) = item.get(SORT_KEY) {
+                    let original = self.cipher.open(token, &item)?;
+                    originals.insert(token.clone(), original);
+                }
+            }
+        }
+        Ok(originals)
+    }
+}
+
+/// Whether `text` is exactly one token (an argument, say), by [`token_spans`]'s shape.
+pub fn is_token(text: &str) -> bool {
+    matches!(token_spans(text).as_slice(), [only] if *only == (0..text.len()))
 }
 
 /// The tokens in `text`, as byte ranges: `<TYPE>_<32 lowercase hex>` standing alone or inside
@@ -260,6 +306,32 @@ mod tests {
             orders.open(token, &broken),
             Err(VaultReadError::Malformed { .. })
         ));
+    }
+
+    /// More tokens than one batch read takes, a token of another dataset, and repeats.
+    #[tokio::test]
+    async fn many_tokens_are_read_in_batches_from_their_own_dataset_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, backends) = crate::testing::local_test_backends(dir.path());
+        let orders = VaultCipher::new("orders", &[3; 32]);
+        let tokens: Vec<String> = (0..250).map(|n| format!("EMAIL_{n:032x}")).collect();
+        let items: Vec<Item> = tokens
+            .iter()
+            .map(|t| orders.item(t, "EMAIL".into(), orders.seal(t, &format!("v{t}"))))
+            .collect();
+        assert!(backends.control.batch_put(&items).await.unwrap().is_empty());
+        let patients = VaultCipher::new("patients", &[4; 32]);
+        let foreign = "EMAIL_ffffffffffffffffffffffffffffffff";
+        let item = patients.item(foreign, "EMAIL".into(), patients.seal(foreign, "secret"));
+        assert!(backends.control.batch_put(&[item]).await.unwrap().is_empty());
+
+        let reader = VaultReader::new(backends.control.as_ref(), orders);
+        let asked = tokens.iter().map(String::as_str).chain([foreign, tokens[0].as_str()]);
+        let originals = reader.reidentify_all(asked).await.unwrap();
+        assert_eq!(originals.len(), 250, "another dataset's token is not there");
+        assert_eq!(originals[&tokens[249]], format!("v{}", tokens[249]));
+        assert!(!originals.contains_key(foreign));
+        assert!(reader.reidentify_all([]).await.unwrap().is_empty());
     }
 
     #[test]

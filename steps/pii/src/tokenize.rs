@@ -54,11 +54,13 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
-/// Whether `text` has the shape of a token this module makes.
+/// Whether `text` is a token this module makes: the vault's token shape
+/// ([`sluice_core::vault::is_token`]) with a known entity type.
 pub fn is_token(text: &str) -> bool {
-    text.rsplit_once('_').is_some_and(|(kind, digest)| {
-        EntityType::from_name(kind).is_ok() && digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    sluice_core::vault::is_token(text)
+        && text
+            .rsplit_once('_')
+            .is_some_and(|(kind, _)| EntityType::from_name(kind).is_ok())
 }
 
 #[cfg(test)]
