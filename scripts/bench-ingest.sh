@@ -53,3 +53,30 @@ subprocess.run(["sqlite3", f"{work}/import.db", ".mode csv", f".import {work}/bi
 elapsed = time.monotonic() - start
 print(f"sqlite3 .import of the same file: {elapsed:.2f} s")
 PY
+# The floor under any implementation on this schema: the sqlite3 CLI itself loading as many rows
+# into Sluice's item table as the ingest writes (one record per row, plus one vault entry per
+# tokenized value, in token order), with the embedded backend's pragmas. No parsing, detection,
+# masking or encoding: just SQLite's inserts.
+python3 - "$work" "$rows" <<'PY'
+import random, subprocess, sys, time
+work, rows = sys.argv[1], int(sys.argv[2])
+random.seed(7)
+with open(f"{work}/floor-vault.csv", "w") as f:
+    for token in sorted("tok_%032x" % random.getrandbits(128) for _ in range(rows)):
+        f.write(f"control,vault#bench,{token},{'v' * 120},\n")
+with open(f"{work}/floor-records.csv", "w") as f:
+    for i in range(rows):
+        f.write(f"records,bench,{i:08},{'r' * 150},\n")
+script = f"""PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+PRAGMA wal_autocheckpoint=2560;
+CREATE TABLE items (tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL, item TEXT NOT NULL,
+  expires_at INTEGER, PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID;
+.mode csv
+.import {work}/floor-vault.csv items
+.import {work}/floor-records.csv items
+"""
+start = time.monotonic()
+subprocess.run(["sqlite3", f"{work}/floor.db"], input=script, text=True, check=True, capture_output=True)
+elapsed = time.monotonic() - start
+print(f"sqlite3 loading the same {2 * rows} items (records + vault) into Sluice's schema: {elapsed:.2f} s")
+PY
