@@ -30,8 +30,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Stage and ingest one local CSV file and print the counts.
+    /// Load one local CSV file as an upload (stage, PII, ingest; its own ledger entry) and print
+    /// the counts.
     Ingest(commands::ingest::IngestArgs),
+    /// Watch the bucket's incoming/ folder: each file put under incoming/<dataset>/ is loaded
+    /// once, as on AWS.
+    Watch(commands::watch::WatchArgs),
     /// Read stored records.
     #[command(subcommand)]
     Records(commands::records::RecordsCommand),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Ingest(args) => commands::ingest::run(cli.config.as_deref(), args).await,
+            Command::Watch(args) => commands::watch::run(cli.config.as_deref(), args).await,
             Command::Records(command) => commands::records::run(cli.config.as_deref(), command).await,
             Command::Serve(args) => commands::serve::run(cli.config.as_deref(), args).await,
             Command::Api(command) => commands::api::run(cli.config.as_deref(), command).await,

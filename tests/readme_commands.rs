@@ -93,6 +93,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "redrive",
         "graph",
         "ingest",
+        "watch",
         "records get",
         "records list",
         "serve",
@@ -195,6 +196,22 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
     );
     let ingest: serde_json::Value = serde_json::from_str(&ingest).unwrap();
     assert!(ingest["rows_written"].as_u64().unwrap() > 0, "{ingest}");
+
+    let watched = dir.join(".sluice/objects/incoming/watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    std::fs::copy(
+        dir.join("fixtures/csv/good/leading_zeros.csv"),
+        watched.join("zeros.csv"),
+    )
+    .unwrap();
+    let watch = succeeded(
+        &sluice_in(dir, &["watch", "--once", "--settle", "0"], &[]),
+        "sluice watch",
+    );
+    assert!(
+        watch.contains("incoming/watched/zeros.csv: ingested into watched"),
+        "{watch}"
+    );
 
     let count = succeeded(
         &sluice_in(dir, &["records", "list", "customers", "--count"], &[]),

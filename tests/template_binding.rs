@@ -65,6 +65,25 @@ fn the_definition_uses_exactly_the_template_substitutions() {
     assert_eq!(placeholders, substitutions);
 }
 
+/// The uploads state machine names exactly its definition's placeholders, each bound to the
+/// function the pipeline's machine binds it to (they run the same per-file states).
+#[test]
+fn the_uploads_machine_binds_its_placeholders_as_the_pipeline_does() {
+    let definition = sluice::runner::UPLOAD_DEFINITION;
+    let placeholders: BTreeSet<String> = definition
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .collect();
+    let template = template();
+    let uploads = template.substitutions_of("upload.asl.json").unwrap();
+    assert_eq!(placeholders, uploads.keys().cloned().collect::<BTreeSet<_>>());
+    let pipeline = template.definition_substitutions().unwrap();
+    for (name, target) in &uploads {
+        assert_eq!(Some(target), pipeline.get(name), "{name}");
+    }
+}
+
 #[test]
 fn the_template_gives_every_pipeline_function_a_local_environment() {
     let text = "backend = \"aws\"\n[aws]\nbucket = \"b\"\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:1\"\n[gmail]\nsource = \"gmail\"\nredirect_uri = \"http://127.0.0.1:8080/oauth/callback\"\n";
@@ -157,13 +176,13 @@ fn a_value_with_no_local_counterpart_names_the_function_and_the_variable() {
 #[test]
 fn every_binary_gets_exactly_the_settings_it_reads() {
     use sluice_core::config::setting_of_variable;
-    use sluice_functions::{HTTP_FUNCTIONS, Reads};
+    use sluice_functions::{Reads, STANDALONE_FUNCTIONS};
 
     let template = template();
     let reads_of: Vec<(&str, &[Reads])> = FUNCTIONS
         .iter()
         .map(|f| (f.binary, f.reads))
-        .chain(HTTP_FUNCTIONS)
+        .chain(STANDALONE_FUNCTIONS)
         .collect();
     let functions = template.functions().unwrap();
     let mut problems = Vec::new();

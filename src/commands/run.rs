@@ -95,7 +95,7 @@ pub struct HistoryArgs {
     json: bool,
 }
 
-async fn open(
+pub(crate) async fn open(
     config_path: Option<&Path>,
     backend: Option<BackendChoice>,
     definition: Option<&Path>,

@@ -8,6 +8,7 @@ mod objects;
 mod progress;
 pub mod step_functions_api;
 pub mod template;
+pub mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,10 @@ pub use progress::Progress;
 pub const PIPELINE_DEFINITION: &str = include_str!("../../asl/pipeline.asl.json");
 /// The state machine name local executions are recorded under.
 pub const STATE_MACHINE_NAME: &str = "sluice-pipeline";
+/// The uploads definition: files put under `incoming/`, through the pipeline's per-file states.
+pub const UPLOAD_DEFINITION: &str = include_str!("../../asl/upload.asl.json");
+/// The state machine name upload executions are recorded under.
+pub const UPLOAD_STATE_MACHINE_NAME: &str = "sluice-uploads";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -48,6 +53,8 @@ pub type HandlerDecorator = Box<dyn Fn(&str, Arc<dyn TaskHandler>) -> Arc<dyn Ta
 pub struct Pipeline {
     pub engine: Arc<Engine>,
     pub machine: StateMachine,
+    /// `asl/upload.asl.json`, bound to the same functions.
+    pub uploads: StateMachine,
     pub progress: Progress,
     /// The consent URL of the last consent request, to show the user (never the task token).
     pub consent_url: Arc<Mutex<Option<String>>>,
@@ -79,6 +86,8 @@ impl Pipeline {
             &pipeline_bucket(config),
         );
         let machine = StateMachine::from_json(&definition).map_err(|e| RunnerError::Definition(e.to_string()))?;
+        let uploads = StateMachine::from_json(&substitute_local(UPLOAD_DEFINITION, &pipeline_bucket(config)))
+            .map_err(|e| RunnerError::Definition(format!("asl/upload.asl.json: {e}")))?;
         // The executions live under data_dir whatever the backends (on AWS backends too).
         let store_path = config.data_dir.join("sluice.db");
         sluice_core::private::private_dir(&config.data_dir)
@@ -148,6 +157,7 @@ impl Pipeline {
         Ok(Pipeline {
             engine,
             machine,
+            uploads,
             progress,
             consent_url,
             oauth,
@@ -160,6 +170,18 @@ impl Pipeline {
     pub async fn start(&self, input: Value) -> Result<ExecutionReport, RunnerError> {
         let request = StartExecution::new(STATE_MACHINE_NAME, input);
         Ok(self.engine.start_execution(&self.machine, request).await?)
+    }
+
+    /// Runs registered uploads through the uploads state machine, to the end. `name` is the
+    /// execution's (the run stamped on their ledger entries).
+    pub async fn process_uploads(
+        &self,
+        name: &str,
+        files: &[sluice_stage::upload::UploadWork],
+    ) -> Result<ExecutionReport, RunnerError> {
+        let mut request = StartExecution::new(UPLOAD_STATE_MACHINE_NAME, serde_json::json!({ "files": files }));
+        request.name = Some(name.to_string());
+        Ok(self.engine.start_execution(&self.uploads, request).await?)
     }
 
     /// The full ARN of an execution given its ARN, its name, or a unique prefix of its name.

@@ -268,16 +268,29 @@ impl SamTemplate {
         Ok(self.functions()?.into_iter().find(|f| f.binary == binary))
     }
 
-    /// The DefinitionSubstitutions of the (one) `AWS::Serverless::StateMachine`.
+    /// The DefinitionSubstitutions of the pipeline's `AWS::Serverless::StateMachine` (the one
+    /// whose `DefinitionUri` is `asl/pipeline.asl.json`).
     pub fn definition_substitutions(&self) -> Result<BTreeMap<String, SubstitutionTarget>, TemplateError> {
+        self.substitutions_of("pipeline.asl.json")
+    }
+
+    /// The DefinitionSubstitutions of the (one) state machine whose definition is the file
+    /// `definition` of `asl/`.
+    pub fn substitutions_of(&self, definition: &str) -> Result<BTreeMap<String, SubstitutionTarget>, TemplateError> {
         let machines: Vec<_> = self
             .resources()
             .iter()
             .filter(|(_, r)| r.get("Type").and_then(Node::as_str) == Some("AWS::Serverless::StateMachine"))
+            .filter(|(_, r)| {
+                r.get("Properties")
+                    .and_then(|p| p.get("DefinitionUri"))
+                    .and_then(Node::as_str)
+                    .is_some_and(|uri| uri.ends_with(&format!("asl/{definition}")))
+            })
             .collect();
         let [(logical_id, machine)] = machines.as_slice() else {
             return Err(self.shape(format!(
-                "has {} AWS::Serverless::StateMachine resources; one is expected",
+                "has {} AWS::Serverless::StateMachine resources defined by asl/{definition}; one is expected",
                 machines.len()
             )));
         };

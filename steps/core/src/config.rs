@@ -43,6 +43,9 @@ pub struct AwsSettings {
     pub bucket: Option<String>,
     pub records_table: String,
     pub control_table: String,
+    /// The state machine that processes files put under the bucket's `incoming/`
+    /// (`asl/upload.asl.json`): the `sluice-incoming` function starts it.
+    pub upload_state_machine_arn: Option<String>,
     /// When set, objects are written with SSE-KMS under this key.
     pub kms_key_id: Option<String>,
     /// Prefix of every secret name Sluice reads or writes.
@@ -61,6 +64,7 @@ impl Default for AwsSettings {
             bucket: None,
             records_table: "sluice-records".into(),
             control_table: "sluice-control".into(),
+            upload_state_machine_arn: None,
             kms_key_id: None,
             secret_prefix: "sluice/".into(),
             multipart_threshold_bytes: 16 * 1024 * 1024,

@@ -151,6 +151,11 @@ impl Ledger {
         self
     }
 
+    /// The run this handle writes on behalf of.
+    pub fn run(&self) -> Option<&str> {
+        self.run.as_deref()
+    }
+
     fn key(&self, source: &str) -> ItemKey {
         ItemKey::new(self.partition.clone(), source)
     }

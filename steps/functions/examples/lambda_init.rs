@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     let binaries: Vec<&str> = sluice_functions::FUNCTIONS
         .iter()
         .map(|f| f.binary)
-        .chain(sluice_functions::HTTP_FUNCTIONS.iter().map(|(binary, _)| *binary))
+        .chain(sluice_functions::STANDALONE_FUNCTIONS.iter().map(|(binary, _)| *binary))
         .collect();
     println!(
         "{:<24} {:>9} {:>9} {:>9}  (init, ms, {starts} starts)",

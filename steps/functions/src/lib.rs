@@ -4,6 +4,8 @@
 //! entry ([`serve_lambda`]); the local runner binds every entry the same way
 //! ([`Function::bind`]), so what runs locally is what ships.
 
+pub mod incoming;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -144,9 +146,22 @@ const FETCH: &[Reads] = &[
 /// The binary behind `GET /oauth/callback`: it resumes the run that waits for consent.
 pub const OAUTH_CALLBACK_BINARY: &str = "sluice-oauth-callback";
 
-/// The binaries that serve HTTP rather than a state machine Task, each `main` in its own crate;
-/// named here so that the template check covers every binary that ships.
-pub const HTTP_FUNCTIONS: [(&str, &[Reads]); 3] = [
+/// The binary behind the bucket's `incoming/` events.
+pub const INCOMING_BINARY: &str = "sluice-incoming";
+
+/// The binaries that serve HTTP or events rather than a state machine Task; named here so that
+/// the template check covers every binary that ships.
+pub const STANDALONE_FUNCTIONS: [(&str, &[Reads]); 4] = [
+    (
+        INCOMING_BINARY,
+        &[
+            G("aws.bucket"),
+            G("aws.control_table"),
+            G("aws.kms_key_id"),
+            G("aws.upload_state_machine_arn"),
+            T("stage"),
+        ],
+    ),
     (
         // It finishes the code exchange the OAuth steps begin, over the same settings.
         OAUTH_CALLBACK_BINARY,
@@ -319,6 +334,32 @@ pub static FUNCTIONS: [&Function; 11] = [
 /// The function whose binary is `binary`.
 pub fn function(binary: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.binary == binary).copied()
+}
+
+/// The `sluice-incoming` Lambda's `main`: SQS batches of S3 events (see [`incoming`]).
+pub async fn serve_incoming() -> Result<(), lambda_runtime::Error> {
+    let (config, backends) = sluice_core::lambda::environment().await?;
+    let sdk = sluice_core::aws::sdk_config(&config.aws).await;
+    let state_machine_arn = config.aws.upload_state_machine_arn.clone().ok_or_else(|| SetupError {
+        binary: INCOMING_BINARY,
+        message: "SLUICE_AWS__UPLOAD_STATE_MACHINE_ARN is not set".into(),
+    })?;
+    let starter = incoming::StepFunctionsStarter::new(
+        sluice_core::aws::step_functions_client(&sdk, &config.aws),
+        state_machine_arn,
+    );
+    let deps = Arc::new(incoming::IncomingDeps {
+        config: Arc::new(config),
+        backends,
+        starter: Arc::new(starter),
+    });
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<Value>| {
+            let deps = deps.clone();
+            async move { Ok::<_, std::convert::Infallible>(incoming::handle_batch(&event.payload, &deps).await) }
+        },
+    ))
+    .await
 }
 
 /// A Lambda `main`: the configuration and backends from the environment, the function's step

@@ -7,6 +7,7 @@
 
 mod names;
 mod sniff;
+pub mod upload;
 
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom};
@@ -318,6 +319,12 @@ async fn run_with_limit(
         .encoding
         .or_else(|| raw.metadata.get(META_CHARSET).cloned())
         .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()));
+    // A file put in the bucket's incoming/ is not a mail attachment: it has the larger limit.
+    let limit = if raw.metadata.get(META_MESSAGE_ID).map(String::as_str) == Some(upload::UPLOAD_MESSAGE_ID) {
+        config.stage.max_file_bytes
+    } else {
+        limit
+    };
     let verdict = if raw.size > limit {
         Err(Refusal::TooLarge { size: raw.size, limit })
     } else {
@@ -500,18 +507,6 @@ pub async fn stage_attachment(
         config.stage.max_attachment_bytes,
     )
     .await
-}
-
-/// Stores a file the user handed over (`sluice ingest FILE`) and stages it, under the much
-/// larger `stage.max_file_bytes`: it is not a mail attachment.
-pub async fn stage_handed_over_file(
-    objects: &dyn ObjectStore,
-    config: &Config,
-    dataset: &str,
-    source: &AttachmentSource,
-    body: AttachmentBody,
-) -> Result<StageOutput, StageError> {
-    store_and_stage(objects, config, dataset, source, body, config.stage.max_file_bytes).await
 }
 
 async fn store_and_stage(

@@ -75,15 +75,70 @@ impl LocalObjectStore {
     fn info(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, BackendError> {
         let path = self.object_path(key);
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
-                key: key.clone(),
-                size: meta.len(),
-                metadata: self.read_metadata(key)?,
-            })),
+            Ok(meta) if meta.is_file() => {
+                let mut metadata = self.read_metadata(key)?;
+                let stamp = file_stamp(&meta);
+                // The content hash this store wrote, while the file is still the one it wrote;
+                // a file put or rewritten by hand is told by its size and time instead.
+                let version = match metadata.remove(VERSION_METADATA) {
+                    Some(written) => match written.split_once('@') {
+                        Some((hash, at)) if at == stamp => hash.to_string(),
+                        _ => stamp,
+                    },
+                    None => stamp,
+                };
+                Ok(Some(ObjectInfo {
+                    key: key.clone(),
+                    size: meta.len(),
+                    metadata,
+                    version: Some(version),
+                }))
+            }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(BackendError::io("stat", &path, e)),
         }
+    }
+
+    /// Writes `source` at `key`, hashing the bytes on their way (xxh3-128: the content's version).
+    fn write_hashed(&self, key: &ObjectKey, mut source: std::fs::File) -> Result<u128, BackendError> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        self.write_atomically(&self.object_path(key), |file| {
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let read = std::io::Read::read(&mut source, &mut buffer)?;
+                if read == 0 {
+                    return Ok(());
+                }
+                hasher.update(&buffer[..read]);
+                file.write_all(&buffer[..read])?;
+            }
+        })?;
+        Ok(hasher.digest128())
+    }
+
+    /// The sidecar of a finished write: the caller's metadata, and the content's version tied to
+    /// the file as written.
+    fn finish_write(
+        &self,
+        key: &ObjectKey,
+        metadata: &BTreeMap<String, String>,
+        hash: u128,
+    ) -> Result<ObjectInfo, BackendError> {
+        let path = self.object_path(key);
+        let meta = std::fs::metadata(&path).map_err(|e| BackendError::io("stat", &path, e))?;
+        let mut sidecar = metadata.clone();
+        sidecar.insert(
+            VERSION_METADATA.to_string(),
+            format!("xxh3-{hash:032x}@{}", file_stamp(&meta)),
+        );
+        self.write_metadata(key, &sidecar)?;
+        Ok(ObjectInfo {
+            key: key.clone(),
+            size: meta.len(),
+            metadata: metadata.clone(),
+            version: Some(format!("xxh3-{hash:032x}")),
+        })
     }
 
     fn not_found(key: &ObjectKey) -> BackendError {
@@ -97,21 +152,13 @@ impl LocalObjectStore {
 impl ObjectStore for LocalObjectStore {
     async fn put_bytes(&self, key: &ObjectKey, body: Bytes, options: &PutOptions) -> Result<ObjectInfo, BackendError> {
         self.write_atomically(&self.object_path(key), |file| file.write_all(&body))?;
-        self.write_metadata(key, &options.metadata)?;
-        Ok(ObjectInfo {
-            key: key.clone(),
-            size: body.len() as u64,
-            metadata: options.metadata.clone(),
-        })
+        self.finish_write(key, &options.metadata, xxhash_rust::xxh3::xxh3_128(&body))
     }
 
     async fn put_file(&self, key: &ObjectKey, path: &Path, options: &PutOptions) -> Result<ObjectInfo, BackendError> {
-        let mut source = std::fs::File::open(path).map_err(|e| BackendError::io("open", path, e))?;
-        self.write_atomically(&self.object_path(key), |file| {
-            std::io::copy(&mut source, file).map(drop)
-        })?;
-        self.write_metadata(key, &options.metadata)?;
-        self.info(key)?.ok_or_else(|| Self::not_found(key))
+        let source = std::fs::File::open(path).map_err(|e| BackendError::io("open", path, e))?;
+        let hash = self.write_hashed(key, source)?;
+        self.finish_write(key, &options.metadata, hash)
     }
 
     async fn get_bytes(&self, key: &ObjectKey, max_bytes: u64) -> Result<Bytes, BackendError> {
@@ -152,10 +199,10 @@ impl ObjectStore for LocalObjectStore {
         }
         let mut metadata = self.read_metadata(from)?;
         metadata.extend(extra_metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut reader = std::fs::File::open(&source).map_err(|e| BackendError::io("open", &source, e))?;
-        self.write_atomically(&self.object_path(to), |file| std::io::copy(&mut reader, file).map(drop))?;
-        self.write_metadata(to, &metadata)?;
-        self.info(to)?.ok_or_else(|| Self::not_found(to))
+        metadata.remove(VERSION_METADATA);
+        let reader = std::fs::File::open(&source).map_err(|e| BackendError::io("open", &source, e))?;
+        let hash = self.write_hashed(to, reader)?;
+        self.finish_write(to, &metadata, hash)
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), BackendError> {
@@ -171,7 +218,12 @@ impl ObjectStore for LocalObjectStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
         let mut keys = Vec::new();
-        collect_files(&self.objects, &self.objects, &mut keys)?;
+        // Only the directory the prefix names is walked, not the whole store.
+        let under = match prefix.rsplit_once('/') {
+            Some((dir, _)) if !dir.is_empty() && ObjectKey::new(dir).is_ok() => self.objects.join(dir),
+            _ => self.objects.clone(),
+        };
+        collect_files(&self.objects, &under, &mut keys)?;
         keys.retain(|key| key.starts_with(prefix));
         keys.sort();
         let mut infos = Vec::with_capacity(keys.len());
@@ -183,6 +235,19 @@ impl ObjectStore for LocalObjectStore {
         }
         Ok(infos)
     }
+}
+
+/// The sidecar entry holding the content hash of what this store wrote (never user metadata).
+const VERSION_METADATA: &str = "sluice-content-version";
+
+/// A file's size and modification time, which a rewrite changes.
+fn file_stamp(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_nanos());
+    format!("{}-{modified}", meta.len())
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), BackendError> {

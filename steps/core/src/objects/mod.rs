@@ -97,6 +97,10 @@ pub struct ObjectInfo {
     pub key: ObjectKey,
     pub size: u64,
     pub metadata: BTreeMap<String, String>,
+    /// What tells this version of the object from another written at the same key: S3's ETag,
+    /// the file's size and modification time on the directory backend. `None` when the backend
+    /// did not say (a write's answer may not).
+    pub version: Option<String>,
 }
 
 /// A readable local copy of an object: the file itself for the directory backend, a temporary

@@ -202,6 +202,7 @@ impl ObjectStore for S3ObjectStore {
             key: key.clone(),
             size,
             metadata: options.metadata.clone(),
+            version: None,
         })
     }
 
@@ -223,6 +224,7 @@ impl ObjectStore for S3ObjectStore {
             key: key.clone(),
             size,
             metadata: options.metadata.clone(),
+            version: None,
         })
     }
 
@@ -294,6 +296,7 @@ impl ObjectStore for S3ObjectStore {
                 key: key.clone(),
                 size: head.content_length().unwrap_or(0).max(0) as u64,
                 metadata: head.metadata().map(to_btree_map).unwrap_or_default(),
+                version: head.e_tag().map(str::to_string),
             })),
             Err(err) if matches!(err.as_service_error(), Some(e) if e.is_not_found()) => Ok(None),
             Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
@@ -328,6 +331,7 @@ impl ObjectStore for S3ObjectStore {
             key: to.clone(),
             size: source.size,
             metadata,
+            version: None,
         })
     }
 
