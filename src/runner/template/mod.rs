@@ -488,6 +488,7 @@ Resources:
   Machine:
     Type: AWS::Serverless::StateMachine
     Properties:
+      DefinitionUri: ../asl/pipeline.asl.json
       DefinitionSubstitutions:
         WorkerArn: !GetAtt Worker.Arn
         Bucket: !Ref DataBucket

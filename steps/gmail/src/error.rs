@@ -65,6 +65,14 @@ pub enum GmailError {
     #[error("Gmail answered {operation} with an unusable response: {reason}")]
     GmailResponse { operation: &'static str, reason: String },
 
+    #[error(
+        "Gmail no longer has history from {start} (history ids expire after about a week): a full listing replaces it"
+    )]
+    HistoryExpired { start: u64 },
+
+    #[error("this mail source keeps no history")]
+    HistoryUnavailable,
+
     #[error("cannot read the mail directory {path}: {source}")]
     MailDir {
         path: String,
@@ -107,6 +115,8 @@ impl StepError for GmailError {
             GmailError::GmailRejected { .. } => "Gmail.RequestRejected",
             GmailError::GmailResponse { .. } => "Gmail.InvalidResponse",
             GmailError::MailDir { .. } => "Gmail.MailDirUnreadable",
+            GmailError::HistoryExpired { .. } => "Gmail.HistoryExpired",
+            GmailError::HistoryUnavailable => "Gmail.HistoryUnavailable",
             GmailError::Sink { source, .. } => source.error_name,
             GmailError::Backend(inner) => inner.error_name(),
         }

@@ -24,6 +24,6 @@ pub mod sink;
 pub mod steps;
 
 pub use error::GmailError;
-pub use settings::{GmailSettings, SourceKind};
+pub use settings::{GmailSettings, SourceKind, SyncMode};
 pub use sink::{AttachmentSink, FetchedAttachment, RawObjectSink, SinkError, SinkFn, StoredAttachment};
 pub use steps::{OAuthDeps, auth_check, callback, code_exchange, consent_request, fetch};

@@ -25,10 +25,25 @@ pub enum SourceKind {
     Gmail,
 }
 
+/// How a run finds the messages to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// After a complete listing, later runs read only the mailbox's history since it
+    /// (`users.history.list`, 2 quota units a page) and match what was added against the query;
+    /// a full listing again when Google no longer has history that old.
+    #[default]
+    Incremental,
+    /// Every run lists the whole query (5 units a page).
+    Full,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GmailSettings {
     pub source: SourceKind,
+    /// `incremental` (default) or `full`: see [`SyncMode`].
+    pub sync: SyncMode,
     /// The `.eml` directory of the local source (relative paths: against the working directory).
     pub mail_dir: String,
     /// The Gmail search query, e.g. `has:attachment filename:csv newer_than:7d`.
@@ -75,6 +90,7 @@ impl Default for GmailSettings {
     fn default() -> Self {
         GmailSettings {
             source: SourceKind::Local,
+            sync: SyncMode::Incremental,
             mail_dir: "mail".into(),
             query: "has:attachment".into(),
             account: "default".into(),

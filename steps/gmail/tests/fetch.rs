@@ -128,13 +128,14 @@ async fn happy_path_fetches_each_wanted_attachment_once(h: Harness) {
     fetched.sort();
     assert_eq!(keys, fetched);
 
-    // Rerun: nothing is fetched again, and only the listing is paid for.
+    // Rerun: nothing is fetched again, and only one history page is paid for (nothing was
+    // added since the listing).
     let again = fetch(&h, sink.clone()).await;
     assert_eq!(again.attachments_fetched, 0);
-    assert_eq!(again.messages_already_done, 9);
+    assert_eq!(again.sync, "incremental");
     assert!(again.keys.is_empty());
-    assert_eq!(h.fake.gmail_calls(), (2, 9, 7));
-    assert_eq!(again.quota_units, 5);
+    assert_eq!(h.fake.gmail_calls(), (1, 9, 7));
+    assert_eq!(again.quota_units, 2);
     assert_eq!(sink.seen.lock().unwrap().len(), 7);
     assert_eq!(
         ledger.unfinished(3).await.unwrap(),
@@ -264,7 +265,8 @@ async fn a_missing_mail_directory_is_an_error_naming_it() {
 
 #[tokio::test]
 async fn rate_limiting_is_waited_out_honouring_retry_after() {
-    let h = Harness::local().await;
+    // Listing every run: the first call is the listing.
+    let h = Harness::local_with(|s| s.sync = sluice_gmail::SyncMode::Full).await;
     h.fake.add_dir(&mail_fixtures());
     h.authorize().await;
     h.fake.throttle(2, 1);
@@ -277,7 +279,7 @@ async fn rate_limiting_is_waited_out_honouring_retry_after() {
 
 #[tokio::test]
 async fn persistent_rate_limiting_ends_as_gmail_rate_limited() {
-    let h = Harness::local().await;
+    let h = Harness::local_with(|s| s.sync = sluice_gmail::SyncMode::Full).await;
     h.fake.add_dir(&mail_fixtures());
     h.authorize().await;
 
@@ -662,4 +664,158 @@ async fn an_attachment_skipped_for_its_size_is_fetched_once_the_limit_is_raised(
     let mut after = Vec::new();
     ledger.for_each(|e| after.push(e)).await.unwrap();
     assert!(after.iter().all(|e| e.state == LedgerState::Fetched), "{after:?}");
+}
+
+/// A small message with one CSV, unique by `n`.
+fn numbered_eml(n: usize) -> Vec<u8> {
+    eml_with_csv(&format!("m{n}"), &format!("batch-{n}.csv"), 40).0
+}
+
+/// After a complete listing, a run reads only the history since it: new mail is fetched, old
+/// mail is not listed again, and mail the query does not match is left out as a listing would.
+#[tokio::test]
+async fn later_runs_read_the_mailbox_history_instead_of_listing_it_again() {
+    let h = Harness::local().await;
+    let first_ids: Vec<String> = (0..6).map(|n| h.fake.add_eml(&numbered_eml(n))).collect();
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink());
+    let first = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(first.sync, "full");
+    assert_eq!(first.attachments_fetched, 6);
+
+    // Nothing new: one history page, no listing, no message read.
+    let (lists_before, gets_before, _) = h.fake.gmail_calls();
+    let quiet = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(quiet.sync, "incremental");
+    assert_eq!((quiet.messages_listed, quiet.messages_read), (0, 0));
+    assert_eq!(quiet.quota_units, 2, "one history.list page");
+    assert_eq!(h.fake.gmail_calls().0, lists_before);
+    assert_eq!(h.fake.gmail_calls().1, gets_before);
+
+    // Two new messages, one the query does not match, and one Gmail dates a month back (an
+    // import): the matching ones are fetched, the other is not.
+    let new = h.fake.add_eml(&numbered_eml(100));
+    let unmatched = h.fake.add_eml(&numbered_eml(101));
+    h.fake.unmatched(&unmatched);
+    let imported = h
+        .fake
+        .add_eml_received(&numbered_eml(102), chrono::Utc::now().timestamp() - 30 * 86_400);
+    let later = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(later.sync, "incremental");
+    assert_eq!(later.attachments_fetched, 2, "{later:?}");
+    assert_eq!(later.messages_listed, 2);
+    let fetched: BTreeSet<String> = Ledger::new(h.backends.control.clone(), ACCOUNT)
+        .unfinished(u32::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message_id)
+        .collect();
+    assert!(fetched.contains(&new) && fetched.contains(&imported), "{fetched:?}");
+    assert!(!fetched.contains(&unmatched));
+    assert!(
+        first_ids.iter().all(|id| fetched.contains(id)),
+        "the first run's entries stay"
+    );
+    assert_eq!(
+        later.quota_units,
+        h.fake.quota_units() - first.quota_units - quiet.quota_units
+    );
+}
+
+/// Google keeps history for about a week: an expired start id (404) is not retried, the run
+/// lists the whole query again, and the run after that is incremental again.
+#[tokio::test]
+async fn expired_history_falls_back_to_a_full_listing_once() {
+    let h = Harness::local().await;
+    for n in 0..3 {
+        h.fake.add_eml(&numbered_eml(n));
+    }
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink());
+    fetch::run(FetchInput::default(), &deps).await.unwrap();
+    h.fake.add_eml(&numbered_eml(3));
+    h.fake.expire_history();
+    let history_calls = || h.fake.state.history_calls.load(std::sync::atomic::Ordering::Relaxed);
+    let before = history_calls();
+    let relisted = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(relisted.sync, "full");
+    assert!(relisted.history_expired);
+    assert_eq!(history_calls() - before, 1, "the 404 is not retried");
+    assert_eq!(relisted.attachments_fetched, 1, "the new message, found by the listing");
+    assert_eq!(relisted.messages_already_done, 3);
+    h.fake.add_eml(&numbered_eml(4));
+    let next = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(next.sync, "incremental");
+    assert!(!next.history_expired);
+    assert_eq!(next.attachments_fetched, 1);
+}
+
+/// `gmail.sync = "full"` lists the whole query every run, as before.
+#[tokio::test]
+async fn full_sync_lists_every_run() {
+    let h = Harness::local_with(|s| s.sync = sluice_gmail::SyncMode::Full).await;
+    h.fake.add_eml(&numbered_eml(0));
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink());
+    for _ in 0..2 {
+        let output = fetch::run(FetchInput::default(), &deps).await.unwrap();
+        assert_eq!(output.sync, "full");
+    }
+    assert_eq!(h.fake.state.history_calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(h.fake.gmail_calls().0, 2);
+}
+
+/// The figures the issue asks for: quota units of a first and a second run over 5,000
+/// messages (ten new ones between them) on the fake Gmail.
+#[tokio::test]
+async fn quota_of_a_first_and_a_second_run_over_five_thousand_messages() {
+    let h = Harness::local_with(|s| {
+        s.page_size = 500;
+        s.max_messages_per_run = 10_000;
+        s.concurrency = 16;
+    })
+    .await;
+    for n in 0..5_000 {
+        h.fake.add_eml(&numbered_eml(n));
+    }
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink());
+    let first = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(first.attachments_fetched, 5_000);
+    for n in 5_000..5_010 {
+        h.fake.add_eml(&numbered_eml(n));
+    }
+    let second = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(second.attachments_fetched, 10);
+    // A full listing again would be 11 pages (55 units) before reading the ten.
+    let reading_ten = 10 * (5 + 5);
+    println!(
+        "QUOTA first run: {} units ({} messages); second run: {} units ({} of them reading the 10 new messages)",
+        first.quota_units, first.messages_listed, second.quota_units, reading_ten
+    );
+    assert_eq!(first.quota_units, 1 + 10 * 5 + 5_000 * (5 + 5));
+    assert_eq!(
+        second.quota_units,
+        2 + 5 + reading_ten,
+        "history page + one window page + the ten"
+    );
+}
+
+/// The history call and the profile are retried on throttling as the listing is.
+#[tokio::test]
+async fn a_throttled_history_read_is_waited_out() {
+    let h = Harness::local().await;
+    h.fake.add_eml(&numbered_eml(0));
+    h.authorize().await;
+    let deps = h.fetch_deps(h.raw_sink());
+    h.fake.throttle(2, 0);
+    fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(h.fake.state.profile_calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+    h.fake.add_eml(&numbered_eml(1));
+    h.fake.throttle(2, 0);
+    let output = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(output.sync, "incremental");
+    assert_eq!(output.attachments_fetched, 1);
+    assert_eq!(h.fake.state.history_calls.load(std::sync::atomic::Ordering::Relaxed), 3);
 }

@@ -18,15 +18,19 @@ use google_gmail1::hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 
 use super::{
-    AttachmentDescriptor, MailMessage, MailPart, MailSource, Mailbox, MessagePage, PartBody, count_drive_links,
-    decode_base64url,
+    AttachmentDescriptor, HistoryPage, HistorySupport, MailMessage, MailPart, MailSource, Mailbox, MessagePage,
+    PartBody, count_drive_links, decode_base64url,
 };
 use crate::error::GmailError;
 use crate::http::{HttpClient, RetryPolicy, body_of, read_body, retry_after};
 use crate::oauth::{Authorization, Authorizer, Sensitive};
 
-/// Gmail's cost of each call we make, in quota units.
-pub const UNITS_PER_CALL: u64 = 5;
+/// Gmail's cost of the calls we make, in quota units (Gmail API "Usage limits": messages.list,
+/// messages.get and messages.attachments.get 5, history.list 2, getProfile 1).
+pub const UNITS_LIST: u64 = 5;
+pub const UNITS_GET: u64 = 5;
+pub const UNITS_HISTORY: u64 = 2;
+pub const UNITS_PROFILE: u64 = 1;
 /// The user id in every call: the mailbox the token belongs to.
 const USER: &str = "me";
 /// A message's JSON (format=full) holds at most Gmail's 25 MB, base64-inflated, plus headers.
@@ -79,7 +83,7 @@ impl MailSource for GmailSource {
             base_url: self.base_url.clone(),
             retry: self.retry,
             max_attachment_bytes: self.max_attachment_bytes,
-            calls: Arc::new(AtomicU64::new(0)),
+            units: Arc::new(AtomicU64::new(0)),
         }))
     }
 }
@@ -91,15 +95,15 @@ pub struct GmailMailbox {
     base_url: String,
     retry: RetryPolicy,
     max_attachment_bytes: u64,
-    /// Requests sent, retries included (Gmail charges for those too).
-    calls: Arc<AtomicU64>,
+    /// Quota units spent, retries included (Gmail charges for those too).
+    units: Arc<AtomicU64>,
 }
 
 #[async_trait]
 impl Mailbox for GmailMailbox {
     async fn list(&self, query: &str, page_token: Option<&str>, page_size: u32) -> Result<MessagePage, GmailError> {
         const OPERATION: &str = "messages.list";
-        let mut delegate = RetryDelegate::new(self.retry, self.calls.clone());
+        let mut delegate = RetryDelegate::new(self.retry, self.units.clone(), UNITS_LIST);
         let mut call = self
             .hub
             .users()
@@ -131,7 +135,10 @@ impl Mailbox for GmailMailbox {
     async fn message(&self, id: &str) -> Result<Option<MailMessage>, GmailError> {
         const OPERATION: &str = "messages.get";
         let path = format!("gmail/v1/users/{USER}/messages/{}?format=full", path_segment(id)?);
-        let Some(body) = self.get(OPERATION, &path, MAX_MESSAGE_RESPONSE_BYTES).await? else {
+        let Some(body) = self
+            .get(OPERATION, &path, MAX_MESSAGE_RESPONSE_BYTES, UNITS_GET)
+            .await?
+        else {
             return Ok(None);
         };
         let raw: RawMessage = serde_json::from_slice(&body).map_err(|err| GmailError::GmailResponse {
@@ -195,8 +202,76 @@ impl Mailbox for GmailMailbox {
         })
     }
 
+    fn history_support(&self) -> HistorySupport {
+        HistorySupport::Available
+    }
+
+    async fn history_id(&self) -> Result<u64, GmailError> {
+        const OPERATION: &str = "getProfile";
+        let path = format!("gmail/v1/users/{USER}/profile");
+        let body = self
+            .get(OPERATION, &path, SMALL_RESPONSE_BYTES, UNITS_PROFILE)
+            .await?
+            .ok_or_else(|| GmailError::GmailResponse {
+                operation: OPERATION,
+                reason: "the profile was not found".into(),
+            })?;
+        let profile: RawProfile = parse(OPERATION, &body)?;
+        history_number(OPERATION, &profile.history_id)
+    }
+
+    async fn history(&self, start: u64, page_token: Option<&str>) -> Result<HistoryPage, GmailError> {
+        const OPERATION: &str = "history.list";
+        let mut path =
+            format!("gmail/v1/users/{USER}/history?startHistoryId={start}&historyTypes=messageAdded&maxResults=500");
+        if let Some(token) = page_token {
+            path.push_str("&pageToken=");
+            path.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
+        }
+        // A 404 is Google's "history that old is gone": never retried (it stays gone).
+        let Some(body) = self
+            .get(OPERATION, &path, MAX_MESSAGE_RESPONSE_BYTES, UNITS_HISTORY)
+            .await?
+        else {
+            return Err(GmailError::HistoryExpired { start });
+        };
+        let raw: RawHistory = parse(OPERATION, &body)?;
+        let added = raw
+            .history
+            .into_iter()
+            .flat_map(|record| record.messages_added)
+            .map(|added| added.message)
+            .filter(|message| {
+                !message
+                    .label_ids
+                    .iter()
+                    .any(|label| matches!(label.as_str(), "SPAM" | "TRASH" | "DRAFT"))
+            })
+            .map(|message| message.id)
+            .collect();
+        Ok(HistoryPage {
+            added,
+            next_page_token: raw.next_page_token.filter(|t| !t.is_empty()),
+            history_id: history_number(OPERATION, &raw.history_id)?,
+        })
+    }
+
+    async fn received_at(&self, id: &str) -> Result<Option<i64>, GmailError> {
+        const OPERATION: &str = "messages.get";
+        let path = format!("gmail/v1/users/{USER}/messages/{}?format=minimal", path_segment(id)?);
+        let Some(body) = self.get(OPERATION, &path, SMALL_RESPONSE_BYTES, UNITS_GET).await? else {
+            return Ok(None);
+        };
+        let minimal: RawMinimal = parse(OPERATION, &body)?;
+        let millis: i64 = minimal.internal_date.parse().map_err(|_| GmailError::GmailResponse {
+            operation: OPERATION,
+            reason: format!("message {id} has no usable internalDate"),
+        })?;
+        Ok(Some(millis / 1000))
+    }
+
     fn quota_units(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed) * UNITS_PER_CALL
+        self.units.load(Ordering::Relaxed)
     }
 }
 
@@ -215,7 +290,7 @@ impl GmailMailbox {
         );
         // base64 is 4/3 of the bytes; leave room for the JSON around it.
         let limit = usize::try_from(self.max_attachment_bytes.saturating_mul(4) / 3 + 64 * 1024).unwrap_or(usize::MAX);
-        let Some(body) = self.get(OPERATION, &path, limit).await? else {
+        let Some(body) = self.get(OPERATION, &path, limit, UNITS_GET).await? else {
             return Ok(None);
         };
         let raw: RawBody = serde_json::from_slice(&body).map_err(|err| GmailError::GmailResponse {
@@ -239,13 +314,19 @@ impl GmailMailbox {
         Ok(Some(Bytes::from(bytes)))
     }
 
-    /// A GET with the retry rules; `None` on 404.
-    async fn get(&self, operation: &'static str, path: &str, limit: usize) -> Result<Option<Bytes>, GmailError> {
+    /// A GET with the retry rules, each attempt charged `units`; `None` on 404.
+    async fn get(
+        &self,
+        operation: &'static str,
+        path: &str,
+        limit: usize,
+        units: u64,
+    ) -> Result<Option<Bytes>, GmailError> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.units.fetch_add(units, Ordering::Relaxed);
             let request = Request::builder()
                 .method(Method::GET)
                 .uri(&url)
@@ -372,16 +453,19 @@ struct RetryDelegate {
     policy: RetryPolicy,
     attempt: u32,
     last: Option<(Throttle, String)>,
-    calls: Arc<AtomicU64>,
+    /// The mailbox's quota spent, and what each attempt of this call costs.
+    units: Arc<AtomicU64>,
+    units_per_call: u64,
 }
 
 impl RetryDelegate {
-    fn new(policy: RetryPolicy, calls: Arc<AtomicU64>) -> Self {
+    fn new(policy: RetryPolicy, units: Arc<AtomicU64>, units_per_call: u64) -> Self {
         RetryDelegate {
             policy,
             attempt: 0,
             last: None,
-            calls,
+            units,
+            units_per_call,
         }
     }
 
@@ -428,7 +512,7 @@ impl RetryDelegate {
 
 impl common::Delegate for RetryDelegate {
     fn pre_request(&mut self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.units.fetch_add(self.units_per_call, Ordering::Relaxed);
     }
 
     fn http_error(&mut self, err: &google_gmail1::hyper_util::client::legacy::Error) -> common::Retry {
@@ -446,6 +530,64 @@ impl common::Delegate for RetryDelegate {
             None => common::Retry::Abort,
         }
     }
+}
+
+/// Answers without message bodies (a profile, a history page of ids, a minimal message).
+const SMALL_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+fn parse<T: serde::de::DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, GmailError> {
+    serde_json::from_slice(body).map_err(|err| GmailError::GmailResponse {
+        operation,
+        reason: format!("not the expected JSON: line {} column {}", err.line(), err.column()),
+    })
+}
+
+/// History ids travel as decimal strings.
+fn history_number(operation: &'static str, text: &str) -> Result<u64, GmailError> {
+    text.parse().map_err(|_| GmailError::GmailResponse {
+        operation,
+        reason: "the historyId is not a number".into(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct RawProfile {
+    #[serde(rename = "historyId")]
+    history_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHistory {
+    #[serde(default)]
+    history: Vec<RawHistoryRecord>,
+    #[serde(rename = "nextPageToken")]
+    next_page_token: Option<String>,
+    #[serde(rename = "historyId")]
+    history_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHistoryRecord {
+    #[serde(rename = "messagesAdded", default)]
+    messages_added: Vec<RawAdded>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawAdded {
+    message: RawListedMessage,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawListedMessage {
+    id: String,
+    #[serde(rename = "labelIds", default)]
+    label_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMinimal {
+    #[serde(rename = "internalDate", default)]
+    internal_date: String,
 }
 
 /// Gmail's message resource, as far as we read it (data kept as text: see the module doc).

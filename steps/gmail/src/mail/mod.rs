@@ -91,11 +91,54 @@ pub struct MessagePage {
     pub next_page_token: Option<String>,
 }
 
+/// One page of a mailbox's history since a history id (`users.history.list`).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Messages added since, outside spam and trash, in history order.
+    pub added: Vec<String>,
+    pub next_page_token: Option<String>,
+    /// The mailbox's current history id, as of this page.
+    pub history_id: u64,
+}
+
+/// What a source knows of history-based sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistorySupport {
+    /// `users.history.list` and `users.getProfile`: later runs read only what changed.
+    Available,
+    /// A directory of files: listing it costs nothing, every run lists it all.
+    None,
+}
+
 /// An opened mailbox, for one fetch run.
 #[async_trait]
 pub trait Mailbox: Send + Sync {
     /// One page of the ids of messages matching `query`.
     async fn list(&self, query: &str, page_token: Option<&str>, page_size: u32) -> Result<MessagePage, GmailError>;
+
+    /// Whether [`Mailbox::history`] and [`Mailbox::history_id`] work.
+    fn history_support(&self) -> HistorySupport {
+        HistorySupport::None
+    }
+
+    /// The mailbox's current history id (`users.getProfile`).
+    async fn history_id(&self) -> Result<u64, GmailError> {
+        Err(GmailError::HistoryUnavailable)
+    }
+
+    /// One page of the messages added since `start` (`users.history.list`, messageAdded);
+    /// `GmailError::HistoryExpired` when Google no longer has history that old (its 404).
+    async fn history(&self, start: u64, page_token: Option<&str>) -> Result<HistoryPage, GmailError> {
+        let _ = (start, page_token);
+        Err(GmailError::HistoryUnavailable)
+    }
+
+    /// When Gmail received the message (`internalDate`, epoch seconds), or `None` when it is
+    /// gone.
+    async fn received_at(&self, id: &str) -> Result<Option<i64>, GmailError> {
+        let _ = id;
+        Err(GmailError::HistoryUnavailable)
+    }
 
     /// The message, or `None` when it vanished since it was listed.
     async fn message(&self, id: &str) -> Result<Option<MailMessage>, GmailError>;

@@ -25,7 +25,7 @@ use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutConditio
 
 use crate::error::GmailError;
 use crate::http::HttpClient;
-use crate::mail::{MailPart, MailSource, Mailbox, WantedTypes};
+use crate::mail::{MailPart, MailSource, Mailbox, MessagePage, WantedTypes};
 use crate::oauth::{Authorizer, now_epoch};
 use crate::settings::GmailSettings;
 use crate::sink::{AttachmentSink, FetchedAttachment};
@@ -81,8 +81,16 @@ pub struct FetchOutput {
     /// Links to Drive files in message bodies: not fetched (gmail.readonly cannot read Drive).
     pub drive_links: u64,
     pub bytes_fetched: u64,
-    /// Gmail quota units spent (5 per list, get and attachments.get call).
+    /// Gmail quota units spent (5 per list, get and attachments.get call, 2 per history page,
+    /// 1 per profile).
     pub quota_units: u64,
+    /// How the messages were found: `full` (the whole query listed) or `incremental` (the
+    /// mailbox's history since the last complete listing).
+    #[serde(default)]
+    pub sync: String,
+    /// The kept history id had expired at Google: this run listed the whole query again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history_expired: bool,
     /// More matching messages remain than this run examined: run again.
     pub has_more: bool,
     /// The run's batch this was (as asked).
@@ -329,13 +337,34 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
     };
     if input.batch == 0 {
         reopen_skipped(&run, &mut output).await?;
+        // Reopened messages are found by listing, not in the history since the last sync:
+        // every batch lists until a complete listing keeps a new history id.
+        if output.skipped_reopened > 0 {
+            super::sync::forget(deps.control.as_ref(), &account).await?;
+        }
     }
+    let started_at = now_epoch();
+    let plan = super::sync::plan(mailbox.as_ref(), deps.control.as_ref(), &account, &query, settings.sync).await?;
+    output.sync = plan.name().to_string();
+    output.history_expired = matches!(plan, super::sync::Plan::Full { expired: true, .. });
+    let history_id = plan.history_id();
+    // What history says was added (and the query matches) is this run's one page.
+    let mut added = match plan {
+        super::sync::Plan::Incremental { ids, .. } => Some(ids),
+        super::sync::Plan::Full { .. } => None,
+    };
     let mut recorded = Vec::new();
     let mut seen = HashSet::new();
     let mut page_token: Option<String> = None;
     let mut examined = 0u64;
     loop {
-        let page = mailbox.list(&query, page_token.as_deref(), settings.page_size).await?;
+        let page = match added.take() {
+            Some(ids) => MessagePage {
+                ids,
+                next_page_token: None,
+            },
+            None => mailbox.list(&query, page_token.as_deref(), settings.page_size).await?,
+        };
         // Gmail may list a message twice when mail arrives during paging.
         let fresh: Vec<String> = page.ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
         output.messages_listed += fresh.len() as u64;
@@ -384,6 +413,17 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
             break;
         }
     }
+    // Everything up to `history_id` has been looked at: later runs start from there. Not while
+    // another run still holds parts of a message: its history must be read again, or a crash of
+    // that run would leave the message to no listing at all.
+    if let (false, 0, Some(history_id)) = (output.has_more, output.attachments_in_progress, history_id) {
+        let state = super::sync::SyncState {
+            history_id,
+            query: query.clone(),
+            synced_at: started_at,
+        };
+        super::sync::save(deps.control.as_ref(), &account, &state).await?;
+    }
     output.quota_units = mailbox.quota_units();
     if let Some(run_id) = run_id {
         write_work_list(deps, &account, &input, run_id, recorded, &mut output).await?;
@@ -395,6 +435,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         attachments_fetched = output.attachments_fetched,
         attachments_duplicate = output.attachments_duplicate,
         quota_units = output.quota_units,
+        sync = %output.sync,
         has_more = output.has_more,
         "fetch finished"
     );

@@ -7,6 +7,7 @@ pub mod code_exchange;
 pub mod consent_request;
 pub mod fetch;
 pub mod run;
+mod sync;
 
 use std::sync::Arc;
 

@@ -1,5 +1,9 @@
 //! A local fake of the Gmail REST endpoints Sluice calls (`messages.list`, `messages.get`,
-//! `messages.attachments.get`) and of Google's token endpoint, on 127.0.0.1:0. It serves
+//! `messages.attachments.get`, `history.list`, `getProfile`) and of Google's token endpoint, on
+//! 127.0.0.1:0. Every added message gets a history id; history older than
+//! [`FakeGoogle::expire_history`] answers 404, as Google's does. A listing with a query
+//! applies its `after:`/`before:` (epoch seconds) and leaves out messages marked as not
+//! matching. It serves
 //! `.eml` files the way Gmail does: parts numbered by position, attachments behind ids that
 //! change on every `messages.get`, attachment data in base64url without padding. It checks
 //! bearer tokens, PKCE and client credentials, and can throttle or fail on request.
@@ -45,6 +49,8 @@ pub struct FakeState {
     pub list_calls: AtomicU64,
     pub get_calls: AtomicU64,
     pub attachment_calls: AtomicU64,
+    pub history_calls: AtomicU64,
+    pub profile_calls: AtomicU64,
     pub token_calls: AtomicU64,
     /// Answer this many upcoming Gmail requests with 429 and `Retry-After: retry_after_secs`.
     pub throttle_next: AtomicU32,
@@ -61,6 +67,12 @@ struct Mailbox {
     listing: Vec<String>,
     messages: HashMap<String, FakeMessage>,
     corrupt: Vec<String>,
+    /// The mailbox's current history id: one step per message added.
+    history_id: u64,
+    /// (history id, message id), in order.
+    history: Vec<(u64, String)>,
+    /// History before this id is gone (404).
+    history_kept_from: u64,
 }
 
 struct FakeMessage {
@@ -70,6 +82,10 @@ struct FakeMessage {
     /// attachment id -> part id, valid only until the next `messages.get` of this message.
     live_ids: HashMap<String, String>,
     gets: u64,
+    /// When Gmail received it (epoch seconds).
+    internal_date: i64,
+    /// Whether a listing with a query lists it.
+    matches_query: bool,
 }
 
 #[derive(Default)]
@@ -87,6 +103,8 @@ impl FakeGoogle {
         state.access_token_lifetime.store(3600, Ordering::Relaxed);
         let app = Router::new()
             .route("/gmail/v1/users/{user}/messages", get(list))
+            .route("/gmail/v1/users/{user}/profile", get(profile))
+            .route("/gmail/v1/users/{user}/history", get(history))
             .route("/gmail/v1/users/{user}/messages/{id}", get(message))
             .route(
                 "/gmail/v1/users/{user}/messages/{id}/attachments/{aid}",
@@ -110,19 +128,43 @@ impl FakeGoogle {
     /// Adds a message from raw RFC 5322 bytes; its Gmail id is derived from the bytes, so the
     /// same file added twice is listed twice under one id. Returns the id.
     pub fn add_eml(&self, raw: &[u8]) -> String {
+        self.add_eml_received(raw, chrono::Utc::now().timestamp())
+    }
+
+    /// [`FakeGoogle::add_eml`], received at `internal_date` (epoch seconds).
+    pub fn add_eml_received(&self, raw: &[u8], internal_date: i64) -> String {
         let id = hex::encode(&Sha256::digest(raw)[..8]);
         let parsed = MessageParser::default().parse(raw).expect("fixture parses");
         let mut attachments = BTreeMap::new();
         let parts = gmail_part(&parsed, 0, String::new(), &mut attachments);
         let mut mailbox = self.state.mailbox.lock().unwrap();
         mailbox.listing.push(id.clone());
+        mailbox.history_id += 1;
+        let history_id = mailbox.history_id;
+        mailbox.history.push((history_id, id.clone()));
         mailbox.messages.entry(id.clone()).or_insert(FakeMessage {
             parts,
             attachments,
             live_ids: HashMap::new(),
             gets: 0,
+            internal_date,
+            matches_query: true,
         });
         id
+    }
+
+    /// Listings with a query leave `id` out (it does not match the query).
+    pub fn unmatched(&self, id: &str) {
+        let mut mailbox = self.state.mailbox.lock().unwrap();
+        if let Some(message) = mailbox.messages.get_mut(id) {
+            message.matches_query = false;
+        }
+    }
+
+    /// Google drops the history up to now: older start ids answer 404.
+    pub fn expire_history(&self) {
+        let mut mailbox = self.state.mailbox.lock().unwrap();
+        mailbox.history_kept_from = mailbox.history_id;
     }
 
     pub fn add_dir(&self, dir: &std::path::Path) -> Vec<String> {
@@ -200,10 +242,13 @@ impl FakeGoogle {
         )
     }
 
-    /// Gmail quota units spent so far (5 per call, throttled calls included).
+    /// Gmail quota units spent so far (5 per list, get and attachments.get, 2 per history page,
+    /// 1 per profile; throttled calls included).
     pub fn quota_units(&self) -> u64 {
         let (l, g, a) = self.gmail_calls();
         5 * (l + g + a)
+            + 2 * self.state.history_calls.load(Ordering::Relaxed)
+            + self.state.profile_calls.load(Ordering::Relaxed)
     }
 }
 
@@ -312,15 +357,88 @@ async fn list(
         return refusal;
     }
     let mailbox = state.mailbox.lock().unwrap();
+    // Newest first, as Gmail lists.
+    let listing: Vec<&String> = match query.get("q").filter(|q| !q.is_empty()) {
+        None => mailbox.listing.iter().rev().collect(),
+        Some(q) => {
+            let bound = |operator: &str| -> Option<i64> {
+                q.split_whitespace()
+                    .find_map(|term| term.strip_prefix(operator))
+                    .and_then(|n| n.trim_end_matches(')').parse().ok())
+            };
+            let (after, before) = (bound("after:"), bound("before:"));
+            mailbox
+                .listing
+                .iter()
+                .rev()
+                .filter(|id| {
+                    let message = &mailbox.messages[*id];
+                    message.matches_query
+                        && after.is_none_or(|a| message.internal_date > a)
+                        && before.is_none_or(|b| message.internal_date < b)
+                })
+                .collect()
+        }
+    };
     let start: usize = query.get("pageToken").map(|t| t.parse().unwrap()).unwrap_or(0);
     let size: usize = query.get("maxResults").map(|t| t.parse().unwrap()).unwrap_or(100);
-    let end = (start + size).min(mailbox.listing.len());
-    let messages: Vec<Value> = mailbox.listing[start..end]
+    let end = (start + size).min(listing.len());
+    let messages: Vec<Value> = listing[start.min(end)..end]
         .iter()
         .map(|id| json!({"id": id, "threadId": id}))
         .collect();
-    let mut body = json!({"messages": messages, "resultSizeEstimate": mailbox.listing.len()});
-    if end < mailbox.listing.len() {
+    let mut body = json!({"messages": messages, "resultSizeEstimate": listing.len()});
+    if end < listing.len() {
+        body["nextPageToken"] = json!(end.to_string());
+    }
+    Json(body).into_response()
+}
+
+async fn profile(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = gate(&state, &headers, &state.profile_calls) {
+        return refusal;
+    }
+    let mailbox = state.mailbox.lock().unwrap();
+    Json(json!({"emailAddress": "inbox@example.test", "messagesTotal": mailbox.messages.len(), "historyId": mailbox.history_id.to_string()}))
+        .into_response()
+}
+
+async fn history(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(refusal) = gate(&state, &headers, &state.history_calls) {
+        return refusal;
+    }
+    let mailbox = state.mailbox.lock().unwrap();
+    let Some(start) = query.get("startHistoryId").and_then(|s| s.parse::<u64>().ok()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": 400, "message": "startHistoryId"}})),
+        )
+            .into_response();
+    };
+    if start < mailbox.history_kept_from {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": 404, "message": "Requested entity was not found."}})),
+        )
+            .into_response();
+    }
+    let records: Vec<&(u64, String)> = mailbox.history.iter().filter(|(id, _)| *id > start).collect();
+    let offset: usize = query.get("pageToken").map(|t| t.parse().unwrap()).unwrap_or(0);
+    let size: usize = query.get("maxResults").map(|t| t.parse().unwrap()).unwrap_or(100);
+    let end = (offset + size).min(records.len());
+    let history: Vec<Value> = records[offset.min(end)..end]
+        .iter()
+        .map(|(history_id, id)| {
+            json!({"id": history_id.to_string(), "messages": [{"id": id, "threadId": id}],
+                   "messagesAdded": [{"message": {"id": id, "threadId": id, "labelIds": ["INBOX", "UNREAD"]}}]})
+        })
+        .collect();
+    let mut body = json!({"history": history, "historyId": mailbox.history_id.to_string()});
+    if end < records.len() {
         body["nextPageToken"] = json!(end.to_string());
     }
     Json(body).into_response()
@@ -351,7 +469,9 @@ async fn message(
     message.live_ids.retain(|id, _| id_generation(id) + 3 > generation);
     let mut payload = message.parts.clone();
     assign_attachment_ids(&mut payload, generation, &mut message.live_ids);
-    Json(json!({"id": id, "threadId": id, "labelIds": ["INBOX"], "payload": payload})).into_response()
+    let internal_date = (message.internal_date * 1000).to_string();
+    Json(json!({"id": id, "threadId": id, "labelIds": ["INBOX"], "internalDate": internal_date, "payload": payload}))
+        .into_response()
 }
 
 fn id_generation(attachment_id: &str) -> u64 {
