@@ -699,7 +699,9 @@ mod tests {
         }
         let bins = manifest.matches("[[bin]]").count();
         assert!(super::function("sluice-run-finish").and_then(|f| f.metrics).is_some());
-        assert_eq!(bins, FUNCTIONS.len(), "a binary that is not in FUNCTIONS");
+        // The pipeline's functions, and the incoming function (S3's events, not a Task).
+        assert!(manifest.contains(&format!("name = \"{INCOMING_BINARY}\"\npath = \"src/bin/incoming.rs\"")));
+        assert_eq!(bins, FUNCTIONS.len() + 1, "a binary that is not in FUNCTIONS");
         let mut substitutions: Vec<_> = FUNCTIONS.iter().map(|f| f.substitution).collect();
         substitutions.sort_unstable();
         substitutions.dedup();

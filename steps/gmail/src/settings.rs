@@ -11,8 +11,10 @@ use crate::error::GmailError;
 pub const GOOGLE_AUTH_URI: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub const GMAIL_API_BASE_URL: &str = "https://gmail.googleapis.com/";
-/// The only scope Sluice asks for: it reads mail and never changes it.
+/// The scope Sluice always asks for: it reads mail.
 pub const GMAIL_READONLY_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
+/// Asked for too only when `label_processed` is set: adding a label changes the mailbox.
+pub const GMAIL_MODIFY_SCOPE: &str = "https://www.googleapis.com/auth/gmail.modify";
 
 /// Where messages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -44,6 +46,10 @@ pub struct GmailSettings {
     pub source: SourceKind,
     /// `incremental` (default) or `full`: see [`SyncMode`].
     pub sync: SyncMode,
+    /// A label (e.g. `sluice/processed`) added to every message once all its attachments are
+    /// handled; empty: mail is never changed. Needs the `gmail.modify` scope, which consent then
+    /// asks for; a token granted without it reads on and labels nothing (the output says so).
+    pub label_processed: String,
     /// The `.eml` directory of the local source (relative paths: against the working directory).
     pub mail_dir: String,
     /// The Gmail search query, e.g. `has:attachment filename:csv newer_than:7d`.
@@ -91,6 +97,7 @@ impl Default for GmailSettings {
         GmailSettings {
             source: SourceKind::Local,
             sync: SyncMode::Incremental,
+            label_processed: String::new(),
             mail_dir: "mail".into(),
             query: "has:attachment".into(),
             account: "default".into(),
@@ -117,6 +124,15 @@ impl Default for GmailSettings {
 }
 
 impl GmailSettings {
+    /// The scopes consent asks for.
+    pub fn requested_scopes(&self) -> Vec<&'static str> {
+        if self.label_processed.is_empty() {
+            vec![GMAIL_READONLY_SCOPE]
+        } else {
+            vec![GMAIL_READONLY_SCOPE, GMAIL_MODIFY_SCOPE]
+        }
+    }
+
     /// Reads and checks the `[gmail]` section.
     pub fn from_config(config: &Config) -> Result<GmailSettings, GmailError> {
         let settings: GmailSettings = config.section("gmail").map_err(|err| GmailError::Settings {
@@ -147,6 +163,13 @@ impl GmailSettings {
         }
         if self.wanted_types.is_empty() {
             return invalid("wanted_types", "must name at least one MIME type or extension");
+        }
+        let label = &self.label_processed;
+        if label.len() > 225 || label.trim() != label.as_str() || label.chars().any(char::is_control) {
+            return invalid(
+                "label_processed",
+                "must be a Gmail label name: at most 225 characters, no surrounding spaces or control characters",
+            );
         }
         if let Some(bad) = self.wanted_types.iter().find(|t| !is_type_or_extension(t)) {
             return invalid(

@@ -819,3 +819,65 @@ async fn a_throttled_history_read_is_waited_out() {
     assert_eq!(output.attachments_fetched, 1);
     assert_eq!(h.fake.state.history_calls.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
+
+const MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
+
+/// `gmail.label_processed`: each message, once every attachment of it is handled, gets the label
+/// (created once); a token without gmail.modify labels nothing and says so, and the run goes on.
+#[tokio::test]
+async fn processed_messages_are_labeled_when_the_scope_allows_it() {
+    let h = Harness::local_with(|s| s.label_processed = "sluice/processed".into()).await;
+    let ids: Vec<String> = (0..3).map(|n| h.fake.add_eml(&numbered_eml(n))).collect();
+    h.authorize_with_scopes(&[support::fake_google::READONLY, MODIFY]).await;
+    let deps = h.fetch_deps(h.raw_sink());
+    let output = fetch::run(FetchInput::default(), &deps).await.unwrap();
+    assert_eq!(output.messages_labeled, 3, "{output:?}");
+    for id in &ids {
+        assert_eq!(h.fake.labels_of(id), ["sluice/processed"]);
+    }
+    let calls = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(calls(&h.fake.state.label_create_calls), 1, "the label is created once");
+    assert_eq!(output.quota_units, h.fake.quota_units());
+
+    // Read access only: mail is read and left as it is.
+    let readonly = Harness::local_with(|s| s.label_processed = "sluice/processed".into()).await;
+    let id = readonly.fake.add_eml(&numbered_eml(9));
+    readonly.authorize().await;
+    let output = fetch::run(FetchInput::default(), &readonly.fetch_deps(readonly.raw_sink()))
+        .await
+        .unwrap();
+    assert_eq!((output.attachments_fetched, output.messages_labeled), (1, 0));
+    assert_eq!(output.labels_not_granted, 1);
+    assert!(readonly.fake.labels_of(&id).is_empty());
+    assert_eq!(calls(&readonly.fake.state.modify_calls), 0, "not even tried");
+
+    // Granted, but Gmail refuses (the grant was revoked for the scope): counted, the run goes on.
+    let refused = Harness::local_with(|s| s.label_processed = "sluice/processed".into()).await;
+    refused.fake.add_eml(&numbered_eml(10));
+    refused
+        .authorize_with_scopes(&[support::fake_google::READONLY, MODIFY])
+        .await;
+    refused
+        .fake
+        .state
+        .refuse_modify
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let output = fetch::run(FetchInput::default(), &refused.fetch_deps(refused.raw_sink()))
+        .await
+        .unwrap();
+    assert_eq!(output.attachments_fetched, 1);
+    assert_eq!(output.messages_labeled, 0);
+    assert_eq!(output.labels_not_granted + output.labels_failed, 1, "{output:?}");
+}
+
+/// Consent asks for gmail.modify only when labeling is configured.
+#[test]
+fn consent_asks_for_modify_only_to_label() {
+    let mut settings = sluice_gmail::GmailSettings::default();
+    assert_eq!(settings.requested_scopes(), [support::fake_google::READONLY]);
+    settings.label_processed = "sluice/processed".into();
+    assert_eq!(settings.requested_scopes(), [support::fake_google::READONLY, MODIFY]);
+    settings.label_processed = " padded ".into();
+    let err = settings.validate().unwrap_err().to_string();
+    assert!(err.contains("gmail.label_processed"), "{err}");
+}

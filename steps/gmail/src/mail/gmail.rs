@@ -18,12 +18,13 @@ use google_gmail1::hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 
 use super::{
-    AttachmentDescriptor, HistoryPage, HistorySupport, MailMessage, MailPart, MailSource, Mailbox, MessagePage,
-    PartBody, count_drive_links, decode_base64url,
+    AttachmentDescriptor, HistoryPage, HistorySupport, Labeled, MailMessage, MailPart, MailSource, Mailbox,
+    MessagePage, PartBody, count_drive_links, decode_base64url,
 };
 use crate::error::GmailError;
 use crate::http::{HttpClient, RetryPolicy, body_of, read_body, retry_after};
 use crate::oauth::{Authorization, Authorizer, Sensitive};
+use crate::settings::GMAIL_MODIFY_SCOPE;
 
 /// Gmail's cost of the calls we make, in quota units (Gmail API "Usage limits": messages.list,
 /// messages.get and messages.attachments.get 5, history.list 2, getProfile 1).
@@ -31,6 +32,9 @@ pub const UNITS_LIST: u64 = 5;
 pub const UNITS_GET: u64 = 5;
 pub const UNITS_HISTORY: u64 = 2;
 pub const UNITS_PROFILE: u64 = 1;
+/// labels.list 1, labels.create and messages.modify 5.
+pub const UNITS_LABELS_LIST: u64 = 1;
+pub const UNITS_MODIFY: u64 = 5;
 /// The user id in every call: the mailbox the token belongs to.
 const USER: &str = "me";
 /// A message's JSON (format=full) holds at most Gmail's 25 MB, base64-inflated, plus headers.
@@ -65,8 +69,10 @@ impl GmailSource {
 impl MailSource for GmailSource {
     /// Authorizes first (refreshing if needed): no usable token is `Auth.ConsentRequired`.
     async fn open(&self, account: &str) -> Result<Arc<dyn Mailbox>, GmailError> {
-        let access_token = match self.authorizer.authorize(account).await? {
-            Authorization::Authorized { access_token, .. } => access_token,
+        let (access_token, scopes) = match self.authorizer.authorize(account).await? {
+            Authorization::Authorized {
+                access_token, scopes, ..
+            } => (access_token, scopes),
             Authorization::ConsentRequired { .. } => {
                 return Err(GmailError::ConsentRequired {
                     account: account.to_string(),
@@ -84,6 +90,8 @@ impl MailSource for GmailSource {
             retry: self.retry,
             max_attachment_bytes: self.max_attachment_bytes,
             units: Arc::new(AtomicU64::new(0)),
+            can_modify: scopes.iter().any(|scope| scope == GMAIL_MODIFY_SCOPE),
+            label_id: tokio::sync::OnceCell::new(),
         }))
     }
 }
@@ -97,6 +105,10 @@ pub struct GmailMailbox {
     max_attachment_bytes: u64,
     /// Quota units spent, retries included (Gmail charges for those too).
     units: Arc<AtomicU64>,
+    /// The user granted `gmail.modify`: labels may be added.
+    can_modify: bool,
+    /// The id of the label messages get, looked up (or created) once.
+    label_id: tokio::sync::OnceCell<String>,
 }
 
 #[async_trait]
@@ -206,6 +218,22 @@ impl Mailbox for GmailMailbox {
         HistorySupport::Available
     }
 
+    async fn add_label(&self, id: &str, label: &str) -> Result<Labeled, GmailError> {
+        const OPERATION: &str = "messages.modify";
+        if !self.can_modify {
+            return Ok(Labeled::NotGranted);
+        }
+        let label_id = self.label_id.get_or_try_init(|| self.label_named(label)).await?;
+        let path = format!("gmail/v1/users/{USER}/messages/{}/modify", path_segment(id)?);
+        let body = serde_json::json!({ "addLabelIds": [label_id] });
+        match self.post(OPERATION, &path, &body, UNITS_MODIFY).await {
+            // Gone since it was read: nothing to label.
+            Ok(_) => Ok(Labeled::Done),
+            Err(GmailError::GmailRejected { status: 403, .. }) => Ok(Labeled::NotGranted),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn history_id(&self) -> Result<u64, GmailError> {
         const OPERATION: &str = "getProfile";
         let path = format!("gmail/v1/users/{USER}/profile");
@@ -276,6 +304,46 @@ impl Mailbox for GmailMailbox {
 }
 
 impl GmailMailbox {
+    /// The id of the user label `name`, created when the mailbox has none.
+    async fn label_named(&self, name: &str) -> Result<String, GmailError> {
+        const LIST: &str = "labels.list";
+        const CREATE: &str = "labels.create";
+        let path = format!("gmail/v1/users/{USER}/labels");
+        let find = |body: &[u8]| -> Result<Option<String>, GmailError> {
+            let labels: RawLabels = parse(LIST, body)?;
+            Ok(labels.labels.into_iter().find(|l| l.name == name).map(|l| l.id))
+        };
+        let listed = self.get(LIST, &path, SMALL_RESPONSE_BYTES, UNITS_LABELS_LIST).await?;
+        if let Some(id) = listed.as_deref().map(find).transpose()?.flatten() {
+            return Ok(id);
+        }
+        let body = serde_json::json!({
+            "name": name,
+            "labelListVisibility": "labelShow",
+            "messageListVisibility": "show",
+        });
+        match self.post(CREATE, &path, &body, UNITS_MODIFY).await {
+            Ok(Some(created)) => {
+                let label: RawLabel = parse(CREATE, &created)?;
+                Ok(label.id)
+            }
+            // Created meanwhile by another run (409): it is listed now.
+            Ok(None) | Err(GmailError::GmailRejected { status: 409, .. }) => {
+                let listed = self.get(LIST, &path, SMALL_RESPONSE_BYTES, UNITS_LABELS_LIST).await?;
+                listed
+                    .as_deref()
+                    .map(find)
+                    .transpose()?
+                    .flatten()
+                    .ok_or_else(|| GmailError::GmailResponse {
+                        operation: CREATE,
+                        reason: "the label was neither created nor listed".into(),
+                    })
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// One `messages.attachments.get`; `None` when the id is unknown (or stale).
     async fn attachment(
         &self,
@@ -322,17 +390,47 @@ impl GmailMailbox {
         limit: usize,
         units: u64,
     ) -> Result<Option<Bytes>, GmailError> {
+        self.call(Method::GET, operation, path, None, limit, units).await
+    }
+
+    /// A POST of JSON with the retry rules (labels and modify are idempotent: adding a label
+    /// twice changes nothing); `None` on 404.
+    async fn post(
+        &self,
+        operation: &'static str,
+        path: &str,
+        body: &serde_json::Value,
+        units: u64,
+    ) -> Result<Option<Bytes>, GmailError> {
+        self.call(Method::POST, operation, path, Some(body), SMALL_RESPONSE_BYTES, units)
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        operation: &'static str,
+        path: &str,
+        json: Option<&serde_json::Value>,
+        limit: usize,
+        units: u64,
+    ) -> Result<Option<Bytes>, GmailError> {
         let url = format!("{}{path}", self.base_url);
+        let payload = json.map(|value| Bytes::from(value.to_string())).unwrap_or_default();
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.units.fetch_add(units, Ordering::Relaxed);
-            let request = Request::builder()
-                .method(Method::GET)
+            let mut request = Request::builder()
+                .method(method.clone())
                 .uri(&url)
                 .header(AUTHORIZATION, format!("Bearer {}", self.access_token.expose()))
-                .header(ACCEPT, "application/json")
-                .body(body_of(Bytes::new()))
+                .header(ACCEPT, "application/json");
+            if json.is_some() {
+                request = request.header(google_gmail1::hyper::header::CONTENT_TYPE, "application/json");
+            }
+            let request = request
+                .body(body_of(payload.clone()))
                 .map_err(|err| GmailError::Settings {
                     field: "gmail.api_base_url".into(),
                     message: format!("cannot address {operation}: {err}"),
@@ -582,6 +680,19 @@ struct RawListedMessage {
     id: String,
     #[serde(rename = "labelIds", default)]
     label_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawLabels {
+    #[serde(default)]
+    labels: Vec<RawLabel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawLabel {
+    id: String,
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,6 +110,16 @@ pub enum HistorySupport {
     None,
 }
 
+/// What adding a label to a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labeled {
+    Done,
+    /// The token was granted without `gmail.modify`: nothing changed.
+    NotGranted,
+    /// The source has no labels (a directory of files).
+    Unsupported,
+}
+
 /// An opened mailbox, for one fetch run.
 #[async_trait]
 pub trait Mailbox: Send + Sync {
@@ -142,6 +152,12 @@ pub trait Mailbox: Send + Sync {
 
     /// The message, or `None` when it vanished since it was listed.
     async fn message(&self, id: &str) -> Result<Option<MailMessage>, GmailError>;
+
+    /// Adds the label named `label` (created when missing) to message `id`.
+    async fn add_label(&self, id: &str, label: &str) -> Result<Labeled, GmailError> {
+        let _ = (id, label);
+        Ok(Labeled::Unsupported)
+    }
 
     /// The bytes of `part`, downloaded now (Gmail's attachment ids go stale).
     async fn content(&self, part: &MailPart) -> Result<Bytes, GmailError>;

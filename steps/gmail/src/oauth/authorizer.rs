@@ -18,11 +18,11 @@ pub enum Authorization {
     Authorized {
         access_token: Sensitive,
         expires_at: i64,
+        /// What the user granted (empty when the token endpoint did not say).
+        scopes: Vec<String>,
     },
     /// No usable token; `reason` is for logs and outputs (it holds no secret).
-    ConsentRequired {
-        reason: &'static str,
-    },
+    ConsentRequired { reason: &'static str },
 }
 
 pub struct Authorizer {
@@ -102,6 +102,7 @@ impl Authorizer {
             return Ok(Authorization::Authorized {
                 access_token: token.access_token,
                 expires_at: token.expires_at,
+                scopes: token.scopes,
             });
         }
         let Some(refresh_token) = token.refresh_token else {
@@ -119,6 +120,7 @@ impl Authorizer {
                 Ok(Authorization::Authorized {
                     access_token: refreshed.access_token,
                     expires_at: refreshed.expires_at,
+                    scopes: refreshed.scopes,
                 })
             }
             Err(err) if err.is_invalid_grant() => {

@@ -57,6 +57,7 @@ pub async fn run(input: CodeExchangeInput, deps: &OAuthDeps) -> Result<AuthCheck
         &crate::oauth::Authorization::Authorized {
             expires_at: token.expires_at,
             access_token: token.access_token,
+            scopes: token.scopes,
         },
     ))
 }

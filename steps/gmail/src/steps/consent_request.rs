@@ -8,7 +8,6 @@ use super::OAuthDeps;
 use crate::error::GmailError;
 use crate::oauth::Sensitive;
 use crate::oauth::consent::{ConsentRequest, ConsentUrlParts};
-use crate::settings::GMAIL_READONLY_SCOPE;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConsentRequestInput {
@@ -44,7 +43,7 @@ pub async fn run(input: ConsentRequestInput, deps: &OAuthDeps) -> Result<Consent
             auth_uri: &settings.auth_uri,
             client_id: &credentials.client_id,
             redirect_uri,
-            scopes: &[GMAIL_READONLY_SCOPE],
+            scopes: &settings.requested_scopes(),
             login_hint: account.contains('@').then_some(account.as_str()),
         },
         settings.consent_ttl_secs,

@@ -25,7 +25,7 @@ use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutConditio
 
 use crate::error::GmailError;
 use crate::http::HttpClient;
-use crate::mail::{MailPart, MailSource, Mailbox, MessagePage, WantedTypes};
+use crate::mail::{Labeled, MailPart, MailSource, Mailbox, MessagePage, WantedTypes};
 use crate::oauth::{Authorizer, now_epoch};
 use crate::settings::GmailSettings;
 use crate::sink::{AttachmentSink, FetchedAttachment};
@@ -81,6 +81,15 @@ pub struct FetchOutput {
     /// Links to Drive files in message bodies: not fetched (gmail.readonly cannot read Drive).
     pub drive_links: u64,
     pub bytes_fetched: u64,
+    /// Messages given `gmail.label_processed` once all their attachments were handled.
+    #[serde(default)]
+    pub messages_labeled: u64,
+    /// Not labeled because the token was granted without `gmail.modify` (consent again to
+    /// grant it), or because the call failed (the message stays done either way).
+    #[serde(default)]
+    pub labels_not_granted: u64,
+    #[serde(default)]
+    pub labels_failed: u64,
     /// Gmail quota units spent (5 per list, get and attachments.get call, 2 per history page,
     /// 1 per profile).
     pub quota_units: u64,
@@ -128,6 +137,9 @@ impl FetchOutput {
         self.parts_skipped += other.skipped;
         self.drive_links += other.drive_links;
         self.bytes_fetched += other.bytes;
+        self.messages_labeled += other.labeled;
+        self.labels_not_granted += other.label_not_granted;
+        self.labels_failed += other.label_failed;
     }
 }
 
@@ -148,6 +160,9 @@ struct MessageTally {
     skipped: u64,
     drive_links: u64,
     bytes: u64,
+    labeled: u64,
+    label_not_granted: u64,
+    label_failed: u64,
 }
 
 /// What the fetch step needs.
@@ -328,6 +343,7 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         sink: deps.sink.as_ref(),
         wanted: WantedTypes::new(&settings.wanted_types),
         max_bytes: settings.max_attachment_bytes,
+        label_name: &settings.label_processed,
         holds_mailbox: input.lease_owner.is_some(),
     };
 
@@ -424,6 +440,13 @@ pub async fn run(input: FetchInput, deps: &FetchDeps) -> Result<FetchOutput, Gma
         };
         super::sync::save(deps.control.as_ref(), &account, &state).await?;
     }
+    if output.labels_not_granted > 0 {
+        tracing::warn!(
+            account,
+            messages = output.labels_not_granted,
+            "gmail.label_processed is set but the token was granted without gmail.modify: consent again to grant it"
+        );
+    }
     output.quota_units = mailbox.quota_units();
     if let Some(run_id) = run_id {
         write_work_list(deps, &account, &input, run_id, recorded, &mut output).await?;
@@ -455,6 +478,8 @@ struct FetchRun<'a> {
     sink: &'a dyn AttachmentSink,
     wanted: WantedTypes,
     max_bytes: u64,
+    /// `gmail.label_processed` (empty: none).
+    label_name: &'a str,
     /// This run holds the mailbox's lease, so no other fetch of it is alive: a part claimed
     /// but never finished was left by a run that died, and is taken over at once.
     holds_mailbox: bool,
@@ -551,8 +576,26 @@ impl FetchRun<'_> {
         }
         if tally.in_progress == 0 {
             self.mark_done(id, "done").await?;
+            self.label(id, &mut tally).await;
         }
         Ok(tally)
+    }
+
+    /// Adds `gmail.label_processed` to a message that is done. The message stays done whatever
+    /// happens here: a label is a courtesy to the user, not part of the record.
+    async fn label(&self, id: &str, tally: &mut MessageTally) {
+        if self.label_name.is_empty() {
+            return;
+        }
+        match self.mailbox.add_label(id, self.label_name).await {
+            Ok(Labeled::Done) => tally.labeled += 1,
+            Ok(Labeled::NotGranted) => tally.label_not_granted += 1,
+            Ok(Labeled::Unsupported) => {}
+            Err(err) => {
+                tracing::warn!(message_id = id, error = %err, "could not label a processed message");
+                tally.label_failed += 1;
+            }
+        }
     }
 
     async fn part(&self, part: &MailPart, tally: &mut MessageTally) -> Result<(), GmailError> {

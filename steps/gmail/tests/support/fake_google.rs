@@ -51,6 +51,11 @@ pub struct FakeState {
     pub attachment_calls: AtomicU64,
     pub history_calls: AtomicU64,
     pub profile_calls: AtomicU64,
+    pub label_list_calls: AtomicU64,
+    pub label_create_calls: AtomicU64,
+    pub modify_calls: AtomicU64,
+    /// Answer messages.modify with 403, as Gmail does for a token without gmail.modify.
+    pub refuse_modify: std::sync::atomic::AtomicBool,
     pub token_calls: AtomicU64,
     /// Answer this many upcoming Gmail requests with 429 and `Retry-After: retry_after_secs`.
     pub throttle_next: AtomicU32,
@@ -73,6 +78,8 @@ struct Mailbox {
     history: Vec<(u64, String)>,
     /// History before this id is gone (404).
     history_kept_from: u64,
+    /// User labels: (id, name).
+    labels: Vec<(String, String)>,
 }
 
 struct FakeMessage {
@@ -86,6 +93,8 @@ struct FakeMessage {
     internal_date: i64,
     /// Whether a listing with a query lists it.
     matches_query: bool,
+    /// Label ids added with messages.modify.
+    labels: Vec<String>,
 }
 
 #[derive(Default)]
@@ -105,6 +114,8 @@ impl FakeGoogle {
             .route("/gmail/v1/users/{user}/messages", get(list))
             .route("/gmail/v1/users/{user}/profile", get(profile))
             .route("/gmail/v1/users/{user}/history", get(history))
+            .route("/gmail/v1/users/{user}/labels", get(list_labels).post(create_label))
+            .route("/gmail/v1/users/{user}/messages/{id}/modify", post(modify))
             .route("/gmail/v1/users/{user}/messages/{id}", get(message))
             .route(
                 "/gmail/v1/users/{user}/messages/{id}/attachments/{aid}",
@@ -149,6 +160,7 @@ impl FakeGoogle {
             gets: 0,
             internal_date,
             matches_query: true,
+            labels: Vec::new(),
         });
         id
     }
@@ -159,6 +171,25 @@ impl FakeGoogle {
         if let Some(message) = mailbox.messages.get_mut(id) {
             message.matches_query = false;
         }
+    }
+
+    /// The names of the user labels message `id` was given.
+    pub fn labels_of(&self, id: &str) -> Vec<String> {
+        let mailbox = self.state.mailbox.lock().unwrap();
+        let Some(message) = mailbox.messages.get(id) else {
+            return Vec::new();
+        };
+        message
+            .labels
+            .iter()
+            .filter_map(|label| {
+                mailbox
+                    .labels
+                    .iter()
+                    .find(|(lid, _)| lid == label)
+                    .map(|(_, name)| name.clone())
+            })
+            .collect()
     }
 
     /// Google drops the history up to now: older start ids answer 404.
@@ -249,6 +280,9 @@ impl FakeGoogle {
         5 * (l + g + a)
             + 2 * self.state.history_calls.load(Ordering::Relaxed)
             + self.state.profile_calls.load(Ordering::Relaxed)
+            + self.state.label_list_calls.load(Ordering::Relaxed)
+            + 5 * self.state.label_create_calls.load(Ordering::Relaxed)
+            + 5 * self.state.modify_calls.load(Ordering::Relaxed)
     }
 }
 
@@ -392,6 +426,83 @@ async fn list(
         body["nextPageToken"] = json!(end.to_string());
     }
     Json(body).into_response()
+}
+
+async fn list_labels(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = gate(&state, &headers, &state.label_list_calls) {
+        return refusal;
+    }
+    let mailbox = state.mailbox.lock().unwrap();
+    let mut labels = vec![json!({"id": "INBOX", "name": "INBOX", "type": "system"})];
+    labels.extend(
+        mailbox
+            .labels
+            .iter()
+            .map(|(id, name)| json!({"id": id, "name": name, "type": "user"})),
+    );
+    Json(json!({ "labels": labels })).into_response()
+}
+
+async fn create_label(State(state): State<Arc<FakeState>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Some(refusal) = gate(&state, &headers, &state.label_create_calls) {
+        return refusal;
+    }
+    if state.refuse_modify.load(Ordering::Relaxed) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes."}})),
+        )
+            .into_response();
+    }
+    let name = body["name"].as_str().unwrap_or_default().to_string();
+    let mut mailbox = state.mailbox.lock().unwrap();
+    if mailbox.labels.iter().any(|(_, n)| *n == name) {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": {"code": 409, "message": "Label name exists or conflicts"}})),
+        )
+            .into_response();
+    }
+    let id = format!("Label_{}", mailbox.labels.len() + 1);
+    mailbox.labels.push((id.clone(), name.clone()));
+    Json(json!({"id": id, "name": name, "type": "user"})).into_response()
+}
+
+async fn modify(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refusal) = gate(&state, &headers, &state.modify_calls) {
+        return refusal;
+    }
+    if state.refuse_modify.load(Ordering::Relaxed) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes."}})),
+        )
+            .into_response();
+    }
+    let mut mailbox = state.mailbox.lock().unwrap();
+    let Some(message) = mailbox.messages.get_mut(&id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": 404, "message": "Not Found"}})),
+        )
+            .into_response();
+    };
+    for label in body["addLabelIds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !message.labels.iter().any(|l| l == label) {
+            message.labels.push(label.to_string());
+        }
+    }
+    Json(json!({"id": id, "labelIds": message.labels})).into_response()
 }
 
 async fn profile(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {

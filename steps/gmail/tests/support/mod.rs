@@ -150,11 +150,17 @@ impl Harness {
 
     /// Caches a token for the account, as a past consent would have.
     pub async fn seed_token(&self, access: &str, refresh: Option<&str>, expires_at: i64) {
+        self.seed_token_with_scopes(access, refresh, expires_at, &[READONLY])
+            .await;
+    }
+
+    /// [`Harness::seed_token`], granted `scopes`.
+    pub async fn seed_token_with_scopes(&self, access: &str, refresh: Option<&str>, expires_at: i64, scopes: &[&str]) {
         let token = StoredToken {
             access_token: Sensitive::new(access),
             refresh_token: refresh.map(Sensitive::new),
             expires_at,
-            scopes: vec![READONLY.into()],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
         };
         self.oauth
             .authorizer
@@ -162,6 +168,14 @@ impl Harness {
             .store(ACCOUNT, &token)
             .await
             .unwrap();
+    }
+
+    /// A valid token granted `scopes`.
+    pub async fn authorize_with_scopes(&self, scopes: &[&str]) {
+        let access = self.fake.valid_access_token();
+        let refresh = self.fake.known_refresh_token();
+        self.seed_token_with_scopes(&access, Some(&refresh), chrono::Utc::now().timestamp() + 3600, scopes)
+            .await;
     }
 
     /// A valid token, so fetch can run.
