@@ -41,7 +41,8 @@ pub mod validate;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use errors::StateFailure;
 pub use executor::{
-    Engine, EngineError, EngineOptions, ExecutionOutcome, ExecutionReport, PendingTask, StartExecution,
+    Engine, EngineError, EngineOptions, ExecutionOutcome, ExecutionReport, PendingTask, StartExecution, execution_arn,
+    state_machine_arn,
 };
 pub use history::{EventType, HistoryEvent};
 pub use mock::{MockConfig, MockConfigError, MockedTestCase};

@@ -207,6 +207,25 @@ impl Engine {
 
     /// Aborts one running execution with `cause`; false when it was not running any more.
     pub(super) fn abort(&self, execution_arn: &str, cause: &str) -> Result<bool, EngineError> {
+        self.abort_with(execution_arn, Some("States.Aborted"), Some(cause))
+    }
+
+    /// `StopExecution`: the running execution ends ABORTED, with the caller's error and cause
+    /// (both optional, as on AWS); its pending tasks are dropped and a process still running it
+    /// finds its next save refused. False when it had ended already.
+    pub fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<bool, EngineError> {
+        if self.store.load(execution_arn)?.is_none() {
+            return Err(EngineError::ExecutionDoesNotExist(execution_arn.to_string()));
+        }
+        self.abort_with(execution_arn, error, cause)
+    }
+
+    fn abort_with(&self, execution_arn: &str, error: Option<&str>, cause: Option<&str>) -> Result<bool, EngineError> {
         loop {
             let Some(mut record) = self.store.load(execution_arn)? else {
                 return Ok(false);
@@ -223,16 +242,16 @@ impl Engine {
                 timestamp: now,
                 event_type: EventType::ExecutionAborted,
                 details: Box::new(EventDetails {
-                    error: Some("States.Aborted".into()),
-                    cause: Some(cause.to_string()),
+                    error: error.map(str::to_string),
+                    cause: cause.map(str::to_string),
                     ..Default::default()
                 }),
             });
             record.history = std::sync::Arc::new(events);
             record.status = ExecutionStatus::Aborted;
             record.stop_date = Some(now);
-            record.error = Some("States.Aborted".into());
-            record.cause = Some(cause.to_string());
+            record.error = error.map(str::to_string);
+            record.cause = cause.map(str::to_string);
             record.pending_tasks.clear();
             record.version += 1;
             match self.store.save(record) {

@@ -30,6 +30,17 @@ use std::sync::{Arc, Mutex};
 /// Region and account used in the ARNs the local engine makes up.
 pub(crate) const LOCAL_ARN_PREFIX: &str = "arn:aws:states:us-east-1:123456789012";
 
+/// The ARN the local engine gives the state machine `name` (its executions are
+/// `<prefix>:execution:<name>:<execution name>`).
+pub fn state_machine_arn(name: &str) -> String {
+    format!("{LOCAL_ARN_PREFIX}:stateMachine:{name}")
+}
+
+/// The ARN the local engine gives execution `execution` of state machine `machine`.
+pub fn execution_arn(machine: &str, execution: &str) -> String {
+    format!("{LOCAL_ARN_PREFIX}:execution:{machine}:{execution}")
+}
+
 /// How a run ended (so far).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExecutionOutcome {

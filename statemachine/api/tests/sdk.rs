@@ -1,0 +1,362 @@
+//! The Step Functions API driven by the real AWS SDK for Rust (`aws-sdk-sfn`, endpoint override),
+//! as a user's own code would drive it: create, start, describe, list and page, history in
+//! both orders, a task token answered, an execution stopped, and AWS's error codes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_sfn::Client;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType, Tag};
+use serde_json::{Value, json};
+use sluice_sfn_api::StepFunctionsService;
+use sluice_sfn_api::registry::Registry;
+use sluice_statemachine::{Engine, FnHandler, SqliteExecutionStore, TaskContext, TaskRegistry};
+
+struct Server {
+    client: Client,
+    tokens: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let seen = tokens.clone();
+    let mut registry = TaskRegistry::new();
+    registry.register_lambda(
+        "double",
+        Arc::new(FnHandler(|_ctx: TaskContext, input: Value| async move {
+            Ok(json!({"n": input["n"].as_i64().unwrap_or(0) * 2}))
+        })),
+    );
+    registry.register(
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        Arc::new(FnHandler(move |ctx: TaskContext, _input: Value| {
+            seen.lock().unwrap().push(ctx.task_token.unwrap_or_default());
+            futures_ready()
+        })),
+    );
+    let store = SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap();
+    let engine = Arc::new(Engine::new(registry).with_store(Arc::new(store)));
+    let service = StepFunctionsService::new(engine, Registry::open(&dir.path().join("sfn.db")).unwrap());
+    let addr = sluice_sfn_api::spawn(&service, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .load()
+        .await;
+    Server {
+        client: Client::new(&config),
+        tokens,
+        _dir: dir,
+    }
+}
+
+fn futures_ready() -> std::future::Ready<Result<Value, sluice_statemachine::TaskFailure>> {
+    std::future::ready(Ok(json!({})))
+}
+
+const DOUBLE: &str = r#"{"StartAt": "Double", "States": {
+    "Double": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double", "Next": "Done"},
+    "Done": {"Type": "Pass", "End": true}}}"#;
+
+const WAITS: &str = r#"{"StartAt": "Ask", "States": {
+    "Ask": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}}, "End": true}}}"#;
+
+async fn until_done(client: &Client, arn: &str) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    for _ in 0..500 {
+        let described = client.describe_execution().execution_arn(arn).send().await.unwrap();
+        if described.status() != &ExecutionStatus::Running {
+            return described;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{arn} did not end");
+}
+
+fn code<E: aws_sdk_sfn::error::ProvideErrorMetadata>(err: &E) -> String {
+    err.code().unwrap_or("?").to_string()
+}
+
+#[tokio::test]
+async fn the_aws_sdk_creates_runs_and_inspects_state_machines() {
+    let s = server().await;
+    let c = &s.client;
+    let created = c
+        .create_state_machine()
+        .name("doubler")
+        .definition(DOUBLE)
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .tags(Tag::builder().key("team").value("data").build())
+        .send()
+        .await
+        .unwrap();
+    let machine = created.state_machine_arn().to_string();
+    assert!(machine.ends_with(":stateMachine:doubler"), "{machine}");
+    // The same request again answers as the first did; another definition under the name fails.
+    let again = c
+        .create_state_machine()
+        .name("doubler")
+        .definition(DOUBLE)
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.state_machine_arn(), machine);
+    let clash = c
+        .create_state_machine()
+        .name("doubler")
+        .definition(WAITS)
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&clash), "StateMachineAlreadyExists");
+    let bad = c
+        .create_state_machine()
+        .name("broken")
+        .definition(r#"{"StartAt": "Nowhere", "States": {}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad), "InvalidDefinition");
+
+    let described = c
+        .describe_state_machine()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.name(), "doubler");
+    assert_eq!(described.definition(), DOUBLE);
+    let tags = c.list_tags_for_resource().resource_arn(&machine).send().await.unwrap();
+    assert_eq!(tags.tags()[0].value(), Some("data"));
+
+    // Executions: started, run in the background, described when done.
+    let started = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .name("first")
+        .input(r#"{"n": 21}"#)
+        .send()
+        .await
+        .unwrap();
+    let done = until_done(c, started.execution_arn()).await;
+    assert_eq!(done.status(), &ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::from_str::<Value>(done.output().unwrap()).unwrap(),
+        json!({"n": 42})
+    );
+    // The name is taken once it has ended.
+    let taken = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .name("first")
+        .input(r#"{"n": 21}"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&taken), "ExecutionAlreadyExists");
+    let invalid = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input("{not json")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&invalid), "InvalidExecutionInput");
+    for n in 0..3 {
+        let arn = c
+            .start_execution()
+            .state_machine_arn(&machine)
+            .name(format!("more-{n}"))
+            .send()
+            .await
+            .unwrap()
+            .execution_arn()
+            .to_string();
+        until_done(c, &arn).await;
+    }
+
+    // Every page-able listing pages.
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_executions()
+            .state_machine_arn(&machine)
+            .max_results(2)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        names.extend(page.executions().iter().map(|e| e.name().to_string()));
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["first", "more-0", "more-1", "more-2"]);
+
+    let history = c
+        .get_execution_history()
+        .execution_arn(started.execution_arn())
+        .send()
+        .await
+        .unwrap();
+    let types: Vec<_> = history.events().iter().map(|e| e.r#type().clone()).collect();
+    assert_eq!(types.first(), Some(&HistoryEventType::ExecutionStarted));
+    assert_eq!(types.last(), Some(&HistoryEventType::ExecutionSucceeded));
+    assert!(types.contains(&HistoryEventType::TaskScheduled), "{types:?}");
+    let first = &history.events()[0];
+    let input = first.execution_started_event_details().unwrap().input().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(input).unwrap(), json!({"n": 21}));
+    let succeeded = history.events().last().unwrap();
+    assert!(
+        succeeded
+            .execution_succeeded_event_details()
+            .unwrap()
+            .output()
+            .is_some()
+    );
+    let reversed = c
+        .get_execution_history()
+        .execution_arn(started.execution_arn())
+        .reverse_order(true)
+        .max_results(1)
+        .include_execution_data(false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reversed.events()[0].r#type(), &HistoryEventType::ExecutionSucceeded);
+    assert!(reversed.next_token().is_some());
+    assert!(
+        reversed.events()[0]
+            .execution_succeeded_event_details()
+            .unwrap()
+            .output()
+            .is_none(),
+        "no execution data when it is not asked for"
+    );
+
+    let missing = c
+        .describe_execution()
+        .execution_arn(format!("{}:nope", machine.replace(":stateMachine:", ":execution:")))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "ExecutionDoesNotExist");
+    let gone = c
+        .describe_state_machine()
+        .state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&gone), "StateMachineDoesNotExist");
+
+    let listed = c.list_state_machines().send().await.unwrap();
+    assert_eq!(listed.state_machines().len(), 1);
+    c.delete_state_machine()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        c.list_state_machines()
+            .send()
+            .await
+            .unwrap()
+            .state_machines()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_task_token_is_answered_and_an_execution_stopped_through_the_sdk() {
+    let s = server().await;
+    let c = &s.client;
+    let machine = c
+        .create_state_machine()
+        .name("asks")
+        .definition(WAITS)
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let start = |name: &'static str| {
+        c.start_execution()
+            .state_machine_arn(&machine)
+            .name(name)
+            .input("{}")
+            .send()
+    };
+    let answered = start("answered").await.unwrap().execution_arn().to_string();
+    let token = loop {
+        if let Some(token) = s.tokens.lock().unwrap().first().cloned() {
+            break token;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // The same name and input while it waits: the same execution.
+    assert_eq!(start("answered").await.unwrap().execution_arn(), answered);
+    let not_json = c
+        .send_task_success()
+        .task_token(&token)
+        .output("{nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&not_json), "InvalidOutput");
+    c.send_task_success()
+        .task_token(&token)
+        .output(r#"{"code": "granted"}"#)
+        .send()
+        .await
+        .unwrap();
+    let done = until_done(c, &answered).await;
+    assert_eq!(done.status(), &ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::from_str::<Value>(done.output().unwrap()).unwrap(),
+        json!({"code": "granted"})
+    );
+    let used = c
+        .send_task_success()
+        .task_token(&token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&used), "InvalidToken");
+
+    let stopped = start("stopped").await.unwrap().execution_arn().to_string();
+    while s.tokens.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.stop_execution()
+        .execution_arn(&stopped)
+        .error("Operator.Stopped")
+        .cause("not needed")
+        .send()
+        .await
+        .unwrap();
+    let described = c.describe_execution().execution_arn(&stopped).send().await.unwrap();
+    assert_eq!(described.status(), &ExecutionStatus::Aborted);
+    assert_eq!(described.error(), Some("Operator.Stopped"));
+    let history = c.get_execution_history().execution_arn(&stopped).send().await.unwrap();
+    let aborted = history.events().last().unwrap();
+    assert_eq!(aborted.r#type(), &HistoryEventType::ExecutionAborted);
+    assert_eq!(
+        aborted.execution_aborted_event_details().unwrap().cause(),
+        Some("not needed")
+    );
+}
