@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what it needs (a Python venv with moto and
-# cfn-lint, npm's asl-validator and playwright-core, Debian's chromium), starts moto on a free loopback port, runs formatting, lints and
+# cfn-lint and the aws CLI, npm's asl-validator and playwright-core, Debian's chromium), starts moto on a free loopback port, runs formatting, lints and
 # every test, and stops moto. Extra arguments go to `cargo test` (e.g. `-p sluice-ingest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,14 @@ command -v cargo >/dev/null || die "cargo is not installed"
 command -v python3 >/dev/null || die "python3 is not installed (needed for moto and cfn-lint)"
 command -v npm >/dev/null || die "npm is not installed (needed for asl-validator)"
 
-say "Python tools (.venv: moto[server], cfn-lint)"
-if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/cfn-lint ]; then
-  python3 -m venv .venv || die "cannot create .venv"
-  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]' cfn-lint || die "pip install of moto[server] and cfn-lint failed"
+say "Python tools (.venv: moto[server], cfn-lint, the aws CLI)"
+if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/aws ]; then
+  [ -x .venv/bin/pip ] || python3 -m venv .venv || die "cannot create .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]' cfn-lint awscli || die "pip install of moto[server], cfn-lint and awscli failed"
 fi
 [ -x .venv/bin/moto_server ] || die "moto_server missing from .venv"
 [ -x .venv/bin/cfn-lint ] || die "cfn-lint missing from .venv"
+[ -x .venv/bin/aws ] || die "the aws CLI missing from .venv"
 
 say "npm tools (.tools: asl-validator)"
 if [ ! -x .tools/node_modules/.bin/asl-validator ]; then

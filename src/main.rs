@@ -49,6 +49,9 @@ enum Command {
     /// Find PII in text.
     #[command(subcommand)]
     Pii(commands::pii::PiiCommand),
+    /// The Step Functions API on the local engine, for the aws CLI and the AWS SDKs.
+    #[command(subcommand)]
+    Stepfunctions(commands::stepfunctions::StepFunctionsCommand),
     /// Run the whole pipeline (asl/pipeline.asl.json) on the local engine.
     Run(commands::run::RunArgs),
     /// Answer the task a parked execution waits on (the Gmail consent) and continue it.
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
             Command::CognitoTemplate(args) => commands::cognito::run(cli.config.as_deref(), args),
             Command::Pii(command) => commands::pii::run(cli.config.as_deref(), command).await,
             Command::Run(args) => commands::run::run(cli.config.as_deref(), args).await,
+            Command::Stepfunctions(command) => commands::stepfunctions::run(cli.config.as_deref(), command).await,
             Command::Resume(args) => commands::run::resume(cli.config.as_deref(), args).await,
             Command::Redrive(args) => commands::run::redrive(cli.config.as_deref(), args).await,
             Command::Executions(args) => commands::run::executions(cli.config.as_deref(), args).await,

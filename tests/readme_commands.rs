@@ -73,7 +73,7 @@ fn readme_commands() -> BTreeSet<String> {
                 .take_while(|word| word.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
                 .collect();
             let words = match words.as_slice() {
-                [group @ ("records" | "pii"), sub, ..] => format!("{group} {sub}"),
+                [group @ ("records" | "pii" | "stepfunctions"), sub, ..] => format!("{group} {sub}"),
                 [single, ..] => single.to_string(),
                 [] => continue,
             };
@@ -97,6 +97,7 @@ fn the_readme_names_the_commands_this_test_runs() {
         "records get",
         "records list",
         "serve",
+        "stepfunctions serve",
         "api",
         "cognito-template",
         "pii scan",
@@ -324,6 +325,48 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
     );
 
     serve_answers_from_the_clone(dir);
+    stepfunctions_answers_from_the_clone(dir);
+}
+
+/// `sluice stepfunctions serve` on a free port lists the pipeline's state machine (a raw AWS
+/// JSON 1.0 request: the clients' own tests are tests/stepfunctions_clients.rs).
+fn stepfunctions_answers_from_the_clone(dir: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["stepfunctions", "serve", "--addr", &addr])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answer = None;
+    for _ in 0..100 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            use std::io::{Read, Write};
+            let body = "{}";
+            write!(
+                stream,
+                "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AWSStepFunctions.ListStateMachines\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).unwrap();
+            answer = Some(text);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let answer = answer.expect("sluice stepfunctions serve did not listen within 10 s");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(":stateMachine:sluice-pipeline"), "{answer}");
 }
 
 /// `sluice serve` on a free port answers in the documented JSON envelope (no key: 401).

@@ -210,34 +210,17 @@ fn parse_test_state(args: &TestStateCli<'_>) -> Result<sluice_statemachine::test
             Err(e) => return Err(format!("--variables is not valid JSON: {e}")),
         },
     };
-    let inspection_level = match args.inspection_level {
-        "INFO" => InspectionLevel::Info,
-        "DEBUG" => InspectionLevel::Debug,
-        "TRACE" => InspectionLevel::Trace,
-        other => return Err(format!("--inspection-level must be INFO, DEBUG or TRACE, not {other}")),
-    };
+    let inspection_level = InspectionLevel::named(args.inspection_level).ok_or_else(|| {
+        format!(
+            "--inspection-level must be INFO, DEBUG or TRACE, not {}",
+            args.inspection_level
+        )
+    })?;
     let mock = match args.mock {
         None => None,
         Some(text) => {
             let mock: Value = serde_json::from_str(text).map_err(|e| format!("--mock is not valid JSON: {e}"))?;
-            match (mock.get("result"), mock.get("errorOutput")) {
-                (Some(Value::String(result)), None) => Some(TestStateMock::Result(
-                    serde_json::from_str(result).map_err(|e| format!("--mock result is not JSON text: {e}"))?,
-                )),
-                (None, Some(error_output)) => Some(TestStateMock::Error {
-                    error: error_output
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .ok_or("--mock errorOutput needs an error (a string)")?
-                        .to_string(),
-                    cause: error_output
-                        .get("cause")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                }),
-                _ => return Err("--mock must hold either result (JSON text) or errorOutput {error, cause}".into()),
-            }
+            Some(TestStateMock::from_member(&mock).map_err(|e| format!("--mock: {e}"))?)
         }
     };
     Ok(TestStateRequest {

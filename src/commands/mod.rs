@@ -9,6 +9,7 @@ pub mod pii;
 pub mod records;
 pub mod run;
 pub mod serve;
+pub mod stepfunctions;
 pub mod watch;
 
 use std::path::Path;

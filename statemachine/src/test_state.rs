@@ -28,11 +28,48 @@ pub enum InspectionLevel {
     Trace,
 }
 
+impl InspectionLevel {
+    /// `INFO`, `DEBUG` or `TRACE`, as TestState's `inspectionLevel` names them.
+    pub fn named(name: &str) -> Option<InspectionLevel> {
+        match name {
+            "INFO" => Some(InspectionLevel::Info),
+            "DEBUG" => Some(InspectionLevel::Debug),
+            "TRACE" => Some(InspectionLevel::Trace),
+            _ => None,
+        }
+    }
+}
+
 /// A Task's mocked answer: its result, or the error it raises.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestStateMock {
     Result(Value),
     Error { error: String, cause: String },
+}
+
+impl TestStateMock {
+    /// TestState's `mock` member: `{"result": "<JSON text>"}` or
+    /// `{"errorOutput": {"error": "...", "cause": "..."}}`.
+    pub fn from_member(mock: &Value) -> Result<TestStateMock, String> {
+        match (mock.get("result"), mock.get("errorOutput")) {
+            (Some(Value::String(result)), None) => Ok(TestStateMock::Result(
+                serde_json::from_str(result).map_err(|e| format!("the mock's result is not JSON text: {e}"))?,
+            )),
+            (None, Some(error_output)) => Ok(TestStateMock::Error {
+                error: error_output
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .ok_or("the mock's errorOutput needs an error (a string)")?
+                    .to_string(),
+                cause: error_output
+                    .get("cause")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+            _ => Err("the mock must hold either result (JSON text) or errorOutput {error, cause}".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,10 @@ impl StepFunctionsService {
             "ListExecutions" => self.list_executions(request),
             "GetExecutionHistory" => self.execution_history(request),
             "StopExecution" => self.stop_execution(request),
+            "RedriveExecution" => self.redrive_execution(request).await,
+            "DescribeMapRun" => self.describe_map_run(request),
+            "ListMapRuns" => self.list_map_runs(request),
+            "TestState" => test_state(request).await,
             "SendTaskSuccess" => self.send_task_success(request).await,
             "SendTaskFailure" => self.send_task_failure(request).await,
             "SendTaskHeartbeat" => self.send_task_heartbeat(request).await,
@@ -455,6 +459,87 @@ impl StepFunctionsService {
         Ok(json!({"stopDate": epoch_seconds(&stopped)}))
     }
 
+    async fn redrive_execution(&self, request: &Request) -> Result<Value, ApiError> {
+        let arn = request.required("executionArn")?.to_string();
+        check_execution_arn(&arn)?;
+        let engine = self.engine.clone();
+        let watched = arn.clone();
+        let mut run = Box::pin(async move {
+            let result = engine.redrive_execution(&watched).await;
+            if let Err(err) = &result {
+                tracing::warn!(execution = %watched, error = %err, "redriven execution ended in an engine error");
+            }
+            result
+        });
+        // The first poll checks the execution may be redriven and records the redrive.
+        match futures::poll!(&mut run) {
+            std::task::Poll::Ready(Err(err)) => return Err(engine_error(err)),
+            std::task::Poll::Ready(Ok(_)) => {}
+            std::task::Poll::Pending => {
+                tokio::spawn(run);
+            }
+        }
+        let record = self.engine.describe_execution(&arn).map_err(engine_error)?;
+        let date = record.redrive_date.unwrap_or_else(Utc::now);
+        Ok(json!({"redriveDate": epoch_seconds(&date)}))
+    }
+
+    fn describe_map_run(&self, request: &Request) -> Result<Value, ApiError> {
+        let arn = request.required("mapRunArn")?;
+        let run = self
+            .engine
+            .describe_map_run(arn)
+            .map_err(engine_error)?
+            .ok_or_else(|| ApiError::client("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+        let counts = |c: &sluice_statemachine::store::MapRunCounts| {
+            json!({
+                "pending": c.pending, "running": c.running, "succeeded": c.succeeded, "failed": c.failed,
+                "timedOut": c.timed_out, "aborted": c.aborted, "total": c.total, "resultsWritten": c.results_written,
+                "failuresNotRedrivable": 0, "pendingRedrive": 0,
+            })
+        };
+        let mut out = json!({
+            "mapRunArn": run.map_run_arn,
+            "executionArn": run.execution_arn,
+            "status": run.status,
+            "startDate": epoch_seconds(&run.start_date),
+            "maxConcurrency": run.max_concurrency,
+            "toleratedFailurePercentage": run.tolerated_failure_percentage,
+            "toleratedFailureCount": run.tolerated_failure_count,
+            "itemCounts": counts(&run.item_counts),
+            "executionCounts": counts(&run.execution_counts),
+            "redriveCount": run.redrive_count,
+        });
+        if let Some(stop) = &run.stop_date {
+            out["stopDate"] = json!(epoch_seconds(stop));
+        }
+        Ok(out)
+    }
+
+    fn list_map_runs(&self, request: &Request) -> Result<Value, ApiError> {
+        let arn = request.required("executionArn")?;
+        check_execution_arn(arn)?;
+        let record = self.engine.describe_execution(arn).map_err(engine_error)?;
+        let all = self.engine.list_map_runs(arn).map_err(engine_error)?;
+        let (runs, next) = page(&all, request.page_start()?, request.page_size(100, 1000)?);
+        let listed: Vec<Value> = runs
+            .iter()
+            .map(|run| {
+                let mut item = json!({
+                    "executionArn": run.execution_arn,
+                    "mapRunArn": run.map_run_arn,
+                    "stateMachineArn": record.state_machine_arn,
+                    "startDate": epoch_seconds(&run.start_date),
+                });
+                if let Some(stop) = &run.stop_date {
+                    item["stopDate"] = json!(epoch_seconds(stop));
+                }
+                item
+            })
+            .collect();
+        Ok(with_next(json!({"mapRuns": listed}), next))
+    }
+
     async fn send_task_success(&self, request: &Request) -> Result<Value, ApiError> {
         let token = request.required("taskToken")?.to_string();
         let output: Value = serde_json::from_str(request.required("output")?)
@@ -531,6 +616,51 @@ impl StepFunctionsService {
     }
 }
 
+/// `TestState`: one state run once on a fresh engine whose clock does not wait, its Task
+/// answered by the request's mock (this engine calls no AWS service).
+async fn test_state(request: &Request) -> Result<Value, ApiError> {
+    use sluice_statemachine::test_state::{InspectionLevel, TestStateError, TestStateMock, TestStateRequest};
+    let definition: Value = serde_json::from_str(request.required("definition")?)
+        .map_err(|e| ApiError::client("InvalidDefinition", format!("Invalid State Machine Definition: '{e}'")))?;
+    let json_member = |field: &str, default: Value| -> Result<Value, ApiError> {
+        match request.optional(field)? {
+            None => Ok(default),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| ApiError::client("InvalidExecutionInput", format!("{field} is not JSON text: {e}"))),
+        }
+    };
+    let input = json_member("input", json!({}))?;
+    let variables = match json_member("variables", json!({}))? {
+        Value::Object(variables) => variables,
+        _ => return Err(ApiError::validation("variables must be a JSON object")),
+    };
+    let level = request.optional("inspectionLevel")?.unwrap_or("INFO");
+    let inspection_level = InspectionLevel::named(level)
+        .ok_or_else(|| ApiError::validation(format!("inspectionLevel must be INFO, DEBUG or TRACE, not {level}")))?;
+    let mock = match request.body.get("mock") {
+        None | Some(Value::Null) => None,
+        Some(mock) => Some(TestStateMock::from_member(mock).map_err(ApiError::validation)?),
+    };
+    let test = TestStateRequest {
+        definition,
+        name: request.optional("stateName")?.unwrap_or("TestState").to_string(),
+        input,
+        variables,
+        inspection_level,
+        mock,
+    };
+    let engine = Engine::new(sluice_statemachine::TaskRegistry::new());
+    match sluice_statemachine::test_state::test_state(engine, test).await {
+        Ok(response) => serde_json::to_value(response).map_err(internal),
+        Err(TestStateError::Invalid(message)) => Err(ApiError::client(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{message}'"),
+        )),
+        Err(TestStateError::Engine(err)) => Err(engine_error(err)),
+        Err(other) => Err(ApiError::validation(other.to_string())),
+    }
+}
+
 async fn handle(State(service): State<Arc<StepFunctionsService>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")
@@ -576,6 +706,8 @@ fn engine_error(err: EngineError) -> ApiError {
             ApiError::client("ExecutionAlreadyExists", format!("Execution Already Exists: '{name}'"))
         }
         EngineError::InputTooLarge(_) => ApiError::client("InvalidExecutionInput", err.to_string()),
+        EngineError::NotRedrivable { .. } => ApiError::client("ExecutionNotRedrivable", err.to_string()),
+        EngineError::Busy { .. } => ApiError::client("ExecutionLimitExceeded", err.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }

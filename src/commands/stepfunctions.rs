@@ -1,0 +1,64 @@
+//! `sluice stepfunctions serve`: the Step Functions API (AWS JSON 1.0) on the local engine and
+//! its durable store, so the aws CLI, boto3 and the AWS SDKs drive Sluice's engine as they drive
+//! AWS. The pipeline's own state machines are there from the start (`sluice-pipeline`,
+//! `sluice-uploads`), bound to the in-process functions as `sluice run` binds them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sluice::runner::{STATE_MACHINE_NAME, UPLOAD_STATE_MACHINE_NAME};
+use sluice_sfn_api::StepFunctionsService;
+use sluice_sfn_api::registry::Registry;
+
+use super::run::BackendChoice;
+
+#[derive(Subcommand)]
+pub enum StepFunctionsCommand {
+    /// Serve the Step Functions API on the local engine (point `--endpoint-url` here).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where to listen (loopback by default: requests are not authenticated).
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    addr: SocketAddr,
+    /// Which backends the pipeline's functions use (default: `backend` in the config).
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+}
+
+pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> anyhow::Result<ExitCode> {
+    let StepFunctionsCommand::Serve(args) = command;
+    let (config, pipeline) = super::run::open(config_path, args.backend, None).await?;
+    let store = config.data_dir.join("sluice.db");
+    let registry =
+        Registry::open(&store).with_context(|| format!("opening the state machines in {}", store.display()))?;
+    let service = StepFunctionsService::new(pipeline.engine.clone(), registry);
+    for (name, machine) in [
+        (STATE_MACHINE_NAME, &pipeline.machine),
+        (UPLOAD_STATE_MACHINE_NAME, &pipeline.uploads),
+    ] {
+        service
+            .register(name, machine.definition())
+            .map_err(|e| anyhow::anyhow!("registering {name}: {}", e.message))?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let bound = listener.local_addr()?;
+    println!(
+        "Step Functions API on http://{bound} (state machines {STATE_MACHINE_NAME} and {UPLOAD_STATE_MACHINE_NAME} registered); \
+         e.g. aws stepfunctions list-state-machines --endpoint-url http://{bound}"
+    );
+    service
+        .serve(listener)
+        .await
+        .context("serving the Step Functions API")?;
+    // Keeps the pipeline (its Lambda host, if any) alive while serving.
+    drop(pipeline);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,300 @@
+//! `sluice stepfunctions serve` driven by the real clients from PyPI, as a user drives AWS: the
+//! aws CLI and boto3 (both in `.venv`, which `scripts/test.sh` makes) create, start, describe,
+//! page the history, redrive and TestState against a server this test starts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+struct Serve {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venv_tool(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("SLUICE_REQUIRE_AWS_TESTS").as_deref() == Ok("1") {
+        panic!("{} is missing: scripts/test.sh installs it", path.display());
+    }
+    eprintln!("SKIPPED: {} is missing (run scripts/test.sh)", path.display());
+    None
+}
+
+fn serve() -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--config")
+        .arg(dir.path().join("sluice.toml"))
+        .args(["stepfunctions", "serve", "--addr", "127.0.0.1:0"])
+        .env_remove("SLUICE_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Serve { child, url, _dir: dir }
+}
+
+fn client_env(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        // TestState and StartSyncExecution go to `sync-<host>` on AWS; a loopback address has none.
+        .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+}
+
+/// `aws stepfunctions ARGS --endpoint-url URL`, its JSON output (or its stderr on failure).
+fn aws(aws: &Path, url: &str, args: &[&str]) -> Result<Value, String> {
+    let output = client_env(&mut Command::new(aws))
+        .args(["--endpoint-url", url, "--output", "json", "stepfunctions"])
+        .args(args)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    })
+}
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/sluice-test";
+
+#[test]
+fn the_aws_cli_drives_the_local_engine() {
+    let Some(cli) = venv_tool("aws") else { return };
+    let server = serve();
+    let url = server.url.as_str();
+    let listed = aws(&cli, url, &["list-state-machines"]).unwrap();
+    let names: Vec<&str> = listed["stateMachines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["sluice-pipeline", "sluice-uploads"],
+        "the pipeline's machines are there"
+    );
+
+    let definition = r#"{"StartAt": "Greet", "States": {"Greet": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"}, "End": true}}}"#;
+    let created = aws(
+        &cli,
+        url,
+        &[
+            "create-state-machine",
+            "--name",
+            "greeter",
+            "--definition",
+            definition,
+            "--role-arn",
+            ROLE,
+        ],
+    )
+    .unwrap();
+    let machine = created["stateMachineArn"].as_str().unwrap().to_string();
+    let started = aws(
+        &cli,
+        url,
+        &[
+            "start-execution",
+            "--state-machine-arn",
+            &machine,
+            "--name",
+            "one",
+            "--input",
+            r#"{"who": "world"}"#,
+        ],
+    )
+    .unwrap();
+    let execution = started["executionArn"].as_str().unwrap().to_string();
+    let described = (0..200)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            aws(&cli, url, &["describe-execution", "--execution-arn", &execution]).unwrap()
+        })
+        .find(|d| d["status"] != "RUNNING")
+        .unwrap();
+    assert_eq!(described["status"], "SUCCEEDED", "{described}");
+    let output: Value = serde_json::from_str(described["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["greeting"], "hello world");
+
+    let history = aws(
+        &cli,
+        url,
+        &[
+            "get-execution-history",
+            "--execution-arn",
+            &execution,
+            "--reverse-order",
+        ],
+    )
+    .unwrap();
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionSucceeded",
+            "PassStateExited",
+            "PassStateEntered",
+            "ExecutionStarted"
+        ]
+    );
+
+    let tested = aws(
+        &cli,
+        url,
+        &[
+            "test-state",
+            "--definition",
+            r#"{"Type": "Pass", "Parameters": {"x.$": "$.a"}, "Next": "After"}"#,
+            "--role-arn",
+            ROLE,
+            "--input",
+            r#"{"a": 5}"#,
+            "--inspection-level",
+            "DEBUG",
+        ],
+    )
+    .unwrap();
+    assert_eq!(tested["status"], "SUCCEEDED");
+    assert_eq!(tested["nextState"], "After");
+    assert_eq!(tested["inspectionData"]["afterParameters"], r#"{"x":5}"#);
+
+    let refused = aws(
+        &cli,
+        url,
+        &["describe-execution", "--execution-arn", &format!("{execution}-nope")],
+    )
+    .unwrap_err();
+    assert!(refused.contains("ExecutionDoesNotExist"), "{refused}");
+    let taken = aws(
+        &cli,
+        url,
+        &[
+            "start-execution",
+            "--state-machine-arn",
+            &machine,
+            "--name",
+            "one",
+            "--input",
+            "{}",
+        ],
+    )
+    .unwrap_err();
+    assert!(taken.contains("ExecutionAlreadyExists"), "{taken}");
+}
+
+const BOTO3: &str = r#"
+import json, sys, time
+import boto3
+from botocore.config import Config
+
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing",
+                   config=Config(inject_host_prefix=False))
+role = "arn:aws:iam::123456789012:role/sluice-test"
+
+def wait(arn):
+    for _ in range(500):
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d
+        time.sleep(0.01)
+    raise SystemExit(f"{arn} did not end")
+
+flaky = sfn.create_state_machine(name="flaky", roleArn=role, definition=json.dumps({
+    "StartAt": "Check", "States": {
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": True, "Next": "Fine"}],
+                  "Default": "Broken"},
+        "Fine": {"Type": "Succeed"},
+        "Broken": {"Type": "Fail", "Error": "Flaky.Broken", "Cause": "not ok"}}}))["stateMachineArn"]
+for n in range(5):
+    sfn.start_execution(stateMachineArn=flaky, name=f"run-{n}", input=json.dumps({"ok": n % 2 == 0}))
+arns = [f"{flaky.replace(':stateMachine:', ':execution:')}:run-{n}" for n in range(5)]
+ended = [wait(arn) for arn in arns]
+assert [e["status"] for e in ended] == ["SUCCEEDED", "FAILED", "SUCCEEDED", "FAILED", "SUCCEEDED"], ended
+
+# boto3's own paginators over the server's nextToken.
+pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=flaky, PaginationConfig={"PageSize": 2})
+listed = [e["name"] for page in pages for e in page["executions"]]
+assert sorted(listed) == [f"run-{n}" for n in range(5)], listed
+failed = sfn.list_executions(stateMachineArn=flaky, statusFilter="FAILED")["executions"]
+assert sorted(e["name"] for e in failed) == ["run-1", "run-3"], failed
+events = [e for page in sfn.get_paginator("get_execution_history").paginate(
+    executionArn=arns[1], PaginationConfig={"PageSize": 2}) for e in page["events"]]
+assert [e["type"] for e in events][-1] == "ExecutionFailed", events
+assert events[-1]["executionFailedEventDetails"] == {"error": "Flaky.Broken", "cause": "not ok"}, events[-1]
+assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+
+# A failed execution is redriven (it fails again: its input still says not ok).
+sfn.redrive_execution(executionArn=arns[1])
+again = wait(arns[1])
+assert again["status"] == "FAILED" and again["redriveCount"] == 1, again
+try:
+    sfn.redrive_execution(executionArn=arns[0])
+    raise SystemExit("a SUCCEEDED execution was redriven")
+except sfn.exceptions.ExecutionNotRedrivable:
+    pass
+
+check = sfn.test_state(definition=json.dumps({"Type": "Fail", "Error": "E", "Cause": "c"}), roleArn=role)
+assert check["status"] == "FAILED" and check["error"] == "E", check
+valid = sfn.validate_state_machine_definition(definition='{"StartAt": "X", "States": {}}')
+assert valid["result"] == "FAIL" and valid["diagnostics"], valid
+try:
+    sfn.describe_state_machine(stateMachineArn=flaky + "-gone")
+    raise SystemExit("a missing state machine was described")
+except sfn.exceptions.StateMachineDoesNotExist:
+    pass
+print("ok")
+"#;
+
+#[test]
+fn boto3_drives_the_local_engine() {
+    let Some(python) = venv_tool("python") else { return };
+    let server = serve();
+    let output = client_env(&mut Command::new(python))
+        .args(["-c", BOTO3, &server.url])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "ok",
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
