@@ -205,6 +205,7 @@ async fn hostile_binaries_fail_their_tasks_with_errors_naming_the_function_and_r
             decorate: None,
             show_progress: false,
             lambda_binaries: Some(binaries),
+            activities: None,
         },
     )
     .await

@@ -40,6 +40,7 @@ async fn open(config: &Config, backends: Backends, decorate: Option<HandlerDecor
         decorate,
         show_progress: false,
         lambda_binaries: None,
+        activities: None,
     };
     Pipeline::open(config, backends, options).await.unwrap()
 }

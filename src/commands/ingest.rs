@@ -108,6 +108,7 @@ pub async fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result
             decorate: None,
             show_progress: false,
             lambda_binaries: None,
+            activities: None,
         },
     )
     .await?;

@@ -100,7 +100,16 @@ pub(crate) async fn open(
     backend: Option<BackendChoice>,
     definition: Option<&Path>,
 ) -> anyhow::Result<(Config, Pipeline)> {
-    open_with(config_path, backend, definition, None).await
+    open_with(config_path, backend, definition, None, None).await
+}
+
+/// [`open`], with activity resources served by `activities` (the Step Functions API's queue).
+pub(crate) async fn open_with_activities(
+    config_path: Option<&Path>,
+    backend: Option<BackendChoice>,
+    activities: std::sync::Arc<dyn sluice_statemachine::TaskHandler>,
+) -> anyhow::Result<(Config, Pipeline)> {
+    open_with(config_path, backend, None, None, Some(activities)).await
 }
 
 async fn open_with(
@@ -108,6 +117,7 @@ async fn open_with(
     backend: Option<BackendChoice>,
     definition: Option<&Path>,
     lambda: Option<LambdaChoice<'_>>,
+    activities: Option<std::sync::Arc<dyn sluice_statemachine::TaskHandler>>,
 ) -> anyhow::Result<(Config, Pipeline)> {
     let mut config = super::load_config(config_path.or(default_config().as_deref()))?;
     match backend {
@@ -146,6 +156,7 @@ async fn open_with(
         decorate: None,
         show_progress: true,
         lambda_binaries,
+        activities,
     };
     let pipeline = Pipeline::open(&config, backends, options).await?;
     Ok((config, pipeline))
@@ -209,7 +220,7 @@ pub async fn run(config_path: Option<&Path>, args: RunArgs) -> anyhow::Result<Ex
         dir,
         template: args.template.as_deref(),
     });
-    let (_, pipeline) = open_with(config_path, args.backend, args.definition.as_deref(), lambda).await?;
+    let (_, pipeline) = open_with(config_path, args.backend, args.definition.as_deref(), lambda, None).await?;
     abort_abandoned(&pipeline)?;
     loop {
         let started = Instant::now();

@@ -48,6 +48,7 @@ pub async fn run(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<
         decorate: None,
         show_progress: false,
         lambda_binaries,
+        activities: None,
     };
     let pipeline = Arc::new(Pipeline::open(&config, backends.clone(), options).await?);
     let callback = match &pipeline.lambda_host {

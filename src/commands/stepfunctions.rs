@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sluice::runner::{STATE_MACHINE_NAME, UPLOAD_STATE_MACHINE_NAME};
+use std::sync::Arc;
+
 use sluice_sfn_api::StepFunctionsService;
+use sluice_sfn_api::activities::{Activities, ActivityHandler};
 use sluice_sfn_api::registry::Registry;
 
 use super::run::BackendChoice;
@@ -33,11 +36,18 @@ pub struct ServeArgs {
 
 pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> anyhow::Result<ExitCode> {
     let StepFunctionsCommand::Serve(args) = command;
-    let (config, pipeline) = super::run::open(config_path, args.backend, None).await?;
-    let store = config.data_dir.join("sluice.db");
+    // Activities are queued in the same file the engine keeps executions in.
+    let data_dir = super::load_config(config_path)?.data_dir;
+    sluice_core::private::private_dir(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = data_dir.join("sluice.db");
+    let activities =
+        Activities::open(&store).with_context(|| format!("opening the activities in {}", store.display()))?;
+    let (_config, pipeline) =
+        super::run::open_with_activities(config_path, args.backend, Arc::new(ActivityHandler(activities.clone())))
+            .await?;
     let registry =
         Registry::open(&store).with_context(|| format!("opening the state machines in {}", store.display()))?;
-    let service = StepFunctionsService::new(pipeline.engine.clone(), registry);
+    let service = StepFunctionsService::new(pipeline.engine.clone(), registry, activities);
     for (name, machine) in [
         (STATE_MACHINE_NAME, &pipeline.machine),
         (UPLOAD_STATE_MACHINE_NAME, &pipeline.uploads),

@@ -77,6 +77,9 @@ pub struct PipelineOptions {
     /// Invoke each function's real Lambda binary through a local Lambda Runtime API instead of
     /// its in-process handler.
     pub lambda_binaries: Option<lambda_host::LambdaBinaries>,
+    /// Serves Task states whose resource is an activity ARN (the Step Functions API's queue for
+    /// `GetActivityTask`); without it such a task fails, naming its resource.
+    pub activities: Option<Arc<dyn TaskHandler>>,
 }
 
 impl Pipeline {
@@ -106,6 +109,9 @@ impl Pipeline {
         let task_tokens = Arc::new(EngineHandle::default());
         let objects = PipelineObjects::new(pipeline_bucket(config), backends.objects.clone());
         let mut registry = TaskRegistry::new();
+        if let Some(activities) = &options.activities {
+            registry.register_activities(activities.clone());
+        }
         let (bindings, oauth) = handlers::bind(handlers::BindContext {
             config,
             backends,

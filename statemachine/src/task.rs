@@ -68,6 +68,8 @@ const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 pub struct TaskRegistry {
     by_resource: HashMap<String, Arc<dyn TaskHandler>>,
     lambdas: HashMap<String, Arc<dyn TaskHandler>>,
+    /// Serves every activity ARN not bound on its own.
+    activities: Option<Arc<dyn TaskHandler>>,
 }
 
 impl fmt::Debug for TaskRegistry {
@@ -87,6 +89,13 @@ pub fn split_pattern(resource: &str) -> (&str, Option<&str>) {
         }
     }
     (resource, None)
+}
+
+/// Whether a Task's resource is a Step Functions activity (`arn:aws:states:<region>:<account>:activity:<name>`):
+/// its task waits for a worker (`GetActivityTask`) to answer its token, as `.waitForTaskToken`
+/// does.
+pub fn is_activity(resource: &str) -> bool {
+    resource.starts_with("arn:") && resource.contains(":states:") && resource.contains(":activity:")
 }
 
 /// The function name inside a Lambda name, partial ARN or ARN (with or without qualifier).
@@ -122,9 +131,25 @@ impl TaskRegistry {
         self
     }
 
+    /// Binds every activity ARN to `handler` (it queues the task for a worker).
+    pub fn register_activities(&mut self, handler: Arc<dyn TaskHandler>) -> &mut Self {
+        self.activities = Some(handler);
+        self
+    }
+
     /// Finds the handler for a Task state; `Err` carries a message for `States.Runtime`.
     pub(crate) fn resolve(&self, resource: &str, parameters: Value) -> Result<Resolved, String> {
         let (base, _pattern) = split_pattern(resource);
+        if is_activity(resource)
+            && let Some(handler) = self.by_resource.get(resource).or(self.activities.as_ref())
+        {
+            return Ok(Resolved {
+                handler: handler.clone(),
+                invocation: Invocation::Direct,
+                function_name: None,
+                input: parameters,
+            });
+        }
         if base == LAMBDA_INVOKE {
             let function = parameters
                 .get("FunctionName")

@@ -36,6 +36,7 @@ pub async fn open_pipeline(
         decorate,
         show_progress: false,
         lambda_binaries: None,
+        activities: None,
     };
     Pipeline::open(config, backends, options).await.unwrap()
 }

@@ -125,6 +125,7 @@ impl RunSetup {
                 decorate: None,
                 show_progress: false,
                 lambda_binaries: Some(binaries),
+                activities: None,
             },
         )
         .await

@@ -6,6 +6,7 @@
 //! and parked task tokens in the engine's own store, so everything outlives the server. An
 //! execution runs in the background, as on AWS: `StartExecution` answers at once.
 
+pub mod activities;
 mod events;
 mod protocol;
 pub mod registry;
@@ -26,6 +27,7 @@ use sluice_statemachine::{
     Engine, EngineError, ExecutionStatus, StartExecution, StateMachine, execution_arn, state_machine_arn,
 };
 
+use activities::Activities;
 pub use protocol::ApiError;
 use protocol::{Request, answer, check_name, epoch_seconds, page};
 use registry::{MachineRecord, Registry};
@@ -36,15 +38,19 @@ const DEFAULT_ROLE: &str = "arn:aws:iam::123456789012:role/sluice-local";
 pub struct StepFunctionsService {
     engine: Arc<Engine>,
     registry: Registry,
+    activities: Arc<Activities>,
     /// Parsed definitions by state machine ARN and revision.
     parsed: Mutex<HashMap<String, (String, StateMachine)>>,
 }
 
 impl StepFunctionsService {
-    pub fn new(engine: Arc<Engine>, registry: Registry) -> Arc<StepFunctionsService> {
+    /// The service over `engine`, whose task registry binds activities to
+    /// [`activities::ActivityHandler`] over the same `activities`.
+    pub fn new(engine: Arc<Engine>, registry: Registry, activities: Arc<Activities>) -> Arc<StepFunctionsService> {
         Arc::new(StepFunctionsService {
             engine,
             registry,
+            activities,
             parsed: Mutex::new(HashMap::new()),
         })
     }
@@ -104,6 +110,11 @@ impl StepFunctionsService {
             "SendTaskSuccess" => self.send_task_success(request).await,
             "SendTaskFailure" => self.send_task_failure(request).await,
             "SendTaskHeartbeat" => self.send_task_heartbeat(request).await,
+            "CreateActivity" => self.create_activity(request),
+            "DescribeActivity" => self.describe_activity(request),
+            "ListActivities" => self.list_activities(request),
+            "DeleteActivity" => self.delete_activity(request),
+            "GetActivityTask" => self.get_activity_task(request).await,
             "TagResource" => self.tag_resource(request),
             "UntagResource" => self.untag_resource(request),
             "ListTagsForResource" => self.list_tags(request),
@@ -313,19 +324,17 @@ impl StepFunctionsService {
         let engine = self.engine.clone();
         let started_at = Utc::now();
         let watched = arn.clone();
-        let mut run = Box::pin(async move {
-            let result = engine.start_execution(&machine, start).await;
-            if let Err(err) = &result {
-                tracing::warn!(execution = %watched, error = %err, "execution ended in an engine error");
-            }
-            result
-        });
+        let mut run = Box::pin(async move { engine.start_execution(&machine, start).await });
         // The first poll stores the execution (or refuses it); the rest runs in the background.
         match futures::poll!(&mut run) {
             std::task::Poll::Ready(Err(err)) => return Err(engine_error(err)),
             std::task::Poll::Ready(Ok(_)) => {}
             std::task::Poll::Pending => {
-                tokio::spawn(run);
+                tokio::spawn(async move {
+                    if let Err(err) = run.await {
+                        tracing::warn!(execution = %watched, error = %err, "execution ended in an engine error");
+                    }
+                });
             }
         }
         Ok(json!({"executionArn": arn, "startDate": epoch_seconds(&started_at)}))
@@ -464,19 +473,18 @@ impl StepFunctionsService {
         check_execution_arn(&arn)?;
         let engine = self.engine.clone();
         let watched = arn.clone();
-        let mut run = Box::pin(async move {
-            let result = engine.redrive_execution(&watched).await;
-            if let Err(err) = &result {
-                tracing::warn!(execution = %watched, error = %err, "redriven execution ended in an engine error");
-            }
-            result
-        });
+        let mut run = Box::pin(async move { engine.redrive_execution(&watched).await });
         // The first poll checks the execution may be redriven and records the redrive.
         match futures::poll!(&mut run) {
             std::task::Poll::Ready(Err(err)) => return Err(engine_error(err)),
             std::task::Poll::Ready(Ok(_)) => {}
             std::task::Poll::Pending => {
-                tokio::spawn(run);
+                let execution = arn.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = run.await {
+                        tracing::warn!(%execution, error = %err, "redriven execution ended in an engine error");
+                    }
+                });
             }
         }
         let record = self.engine.describe_execution(&arn).map_err(engine_error)?;
@@ -573,6 +581,66 @@ impl StepFunctionsService {
         let token = request.required("taskToken")?;
         self.engine.send_task_heartbeat(token).await.map_err(engine_error)?;
         Ok(json!({}))
+    }
+
+    fn activity(&self, arn: &str) -> Result<activities::Activity, ApiError> {
+        if !arn.starts_with("arn:") || !arn.contains(":activity:") {
+            return Err(ApiError::client("InvalidArn", format!("Invalid Arn: '{arn}'")));
+        }
+        self.activities
+            .get(arn)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::client("ActivityDoesNotExist", format!("Activity Does Not Exist: '{arn}'")))
+    }
+
+    fn create_activity(&self, request: &Request) -> Result<Value, ApiError> {
+        let name = request.required("name")?;
+        check_name("name", name)?;
+        let arn = activity_arn(name);
+        let activity = self.activities.create(&arn, name).map_err(internal)?;
+        self.registry.tag(&arn, &tags_of(&request.body)?).map_err(internal)?;
+        Ok(json!({"activityArn": activity.arn, "creationDate": epoch_seconds(&activity.created)}))
+    }
+
+    fn describe_activity(&self, request: &Request) -> Result<Value, ApiError> {
+        let activity = self.activity(request.required("activityArn")?)?;
+        Ok(
+            json!({"activityArn": activity.arn, "name": activity.name, "creationDate": epoch_seconds(&activity.created)}),
+        )
+    }
+
+    fn list_activities(&self, request: &Request) -> Result<Value, ApiError> {
+        let all = self.activities.list().map_err(internal)?;
+        let (listed, next) = page(&all, request.page_start()?, request.page_size(100, 1000)?);
+        let listed: Vec<Value> = listed
+            .iter()
+            .map(|a| json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch_seconds(&a.created)}))
+            .collect();
+        Ok(with_next(json!({"activities": listed}), next))
+    }
+
+    fn delete_activity(&self, request: &Request) -> Result<Value, ApiError> {
+        let arn = request.required("activityArn")?;
+        if !arn.contains(":activity:") {
+            return Err(ApiError::client("InvalidArn", format!("Invalid Arn: '{arn}'")));
+        }
+        self.activities.delete(arn).map_err(internal)?;
+        Ok(json!({}))
+    }
+
+    /// A worker's long poll: the oldest queued task of the activity, or (after up to 60 s) an
+    /// answer with no token, as AWS gives.
+    async fn get_activity_task(&self, request: &Request) -> Result<Value, ApiError> {
+        let activity = self.activity(request.required("activityArn")?)?;
+        match self
+            .activities
+            .take(&activity.arn, activities::LONG_POLL)
+            .await
+            .map_err(internal)?
+        {
+            Some(task) => Ok(json!({"taskToken": task.token, "input": task.input.to_string()})),
+            None => Ok(json!({})),
+        }
     }
 
     fn tagged_machine(&self, request: &Request) -> Result<MachineRecord, ApiError> {
@@ -710,6 +778,11 @@ fn engine_error(err: EngineError) -> ApiError {
         EngineError::Busy { .. } => ApiError::client("ExecutionLimitExceeded", err.to_string()),
         other => ApiError::internal(other.to_string()),
     }
+}
+
+/// The ARN of activity `name` on this engine.
+pub fn activity_arn(name: &str) -> String {
+    state_machine_arn(name).replace(":stateMachine:", ":activity:")
 }
 
 fn check_execution_arn(arn: &str) -> Result<(), ApiError> {

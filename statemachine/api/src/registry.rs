@@ -16,6 +16,12 @@ pub struct RegistryError {
     source: rusqlite::Error,
 }
 
+impl RegistryError {
+    pub(crate) fn new(operation: &'static str, source: rusqlite::Error) -> RegistryError {
+        RegistryError { operation, source }
+    }
+}
+
 fn failed(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> RegistryError {
     move |source| RegistryError { operation, source }
 }

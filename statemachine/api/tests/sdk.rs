@@ -9,6 +9,7 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType, Tag};
 use serde_json::{Value, json};
 use sluice_sfn_api::StepFunctionsService;
+use sluice_sfn_api::activities::{Activities, ActivityHandler};
 use sluice_sfn_api::registry::Registry;
 use sluice_statemachine::{Engine, FnHandler, SqliteExecutionStore, TaskContext, TaskRegistry};
 
@@ -36,9 +37,11 @@ async fn server() -> Server {
             futures_ready()
         })),
     );
+    let activities = Activities::open(&dir.path().join("sfn.db")).unwrap();
+    registry.register_activities(Arc::new(ActivityHandler(activities.clone())));
     let store = SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap();
     let engine = Arc::new(Engine::new(registry).with_store(Arc::new(store)));
-    let service = StepFunctionsService::new(engine, Registry::open(&dir.path().join("sfn.db")).unwrap());
+    let service = StepFunctionsService::new(engine, Registry::open(&dir.path().join("sfn.db")).unwrap(), activities);
     let addr = sluice_sfn_api::spawn(&service, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -359,4 +362,95 @@ async fn a_task_token_is_answered_and_an_execution_stopped_through_the_sdk() {
         aborted.execution_aborted_event_details().unwrap().cause(),
         Some("not needed")
     );
+}
+
+/// A worker polls an activity (GetActivityTask, a long poll) and answers the task it gets, as
+/// users test task tokens without a Lambda.
+#[tokio::test]
+async fn a_worker_polls_an_activity_and_answers_its_task() {
+    let s = server().await;
+    let c = s.client.clone();
+    let activity = c
+        .create_activity()
+        .name("approve")
+        .send()
+        .await
+        .unwrap()
+        .activity_arn()
+        .to_string();
+    assert!(activity.contains(":activity:approve"), "{activity}");
+    // Created again: the same activity.
+    assert_eq!(
+        c.create_activity().name("approve").send().await.unwrap().activity_arn(),
+        activity
+    );
+    let definition = json!({"StartAt": "Approve", "States": {
+        "Approve": {"Type": "Task", "Resource": activity, "HeartbeatSeconds": 30, "End": true}}});
+    let machine = c
+        .create_state_machine()
+        .name("approvals")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    // The worker is already waiting when the task is queued: the long poll wakes.
+    let worker = {
+        let c = c.clone();
+        let activity = activity.clone();
+        tokio::spawn(async move {
+            c.get_activity_task()
+                .activity_arn(activity)
+                .worker_name("w1")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let execution = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(r#"{"amount": 120}"#)
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let task = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let token = task.task_token().unwrap().to_string();
+    assert_eq!(
+        serde_json::from_str::<Value>(task.input().unwrap()).unwrap(),
+        json!({"amount": 120})
+    );
+    c.send_task_heartbeat().task_token(&token).send().await.unwrap();
+    c.send_task_success()
+        .task_token(&token)
+        .output(r#"{"approved": true}"#)
+        .send()
+        .await
+        .unwrap();
+    let done = until_done(&c, &execution).await;
+    assert_eq!(done.status(), &ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::from_str::<Value>(done.output().unwrap()).unwrap(),
+        json!({"approved": true})
+    );
+
+    let listed = c.list_activities().send().await.unwrap();
+    assert_eq!(listed.activities().len(), 1);
+    let missing = c
+        .get_activity_task()
+        .activity_arn(activity.replace("approve", "nope"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing), "ActivityDoesNotExist");
+    c.delete_activity().activity_arn(&activity).send().await.unwrap();
+    assert!(c.list_activities().send().await.unwrap().activities().is_empty());
 }

@@ -88,6 +88,13 @@ impl Engine {
         }
         self.claim(execution_arn)?;
         prepare_redrive(&mut record, self.clock.now());
+        // Stored RUNNING before it runs: whoever asks right after the redrive (DescribeExecution
+        // after RedriveExecution) sees it redriven, as on AWS.
+        record.version += 1;
+        if let Err(err) = self.store.save(record.clone()) {
+            let _ = self.store.release_lease(execution_arn, &self.owner);
+            return Err(err.into());
+        }
         self.run_stored(execution_arn, record, true).await
     }
 }

@@ -27,7 +27,8 @@ pub(super) async fn attempt<'a>(
     let effective = select_input(run, visit, thread, &state.input_path, input.clone())?;
     let call = format!("{}#a{}", thread.call_id(), visit.retry_count);
     let (_, pattern) = split_pattern(&state.resource);
-    let waits_for_token = pattern == Some("waitForTaskToken");
+    // An activity's worker answers the token, as a `.waitForTaskToken` integration's does.
+    let waits_for_token = pattern == Some("waitForTaskToken") || crate::task::is_activity(&state.resource);
     let token = if waits_for_token {
         Some(match run.recorded(&format!("{call}!token")) {
             Some(Recorded::Token(t)) => t,
