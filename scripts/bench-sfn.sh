@@ -84,7 +84,7 @@ measure() { # label port target body
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
   local errors
-  errors=$(awk '/Non-2xx/ {print $4}' "$work/wrk.txt")
+  errors=$(awk '/Non-2xx/ {print $5}' "$work/wrk.txt")
   printf '%-8s %-20s %10s req/s   p99 %8s%s\n' "$1" "$3" "$rps" "$p99" "${errors:+   non-2xx: $errors}"
 }
 for name in sluice moto; do

@@ -331,6 +331,32 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
 /// `sluice stepfunctions serve` on a free port lists the pipeline's state machine (a raw AWS
 /// JSON 1.0 request: the clients' own tests are tests/stepfunctions_clients.rs).
 fn stepfunctions_answers_from_the_clone(dir: &Path) {
+    let body = "{}";
+    let answer = answer_from_the_clone(dir, &["stepfunctions", "serve"], |addr| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AWSStepFunctions.ListStateMachines\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(":stateMachine:sluice-pipeline"), "{answer}");
+}
+
+/// `sluice serve` on a free port answers in the documented JSON envelope (no key: 401).
+fn serve_answers_from_the_clone(dir: &Path) {
+    let answer = answer_from_the_clone(dir, &["serve"], |addr| {
+        format!("GET /datasets/customers/records/C-1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+    });
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.contains("application/json") && answer.contains("\"error\""),
+        "{answer}"
+    );
+}
+
+/// Starts `sluice ARGS --addr <a free port>` in the clone, sends it the request `request`
+/// writes for that address, and stops it: the raw HTTP answer.
+fn answer_from_the_clone(dir: &Path, args: &[&str], request: impl Fn(&str) -> String) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -338,7 +364,8 @@ fn stepfunctions_answers_from_the_clone(dir: &Path) {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["stepfunctions", "serve", "--addr", &addr])
+        .args(args)
+        .args(["--addr", &addr])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -348,13 +375,7 @@ fn stepfunctions_answers_from_the_clone(dir: &Path) {
     for _ in 0..100 {
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read, Write};
-            let body = "{}";
-            write!(
-                stream,
-                "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AWSStepFunctions.ListStateMachines\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
+            stream.write_all(request(&addr).as_bytes()).unwrap();
             let mut text = String::new();
             stream.read_to_string(&mut text).unwrap();
             answer = Some(text);
@@ -364,50 +385,7 @@ fn stepfunctions_answers_from_the_clone(dir: &Path) {
     }
     server.kill().unwrap();
     server.wait().unwrap();
-    let answer = answer.expect("sluice stepfunctions serve did not listen within 10 s");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains(":stateMachine:sluice-pipeline"), "{answer}");
-}
-
-/// `sluice serve` on a free port answers in the documented JSON envelope (no key: 401).
-fn serve_answers_from_the_clone(dir: &Path) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command
-        .args(["serve", "--addr", &addr])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut server = command.spawn().unwrap();
-    let mut answer = None;
-    for _ in 0..100 {
-        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-            use std::io::{Read, Write};
-            write!(
-                stream,
-                "GET /datasets/customers/records/C-1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut text = String::new();
-            stream.read_to_string(&mut text).unwrap();
-            answer = Some(text);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let answer = answer.expect("sluice serve did not listen within 10 s");
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    assert!(
-        answer.contains("application/json") && answer.contains("\"error\""),
-        "{answer}"
-    );
+    answer.unwrap_or_else(|| panic!("sluice {args:?} did not listen within 10 s"))
 }
 
 /// The README's "Running against AWS or an emulator" command, from a fresh clone, against the
