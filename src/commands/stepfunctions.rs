@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Which backends the pipeline's functions use (default: `backend` in the config).
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
+    /// A Step Functions Local mock config: StartExecution of `<state machine ARN>#<test case>`
+    /// answers that test case's Task states from it.
+    #[arg(long, value_name = "FILE")]
+    mock_config: Option<std::path::PathBuf>,
 }
 
 pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> anyhow::Result<ExitCode> {
@@ -47,7 +51,15 @@ pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> a
             .await?;
     let registry =
         Registry::open(&store).with_context(|| format!("opening the state machines in {}", store.display()))?;
-    let service = StepFunctionsService::new(pipeline.engine.clone(), registry, activities);
+    let service = match &args.mock_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let mocks = sluice_statemachine::MockConfig::from_json(&text)
+                .with_context(|| format!("the mock config {}", path.display()))?;
+            StepFunctionsService::with_mocks(pipeline.engine.clone(), registry, activities, mocks)
+        }
+        None => StepFunctionsService::new(pipeline.engine.clone(), registry, activities),
+    };
     for (name, machine) in [
         (STATE_MACHINE_NAME, &pipeline.machine),
         (UPLOAD_STATE_MACHINE_NAME, &pipeline.uploads),

@@ -41,6 +41,9 @@ pub struct StepFunctionsService {
     activities: Arc<Activities>,
     /// Parsed definitions by state machine ARN and revision.
     parsed: Mutex<HashMap<String, (String, StateMachine)>>,
+    /// A Step Functions Local mock config: `StartExecution` of `<machine ARN>#<test case>`
+    /// answers that test case's Task states from it.
+    mocks: Option<sluice_statemachine::MockConfig>,
 }
 
 impl StepFunctionsService {
@@ -52,6 +55,24 @@ impl StepFunctionsService {
             registry,
             activities,
             parsed: Mutex::new(HashMap::new()),
+            mocks: None,
+        })
+    }
+
+    /// The service answering `<machine ARN>#<test case>` executions from `mocks`, as Step
+    /// Functions Local does with its mock config file.
+    pub fn with_mocks(
+        engine: Arc<Engine>,
+        registry: Registry,
+        activities: Arc<Activities>,
+        mocks: sluice_statemachine::MockConfig,
+    ) -> Arc<StepFunctionsService> {
+        Arc::new(StepFunctionsService {
+            engine,
+            registry,
+            activities,
+            parsed: Mutex::new(HashMap::new()),
+            mocks: Some(mocks),
         })
     }
 
@@ -281,7 +302,8 @@ impl StepFunctionsService {
 
     /// The execution `StartExecution` asks for, or the error AWS gives.
     fn execution_request(&self, request: &Request) -> Result<(MachineRecord, StateMachine, String, Value), ApiError> {
-        let record = self.machine(request.required("stateMachineArn")?)?;
+        let (arn, _) = split_test_case(request.required("stateMachineArn")?);
+        let record = self.machine(arn)?;
         let machine = self.parsed(&record)?;
         let name = match request.optional("name")? {
             Some(name) => {
@@ -321,6 +343,7 @@ impl StepFunctionsService {
         }
         let mut start = StartExecution::new(record.name.clone(), input);
         start.name = Some(name);
+        start.mocks = self.test_case(request, &record)?;
         let engine = self.engine.clone();
         let started_at = Utc::now();
         let watched = arn.clone();
@@ -350,6 +373,7 @@ impl StepFunctionsService {
         }
         let mut start = StartExecution::new(record.name.clone(), input);
         start.name = Some(name);
+        start.mocks = self.test_case(request, &record)?;
         let report = self
             .engine
             .start_execution(&machine, start)
@@ -365,6 +389,27 @@ impl StepFunctionsService {
             );
         }
         Ok(out)
+    }
+
+    /// The mocked test case a `<machine ARN>#<test case>` names, from the mock config.
+    fn test_case(
+        &self,
+        request: &Request,
+        machine: &MachineRecord,
+    ) -> Result<Option<sluice_statemachine::MockedTestCase>, ApiError> {
+        let (_, test_case) = split_test_case(request.required("stateMachineArn")?);
+        let Some(test_case) = test_case else {
+            return Ok(None);
+        };
+        let mocks = self.mocks.as_ref().ok_or_else(|| {
+            ApiError::validation(format!(
+                "test case '{test_case}' asked for, but the server has no mock config (sluice stepfunctions serve --mock-config FILE)"
+            ))
+        })?;
+        mocks
+            .test_case(Some(&machine.name), test_case)
+            .map(Some)
+            .map_err(|e| ApiError::validation(e.to_string()))
     }
 
     fn describe(&self, arn: &str) -> Result<Value, ApiError> {
@@ -777,6 +822,15 @@ fn engine_error(err: EngineError) -> ApiError {
         EngineError::NotRedrivable { .. } => ApiError::client("ExecutionNotRedrivable", err.to_string()),
         EngineError::Busy { .. } => ApiError::client("ExecutionLimitExceeded", err.to_string()),
         other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// `<machine ARN>#<test case>` taken apart (Step Functions Local's way to pick a mocked test
+/// case).
+fn split_test_case(arn: &str) -> (&str, Option<&str>) {
+    match arn.split_once('#') {
+        Some((machine, test_case)) if !test_case.is_empty() => (machine, Some(test_case)),
+        _ => (arn, None),
     }
 }
 

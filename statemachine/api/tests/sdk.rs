@@ -454,3 +454,72 @@ async fn a_worker_polls_an_activity_and_answers_its_task() {
     c.delete_activity().activity_arn(&activity).send().await.unwrap();
     assert!(c.list_activities().send().await.unwrap().activities().is_empty());
 }
+
+/// A Step Functions Local mock config: `<machine ARN>#<test case>` runs the test case, its Task
+/// states answered from the config; the machine's own ARN runs it for real.
+#[tokio::test]
+async fn a_test_case_of_a_mock_config_answers_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = sluice_statemachine::MockConfig::from_json(
+        r#"{"StateMachines": {"orders": {"TestCases": {"HappyPath": {"Charge": "Charged"}, "Declined": {"Charge": "Refused"}}}},
+            "MockedResponses": {"Charged": {"0": {"Return": {"charged": true}}},
+                                "Refused": {"0": {"Throw": {"Error": "Card.Declined", "Cause": "insufficient funds"}}}}}"#,
+    )
+    .unwrap();
+    let activities = Activities::in_memory().unwrap();
+    let store = SqliteExecutionStore::open(dir.path().join("sfn.db")).unwrap();
+    let engine = Arc::new(Engine::new(TaskRegistry::new()).with_store(Arc::new(store)));
+    let service = StepFunctionsService::with_mocks(engine, Registry::in_memory().unwrap(), activities, mocks);
+    let addr = sluice_sfn_api::spawn(&service, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .load()
+        .await;
+    let c = Client::new(&config);
+    let machine = c
+        .create_state_machine()
+        .name("orders")
+        .definition(
+            r#"{"StartAt": "Charge", "States": {"Charge": {"Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:charge", "End": true}}}"#,
+        )
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let run = |arn: String| {
+        let c = c.clone();
+        async move {
+            let started = c.start_execution().state_machine_arn(arn).send().await?;
+            Ok::<_, aws_sdk_sfn::error::SdkError<_>>(until_done(&c, started.execution_arn()).await)
+        }
+    };
+    let happy = run(format!("{machine}#HappyPath")).await.unwrap();
+    assert_eq!(happy.status(), &ExecutionStatus::Succeeded);
+    assert_eq!(
+        serde_json::from_str::<Value>(happy.output().unwrap()).unwrap(),
+        json!({"charged": true})
+    );
+    let declined = run(format!("{machine}#Declined")).await.unwrap();
+    assert_eq!(declined.status(), &ExecutionStatus::Failed);
+    assert_eq!(declined.error(), Some("Card.Declined"));
+    // No function is bound to the Lambda ARN: run for real, the task fails naming it.
+    let real = run(machine.clone()).await.unwrap();
+    assert_eq!(real.status(), &ExecutionStatus::Failed);
+    assert!(real.cause().unwrap_or_default().contains("charge"), "{real:?}");
+    let unknown = c
+        .start_execution()
+        .state_machine_arn(format!("{machine}#NoSuchCase"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), "ValidationException");
+}
