@@ -8,9 +8,14 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "../steps/gmail/tests/support/fake_google.rs"]
+mod fake_google;
+
 struct Serve {
     child: Child,
     url: String,
+    /// The server's later output lines (what it tells the operator).
+    lines: std::sync::mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,6 +41,11 @@ fn venv_tool(name: &str) -> Option<PathBuf> {
 fn serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sluice.toml"), "").unwrap();
+    serve_in(dir)
+}
+
+/// `sluice stepfunctions serve` over `dir/sluice.toml`.
+fn serve_in(dir: tempfile::TempDir) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--config")
         .arg(dir.path().join("sluice.toml"))
@@ -45,16 +55,28 @@ fn serve() -> Serve {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .split_whitespace()
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    Serve { child, url, _dir: dir }
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Serve {
+        child,
+        url,
+        lines,
+        _dir: dir,
+    }
 }
 
 fn client_env(command: &mut Command) -> &mut Command {
@@ -297,4 +319,91 @@ fn boto3_drives_the_local_engine() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The pipeline on the API, exactly as on AWS: `aws stepfunctions start-execution` on
+/// `sluice-pipeline` parks on Gmail consent; the server shows the operator the consent URL and
+/// the task token; `aws stepfunctions send-task-success --task-output '{"code": ...}'` resumes
+/// it, and it runs to the end over the fake Gmail.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
+    let Some(cli) = venv_tool("aws") else { return };
+    let google = fake_google::FakeGoogle::start().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    google.add_dir(&root.join("fixtures/mail"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(root.join("sluice.toml")).unwrap().replace(
+        "[gmail]\nsource = \"local\"           # \"gmail\": the Gmail API (OAuth consent on a task token)\nmail_dir = \"fixtures/mail\"",
+        &format!(
+            "[gmail]\nsource = \"gmail\"\naccount = \"reports@example.com\"\nclient_id = \"{}\"\nredirect_uri = \"http://127.0.0.1:8080/oauth/callback\"\ntoken_uri = \"{}\"\napi_base_url = \"{}\"",
+            fake_google::CLIENT_ID,
+            google.token_uri,
+            google.base_url
+        ),
+    );
+    assert!(
+        config.contains("source = \"gmail\""),
+        "the [gmail] section was rewritten"
+    );
+    std::fs::write(dir.path().join("sluice.toml"), &config).unwrap();
+    let loaded = sluice_core::Config::load(&dir.path().join("sluice.toml")).unwrap();
+    let secrets = sluice_core::secrets::LocalSecretStore::open(&loaded.data_dir.join("secrets.json")).unwrap();
+    use sluice_core::SecretStore;
+    secrets
+        .put(
+            "gmail/client-secret",
+            &sluice_core::SecretValue::new(fake_google::CLIENT_SECRET),
+        )
+        .await
+        .unwrap();
+
+    let server = serve_in(dir);
+    let url = server.url.clone();
+    let pipeline = "arn:aws:states:us-east-1:123456789012:stateMachine:sluice-pipeline";
+    let started = aws(
+        &cli,
+        &url,
+        &["start-execution", "--state-machine-arn", pipeline, "--input", "{}"],
+    )
+    .unwrap();
+    let execution = started["executionArn"].as_str().unwrap().to_string();
+    let told = server
+        .lines
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the server tells the operator the execution waits for consent");
+    assert!(told.contains("waits for Gmail consent"), "{told}");
+    let consent_url = told
+        .split_whitespace()
+        .find(|word| word.starts_with("http") && word.contains("code_challenge="))
+        .unwrap_or_else(|| panic!("no consent URL in {told:?}"))
+        .to_string();
+    let then = server.lines.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let token = then
+        .split_whitespace()
+        .skip_while(|word| *word != "--task-token")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no task token in {then:?}"))
+        .to_string();
+    let waiting = aws(&cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
+    assert_eq!(waiting["status"], "RUNNING");
+
+    let code = google.grant_consent(&consent_url);
+    let output = serde_json::json!({ "code": code }).to_string();
+    aws(
+        &cli,
+        &url,
+        &["send-task-success", "--task-token", &token, "--task-output", &output],
+    )
+    .unwrap();
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        done = aws(&cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
+        if done["status"] != "RUNNING" {
+            break;
+        }
+    }
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let summary: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+    assert!(summary.to_string().contains("customers"), "{summary}");
 }

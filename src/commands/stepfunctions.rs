@@ -76,6 +76,8 @@ pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> a
         "Step Functions API on http://{bound} (state machines {STATE_MACHINE_NAME} and {UPLOAD_STATE_MACHINE_NAME} registered); \
          e.g. aws stepfunctions list-state-machines --endpoint-url http://{bound}"
     );
+    let pipeline = Arc::new(pipeline);
+    tokio::spawn(announce_consent(pipeline.clone(), bound));
     service
         .serve(listener)
         .await
@@ -83,4 +85,35 @@ pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> a
     // Keeps the pipeline (its Lambda host, if any) alive while serving.
     drop(pipeline);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tells the operator, on this server's output, when a pipeline execution waits for Gmail
+/// consent: the consent URL, and the command that answers its task with the code Google gives
+/// (as on AWS, where the token is in the execution's history).
+async fn announce_consent(pipeline: Arc<sluice::runner::Pipeline>, bound: SocketAddr) {
+    let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let url = pipeline.consent_url.lock().ok().and_then(|url| url.clone());
+        let Some(url) = url else { continue };
+        let Ok(executions) = pipeline.engine.list_executions() else {
+            continue;
+        };
+        for execution in executions
+            .iter()
+            .filter(|e| e.state_machine_name == STATE_MACHINE_NAME && e.status.as_str() == "RUNNING")
+        {
+            let Ok(tokens) = pipeline.waiting_tokens(&execution.execution_arn) else {
+                continue;
+            };
+            for token in tokens {
+                if announced.insert(token.clone()) {
+                    println!(
+                        "execution {} waits for Gmail consent: open {url}\n  then: aws stepfunctions send-task-success --endpoint-url http://{bound} --task-token {token} --task-output '{{\"code\": \"<the code Google gave>\"}}'",
+                        execution.name
+                    );
+                }
+            }
+        }
+    }
 }
