@@ -8,8 +8,14 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "../steps/pii/tests/support/comprehend_server.rs"]
+mod comprehend_server;
 #[path = "../steps/gmail/tests/support/fake_google.rs"]
 mod fake_google;
+#[path = "support/fixture_dataset.rs"]
+mod fixture_dataset;
+#[path = "support/real_binaries.rs"]
+mod real_binaries;
 
 struct Serve {
     child: Child,
@@ -46,18 +52,34 @@ fn serve() -> Serve {
 
 /// `sluice stepfunctions serve` over `dir/sluice.toml`.
 fn serve_in(dir: tempfile::TempDir) -> Serve {
+    let config = dir.path().join("sluice.toml");
+    serve_with(dir, &config, &[], &[])
+}
+
+/// `sluice --config CONFIG stepfunctions serve ARGS` with the `SLUICE_*` variables `env`; `dir`
+/// lives as long as the server.
+fn serve_with(dir: tempfile::TempDir, config: &Path, args: &[&str], env: &[(String, String)]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--config")
-        .arg(dir.path().join("sluice.toml"))
+        .arg(config)
         .args(["stepfunctions", "serve", "--addr", "127.0.0.1:0"])
+        .args(args)
         .env_remove("SLUICE_BACKEND")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    // Notes (such as --lambda-binaries') may come before the address.
+    while !line.contains("Step Functions API on") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server ended before it listened"
+        );
+    }
     let url = line
         .split_whitespace()
         .find(|word| word.starts_with("http://"))
@@ -358,10 +380,19 @@ async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
         .unwrap();
 
     let server = serve_in(dir);
+    let summary = consent_and_run_to_the_end(&cli, &server, &google).await;
+    assert!(summary.to_string().contains("customers"), "{summary}");
+}
+
+/// Starts `sluice-pipeline` with `aws stepfunctions start-execution`, reads the consent URL and
+/// task token the server announces, consents at the fake Google and answers the task with
+/// `aws stepfunctions send-task-success --task-output '{"code": ...}'`; the execution's output
+/// once it succeeded.
+async fn consent_and_run_to_the_end(cli: &Path, server: &Serve, google: &fake_google::FakeGoogle) -> Value {
     let url = server.url.clone();
     let pipeline = "arn:aws:states:us-east-1:123456789012:stateMachine:sluice-pipeline";
     let started = aws(
-        &cli,
+        cli,
         &url,
         &["start-execution", "--state-machine-arn", pipeline, "--input", "{}"],
     )
@@ -369,7 +400,7 @@ async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
     let execution = started["executionArn"].as_str().unwrap().to_string();
     let told = server
         .lines
-        .recv_timeout(std::time::Duration::from_secs(30))
+        .recv_timeout(std::time::Duration::from_secs(60))
         .expect("the server tells the operator the execution waits for consent");
     assert!(told.contains("waits for Gmail consent"), "{told}");
     let consent_url = told
@@ -384,26 +415,53 @@ async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
         .nth(1)
         .unwrap_or_else(|| panic!("no task token in {then:?}"))
         .to_string();
-    let waiting = aws(&cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
+    let waiting = aws(cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
     assert_eq!(waiting["status"], "RUNNING");
 
     let code = google.grant_consent(&consent_url);
     let output = serde_json::json!({ "code": code }).to_string();
     aws(
-        &cli,
+        cli,
         &url,
         &["send-task-success", "--task-token", &token, "--task-output", &output],
     )
     .unwrap();
     let mut done = Value::Null;
-    for _ in 0..600 {
+    for _ in 0..1200 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        done = aws(&cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
+        done = aws(cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
         if done["status"] != "RUNNING" {
             break;
         }
     }
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    let summary: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
-    assert!(summary.to_string().contains("customers"), "{summary}");
+    serde_json::from_str(done["output"].as_str().unwrap()).unwrap()
+}
+
+/// The same through the real Lambda binaries (`--lambda-binaries`) on moto: every function runs
+/// as its own process, and the run leaves what the in-process run leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pipeline_through_the_real_binaries_answers_the_aws_cli() {
+    let Some(cli) = venv_tool("aws") else { return };
+    let Some(endpoint) = sluice_core::testing::aws_endpoint() else {
+        return;
+    };
+    let google = fake_google::FakeGoogle::start().await;
+    let root = real_binaries::repo_root();
+    google.add_dir(&root.join("fixtures/mail"));
+    let comprehend = comprehend_server::ComprehendServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = real_binaries::RunSetup::new(&endpoint, &google, &comprehend, dir.path());
+    let backends = setup.provision().await;
+    let binaries = real_binaries::built_binaries();
+    let server = serve_with(
+        dir,
+        &root.join("sluice.toml"),
+        &["--lambda-binaries", binaries.to_str().unwrap()],
+        &setup.overrides,
+    );
+    let output = consent_and_run_to_the_end(&cli, &server, &google).await;
+    fixture_dataset::assert_fixture_dataset(&backends, &output).await;
+    fixture_dataset::assert_consumer_key_works(&setup.config, &backends).await;
+    assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");
 }

@@ -103,13 +103,15 @@ pub(crate) async fn open(
     open_with(config_path, backend, definition, None, None).await
 }
 
-/// [`open`], with activity resources served by `activities` (the Step Functions API's queue).
+/// [`open`], with activity resources served by `activities` (the Step Functions API's queue)
+/// and, with `lambda`, the functions run as their real binaries.
 pub(crate) async fn open_with_activities(
     config_path: Option<&Path>,
     backend: Option<BackendChoice>,
+    lambda: Option<LambdaChoice<'_>>,
     activities: std::sync::Arc<dyn sluice_statemachine::TaskHandler>,
 ) -> anyhow::Result<(Config, Pipeline)> {
-    open_with(config_path, backend, None, None, Some(activities)).await
+    open_with(config_path, backend, None, lambda, Some(activities)).await
 }
 
 async fn open_with(

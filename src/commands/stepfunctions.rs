@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// answers that test case's Task states from it.
     #[arg(long, value_name = "FILE")]
     mock_config: Option<std::path::PathBuf>,
+    /// Run the functions bound to Lambda ARNs as the real Lambda binaries in DIR (see `sluice
+    /// run --lambda-binaries`; needs the AWS backends).
+    #[arg(long, value_name = "DIR")]
+    lambda_binaries: Option<std::path::PathBuf>,
+    /// The SAM template for --lambda-binaries (default: infra/template.yaml beside the config).
+    #[arg(long, value_name = "PATH", requires = "lambda_binaries")]
+    template: Option<std::path::PathBuf>,
 }
 
 pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> anyhow::Result<ExitCode> {
@@ -46,9 +53,17 @@ pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> a
     let store = data_dir.join("sluice.db");
     let activities =
         Activities::open(&store).with_context(|| format!("opening the activities in {}", store.display()))?;
-    let (_config, pipeline) =
-        super::run::open_with_activities(config_path, args.backend, Arc::new(ActivityHandler(activities.clone())))
-            .await?;
+    let lambda = args.lambda_binaries.as_deref().map(|dir| super::run::LambdaChoice {
+        dir,
+        template: args.template.as_deref(),
+    });
+    let (_config, pipeline) = super::run::open_with_activities(
+        config_path,
+        args.backend,
+        lambda,
+        Arc::new(ActivityHandler(activities.clone())),
+    )
+    .await?;
     let registry =
         Registry::open(&store).with_context(|| format!("opening the state machines in {}", store.display()))?;
     let service = match &args.mock_config {

@@ -50,6 +50,12 @@ pub enum EventType {
     TaskSucceeded,
     TaskFailed,
     TaskTimedOut,
+    ActivityScheduled,
+    ActivityScheduleFailed,
+    ActivityStarted,
+    ActivitySucceeded,
+    ActivityFailed,
+    ActivityTimedOut,
     LambdaFunctionScheduled,
     LambdaFunctionStarted,
     LambdaFunctionSucceeded,
@@ -114,6 +120,13 @@ pub struct EventDetails {
     pub map_run_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redrive_count: Option<u32>,
+    /// The worker that took an activity task (`GetActivityTask`'s `workerName`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_in_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

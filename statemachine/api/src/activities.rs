@@ -20,6 +20,10 @@ use crate::registry::RegistryError;
 /// How long `GetActivityTask` waits for a task before answering with none (AWS: 60 s).
 pub const LONG_POLL: Duration = Duration::from_secs(60);
 
+/// How long a taken task's execution may take to park on it before the task is dropped (its
+/// execution ended on the way, e.g. stopped).
+pub const PARK_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {
     pub arn: String,

@@ -144,6 +144,32 @@ fn details_of(event: &HistoryEvent, include_data: bool) -> Option<(&'static str,
                 "taskTimedOutEventDetails"
             }
         }
+        ActivityScheduled => {
+            put("resource", string(&d.resource));
+            put("input", data(&d.input));
+            put("inputDetails", data_details(&d.input));
+            put("timeoutInSeconds", d.timeout_in_seconds.map(|n| json!(n)));
+            put("heartbeatInSeconds", d.heartbeat_in_seconds.map(|n| json!(n)));
+            "activityScheduledEventDetails"
+        }
+        ActivityStarted => {
+            put("workerName", string(&d.worker_name));
+            "activityStartedEventDetails"
+        }
+        ActivitySucceeded => {
+            put("output", data(&d.output));
+            put("outputDetails", data_details(&d.output));
+            "activitySucceededEventDetails"
+        }
+        ActivityScheduleFailed | ActivityFailed | ActivityTimedOut => {
+            put("error", string(&d.error));
+            put("cause", string(&d.cause));
+            match event.event_type {
+                ActivityScheduleFailed => "activityScheduleFailedEventDetails",
+                ActivityFailed => "activityFailedEventDetails",
+                _ => "activityTimedOutEventDetails",
+            }
+        }
         LambdaFunctionScheduled => {
             put("resource", string(&d.resource));
             put("input", data(&d.input));

@@ -677,14 +677,33 @@ impl StepFunctionsService {
     /// answer with no token, as AWS gives.
     async fn get_activity_task(&self, request: &Request) -> Result<Value, ApiError> {
         let activity = self.activity(request.required("activityArn")?)?;
-        match self
-            .activities
-            .take(&activity.arn, activities::LONG_POLL)
-            .await
-            .map_err(internal)?
-        {
-            Some(task) => Ok(json!({"taskToken": task.token, "input": task.input.to_string()})),
-            None => Ok(json!({})),
+        let worker = request.optional("workerName")?;
+        let deadline = tokio::time::Instant::now() + activities::LONG_POLL;
+        loop {
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(task) = self.activities.take(&activity.arn, wait).await.map_err(internal)? else {
+                return Ok(json!({}));
+            };
+            if self.started_by(&task.token, worker).await? {
+                return Ok(json!({"taskToken": task.token, "input": task.input.to_string()}));
+            }
+        }
+    }
+
+    /// Records that `worker` took the task behind `token`, once its execution has parked on it
+    /// (the task is queued while the execution is still on its way there, and a worker must not
+    /// get a token it cannot answer yet). False when the execution ended without waiting.
+    async fn started_by(&self, token: &str, worker: Option<&str>) -> Result<bool, ApiError> {
+        let deadline = tokio::time::Instant::now() + activities::PARK_WAIT;
+        loop {
+            match self.engine.activity_task_started(token, worker) {
+                Ok(()) => return Ok(true),
+                Err(EngineError::InvalidToken) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(EngineError::InvalidToken) => return Ok(false),
+                Err(other) => return Err(engine_error(other)),
+            }
         }
     }
 

@@ -364,6 +364,18 @@ async fn a_task_token_is_answered_and_an_execution_stopped_through_the_sdk() {
     );
 }
 
+async fn history_types(c: &aws_sdk_sfn::Client, execution: &str) -> Vec<HistoryEventType> {
+    c.get_execution_history()
+        .execution_arn(execution)
+        .send()
+        .await
+        .unwrap()
+        .events()
+        .iter()
+        .map(|e| e.r#type().clone())
+        .collect()
+}
+
 /// A worker polls an activity (GetActivityTask, a long poll) and answers the task it gets, as
 /// users test task tokens without a Lambda.
 #[tokio::test]
@@ -428,6 +440,9 @@ async fn a_worker_polls_an_activity_and_answers_its_task() {
         serde_json::from_str::<Value>(task.input().unwrap()).unwrap(),
         json!({"amount": 120})
     );
+    // Taken and not answered yet: the history already shows who took it.
+    let parked = history_types(&c, &execution).await;
+    assert_eq!(parked.last(), Some(&HistoryEventType::ActivityStarted), "{parked:?}");
     c.send_task_heartbeat().task_token(&token).send().await.unwrap();
     c.send_task_success()
         .task_token(&token)
@@ -440,6 +455,74 @@ async fn a_worker_polls_an_activity_and_answers_its_task() {
     assert_eq!(
         serde_json::from_str::<Value>(done.output().unwrap()).unwrap(),
         json!({"approved": true})
+    );
+    // As AWS records an activity: Activity* events, not Task* ones.
+    use HistoryEventType::*;
+    assert_eq!(
+        history_types(&c, &execution).await,
+        [
+            ExecutionStarted,
+            TaskStateEntered,
+            ActivityScheduled,
+            ActivityStarted,
+            ActivitySucceeded,
+            TaskStateExited,
+            ExecutionSucceeded
+        ]
+    );
+    let events = c
+        .get_execution_history()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .unwrap();
+    let scheduled = events.events()[2].activity_scheduled_event_details().unwrap();
+    assert_eq!(scheduled.resource(), activity);
+    assert_eq!(scheduled.heartbeat_in_seconds(), Some(30));
+    assert_eq!(
+        serde_json::from_str::<Value>(scheduled.input().unwrap()).unwrap(),
+        json!({"amount": 120})
+    );
+    let started = events.events()[3].activity_started_event_details().unwrap();
+    assert_eq!(started.worker_name(), Some("w1"));
+    let succeeded = events.events()[4].activity_succeeded_event_details().unwrap();
+    assert_eq!(succeeded.output(), Some(r#"{"approved":true}"#));
+
+    // A worker that fails the task: ActivityFailed with its error.
+    let refused = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input("{}")
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let task = c.get_activity_task().activity_arn(&activity).send().await.unwrap();
+    c.send_task_failure()
+        .task_token(task.task_token().unwrap())
+        .error("Approval.Refused")
+        .cause("over the limit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(until_done(&c, &refused).await.status(), &ExecutionStatus::Failed);
+    let events = c.get_execution_history().execution_arn(&refused).send().await.unwrap();
+    let failed = events
+        .events()
+        .iter()
+        .find(|e| e.r#type() == &ActivityFailed)
+        .and_then(|e| e.activity_failed_event_details())
+        .expect("an ActivityFailed event");
+    assert_eq!(failed.error(), Some("Approval.Refused"));
+    assert_eq!(failed.cause(), Some("over the limit"));
+    assert!(
+        events.events()[3]
+            .activity_started_event_details()
+            .unwrap()
+            .worker_name()
+            .is_none(),
+        "a worker with no name"
     );
 
     let listed = c.list_activities().send().await.unwrap();

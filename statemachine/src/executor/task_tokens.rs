@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::{Engine, EngineError, ExecutionReport};
 use crate::errors::StateFailure;
+use crate::history::{EventDetails, EventType, HistoryEvent};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
+use crate::states::task::{activity_started_key, call_of_answer_key};
 use crate::store::{ExecutionRecord, ExecutionStatus, Recorded, StoreError};
 
 impl Engine {
@@ -96,6 +98,43 @@ impl Engine {
             }
         }
         Ok(reports)
+    }
+
+    /// Records that a worker took the activity task behind `token` (`GetActivityTask`): the
+    /// execution's history gains `ActivityStarted` with the worker's name, now and on every
+    /// replay. Taking it twice records it once.
+    pub fn activity_task_started(&self, token: &str, worker_name: Option<&str>) -> Result<(), EngineError> {
+        loop {
+            let mut record = self.record_for_token(token)?;
+            let Some(task) = record
+                .pending_tasks
+                .iter()
+                .find(|p| p.token == token && p.answer.is_none())
+            else {
+                return Err(EngineError::InvalidToken);
+            };
+            let key = activity_started_key(call_of_answer_key(&task.answer_key));
+            if record.replay.contains_key(&key) {
+                return Ok(());
+            }
+            let worker = worker_name.map_or(Value::Null, |name| Value::String(name.to_string()));
+            record.replay.insert(key, Recorded::Succeeded(worker));
+            let history = std::sync::Arc::make_mut(&mut record.history);
+            let id = history.len() as u64 + 1;
+            history.push(HistoryEvent {
+                id,
+                previous_event_id: id - 1,
+                timestamp: self.clock.now(),
+                event_type: EventType::ActivityStarted,
+                details: Box::new(EventDetails {
+                    worker_name: worker_name.map(str::to_string),
+                    ..Default::default()
+                }),
+            });
+            if self.save_answer(record)? {
+                return Ok(());
+            }
+        }
     }
 
     /// Whether `token` names a task that still waits for its answer (`InvalidToken` if not).

@@ -8,7 +8,7 @@ pub(crate) mod jsonata;
 mod map;
 mod parallel;
 mod simple;
-mod task;
+pub(crate) mod task;
 
 use crate::env::RandomSource;
 use crate::errors::StateFailure;

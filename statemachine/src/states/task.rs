@@ -119,16 +119,26 @@ async fn run_task<'a>(
     timeout: u64,
     heartbeat: Option<u64>,
 ) -> Result<Step<'a>, StateFailure> {
-    let resource_type = resource_type(&state.resource);
-    run.record(
-        EventType::TaskScheduled,
+    let activity = crate::task::is_activity(&state.resource);
+    let scheduled = if activity {
+        // AWS shows an activity's input, limits and no service-integration fields.
         EventDetails {
             resource: Some(state.resource.clone()),
-            resource_type: Some(resource_type),
+            input: Some(parameters.clone()),
+            timeout_in_seconds: (timeout != DEFAULT_TIMEOUT_SECONDS).then_some(timeout),
+            heartbeat_in_seconds: heartbeat,
+            ..Default::default()
+        }
+    } else {
+        EventDetails {
+            resource: Some(state.resource.clone()),
+            resource_type: Some(resource_type(&state.resource)),
             parameters: Some(parameters.clone()),
             ..Default::default()
-        },
-    )?;
+        }
+    };
+    let events = TaskEvents::of(activity);
+    run.record(events.scheduled, scheduled)?;
     let outcome = invoke(
         run,
         state,
@@ -145,9 +155,9 @@ async fn run_task<'a>(
         Some(Ok(result)) => result,
         Some(Err(failure)) => {
             let event = if failure.error.as_deref() == Some(names::TIMEOUT) {
-                EventType::TaskTimedOut
+                events.timed_out
             } else {
-                EventType::TaskFailed
+                events.failed
             };
             run.record(
                 event,
@@ -171,7 +181,7 @@ async fn run_task<'a>(
         ));
     }
     run.record(
-        EventType::TaskSucceeded,
+        events.succeeded,
         EventDetails {
             output: Some(result.clone()),
             resource: Some(state.resource.clone()),
@@ -232,13 +242,16 @@ async fn invoke(
             .registry
             .resolve(&state.resource, parameters)
             .map_err(|reason| visit.runtime(EvalError(reason)))?;
-        run.record(
-            EventType::TaskStarted,
-            EventDetails {
-                resource: Some(state.resource.clone()),
-                ..Default::default()
-            },
-        )?;
+        let activity = crate::task::is_activity(&state.resource);
+        if !activity {
+            run.record(
+                EventType::TaskStarted,
+                EventDetails {
+                    resource: Some(state.resource.clone()),
+                    ..Default::default()
+                },
+            )?;
+        }
         let ctx = TaskContext {
             resource: state.resource.clone(),
             state_name: visit.name.to_string(),
@@ -267,6 +280,18 @@ async fn invoke(
                 names::TIMEOUT,
                 format!("The task '{}' timed out after {timeout} seconds.", visit.name),
             )),
+            Some(Err(failure)) if activity => {
+                // The activity could not be queued: AWS records ActivityScheduleFailed.
+                run.record(
+                    EventType::ActivityScheduleFailed,
+                    EventDetails {
+                        error: Some(failure.error.clone()),
+                        cause: Some(failure.cause.clone()),
+                        ..Default::default()
+                    },
+                )?;
+                return Err(StateFailure::new(failure.error, failure.cause));
+            }
             Some(Err(failure)) => Err(StateFailure::new(failure.error, failure.cause)),
             Some(Ok(value)) => Ok(match resolved.invocation {
                 Invocation::LambdaInvoke => lambda_invoke_result(value, &uuid::Uuid::new_v4().to_string()),
@@ -281,7 +306,8 @@ async fn invoke(
             }
         }
     }
-    if handler_already_ran {
+    let activity = crate::task::is_activity(&state.resource);
+    if handler_already_ran && !activity {
         // The replayed run shows the same events as the first one.
         run.record(
             EventType::TaskStarted,
@@ -296,13 +322,26 @@ async fn invoke(
             "internal: a task without a token reached the callback wait".into(),
         )));
     };
-    run.record(
-        EventType::TaskSubmitted,
-        EventDetails {
-            resource: Some(state.resource.clone()),
-            ..Default::default()
-        },
-    )?;
+    if activity {
+        // Recorded by `Engine::activity_task_started` when a worker took the task.
+        if let Some(Recorded::Succeeded(worker)) = run.recorded(&activity_started_key(call)) {
+            run.record(
+                EventType::ActivityStarted,
+                EventDetails {
+                    worker_name: worker.as_str().map(str::to_string),
+                    ..Default::default()
+                },
+            )?;
+        }
+    } else {
+        run.record(
+            EventType::TaskSubmitted,
+            EventDetails {
+                resource: Some(state.resource.clone()),
+                ..Default::default()
+            },
+        )?;
+    }
     match run.recorded(&format!("{call}!answer")) {
         Some(Recorded::Succeeded(v)) => Ok(Some(Ok(v))),
         Some(Recorded::Failed(f)) => Ok(Some(Err(f))),
@@ -364,6 +403,45 @@ fn seconds_field(
             path.text()
         )))),
     }
+}
+
+/// The events a task records: an activity's (`ActivityScheduled`, `ActivityStarted` once a
+/// worker took it, `ActivitySucceeded` / `-Failed` / `-TimedOut`) or a service integration's.
+struct TaskEvents {
+    scheduled: EventType,
+    succeeded: EventType,
+    failed: EventType,
+    timed_out: EventType,
+}
+
+impl TaskEvents {
+    fn of(activity: bool) -> TaskEvents {
+        if activity {
+            TaskEvents {
+                scheduled: EventType::ActivityScheduled,
+                succeeded: EventType::ActivitySucceeded,
+                failed: EventType::ActivityFailed,
+                timed_out: EventType::ActivityTimedOut,
+            }
+        } else {
+            TaskEvents {
+                scheduled: EventType::TaskScheduled,
+                succeeded: EventType::TaskSucceeded,
+                failed: EventType::TaskFailed,
+                timed_out: EventType::TaskTimedOut,
+            }
+        }
+    }
+}
+
+/// Where the replay log keeps the worker that took the activity task of `call`.
+pub(crate) fn activity_started_key(call: &str) -> String {
+    format!("{call}!activity-started")
+}
+
+/// The call an answer key (`<call>!answer`) belongs to.
+pub(crate) fn call_of_answer_key(answer_key: &str) -> &str {
+    answer_key.strip_suffix("!answer").unwrap_or(answer_key)
 }
 
 fn resource_type(resource: &str) -> String {
