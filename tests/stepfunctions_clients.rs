@@ -465,3 +465,104 @@ async fn the_pipeline_through_the_real_binaries_answers_the_aws_cli() {
     fixture_dataset::assert_consumer_key_works(&setup.config, &backends).await;
     assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");
 }
+
+/// Polls `describe-execution` until the execution has ended; its description.
+fn until_ended(cli: &Path, url: &str, execution: &str) -> Value {
+    for _ in 0..300 {
+        let described = aws(cli, url, &["describe-execution", "--execution-arn", execution]).unwrap();
+        if described["status"] != "RUNNING" {
+            return described;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{execution} did not end");
+}
+
+/// A Distributed Map created through the API reads its items from, and writes its results to,
+/// the configured object store (locally `.sluice/objects/`, bucket `sluice`); a bucket that is
+/// not the configured one fails the execution with a cause that names it.
+#[test]
+fn a_distributed_map_reads_and_writes_the_configured_object_store() {
+    let Some(cli) = venv_tool("aws") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), "").unwrap();
+    let objects = dir.path().join(".sluice/objects");
+    std::fs::create_dir_all(objects.join("input")).unwrap();
+    std::fs::write(
+        objects.join("input/orders.json"),
+        r#"[{"id": 1}, {"id": 2}, {"id": 3}]"#,
+    )
+    .unwrap();
+    let server = serve_in(dir);
+    let url = server.url.as_str();
+    let machine = |name: &str, bucket: &str| {
+        let definition = serde_json::json!({"StartAt": "Each", "States": {"Each": {
+            "Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                           "Parameters": {"Bucket": bucket, "Key": "input/orders.json"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                              "StartAt": "Double", "States": {"Double": {"Type": "Pass",
+                                  "Parameters": {"id.$": "$.id", "twice.$": "States.MathAdd($.id, $.id)"}, "End": true}}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": bucket, "Prefix": "results"}},
+            "End": true}}});
+        let created = aws(
+            &cli,
+            url,
+            &[
+                "create-state-machine",
+                "--name",
+                name,
+                "--role-arn",
+                ROLE,
+                "--definition",
+                &definition.to_string(),
+            ],
+        )
+        .unwrap();
+        created["stateMachineArn"].as_str().unwrap().to_string()
+    };
+    let orders = machine("orders", "sluice");
+    let started = aws(&cli, url, &["start-execution", "--state-machine-arn", &orders]).unwrap();
+    let execution = started["executionArn"].as_str().unwrap().to_string();
+    let done = until_ended(&cli, url, &execution);
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
+    let details = &output["ResultWriterDetails"];
+    assert_eq!(details["Bucket"], "sluice", "{output}");
+    let manifest_key = details["Key"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(server._dir.path().join(".sluice/objects").join(manifest_key)).unwrap())
+            .unwrap();
+    let succeeded_key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"].as_str().unwrap();
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(server._dir.path().join(".sluice/objects").join(succeeded_key)).unwrap())
+            .unwrap();
+    let mut twice: Vec<i64> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r["Output"].as_str().unwrap()).unwrap()["twice"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    twice.sort();
+    assert_eq!(twice, [2, 4, 6]);
+    let map_runs = aws(&cli, url, &["list-map-runs", "--execution-arn", &execution]).unwrap();
+    let map_run = map_runs["mapRuns"][0]["mapRunArn"].as_str().unwrap();
+    let described = aws(&cli, url, &["describe-map-run", "--map-run-arn", map_run]).unwrap();
+    assert_eq!(described["itemCounts"]["succeeded"], 3, "{described}");
+
+    let elsewhere = machine("elsewhere", "not-the-configured-bucket");
+    let started = aws(&cli, url, &["start-execution", "--state-machine-arn", &elsewhere]).unwrap();
+    let failed = until_ended(&cli, url, started["executionArn"].as_str().unwrap());
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert!(
+        failed["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not-the-configured-bucket"),
+        "{failed}"
+    );
+}
