@@ -948,3 +948,150 @@ async fn a_finished_map_run_is_not_read_or_exported_again_when_its_execution_res
         "kept"
     );
 }
+
+/// A JSONata Distributed Map: `ItemReader.Arguments` and `ReaderConfig.MaxItems` as
+/// expressions, `ItemSelector` over `$states.context.Map.Item`, an `ItemBatcher` whose limit and
+/// `BatchInput` are expressions, `Output` over `$states.result`, and a `ResultWriter` whose
+/// `Arguments` name the prefix from the input.
+#[tokio::test]
+async fn a_jsonata_distributed_map_evaluates_its_reader_batcher_and_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    put(
+        dir.path(),
+        "data",
+        "orders.json",
+        json!([{"id": 1, "n": 10}, {"id": 2, "n": 20}, {"id": 3, "n": 30}, {"id": 4, "n": 40}, {"id": 5, "n": 50}])
+            .to_string(),
+    );
+    let engine = engine(dir.path(), TaskRegistry::new());
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map",
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON", "MaxItems": "{% $states.input.limit %}"},
+            "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "{% $states.input.key %}"}
+        },
+        "ItemSelector": {"id": "{% $states.context.Map.Item.Value.id %}",
+                         "twice": "{% $states.context.Map.Item.Value.n * 2 %}",
+                         "index": "{% $states.context.Map.Item.Index %}"},
+        "ItemBatcher": {"MaxItemsPerBatch": "{% 1 + 1 %}", "BatchInput": {"run": "{% $states.input.run %}"}},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Sum", "States": {"Sum": {"Type": "Pass",
+                "Output": {"run": "{% $states.input.BatchInput.run %}", "sum": "{% $sum($states.input.Items.twice) %}"},
+                "End": true}}
+        },
+        "Output": {"sums": "{% $states.result.sum %}", "runs": "{% $distinct($states.result.run) %}"},
+        "End": true
+    }}});
+    let problems = validate(&definition.to_string());
+    assert!(problems.is_empty(), "{problems:#?}");
+    let machine = StateMachine::from_json(&definition.to_string()).unwrap();
+    let input = json!({"bucket": "data", "key": "orders.json", "limit": 4, "run": "r7"});
+    let (_, outcome) = run(&engine, &machine, input.clone()).await;
+    // Four items (MaxItems), two per batch: (20 + 40), (60 + 80).
+    assert_eq!(output(&outcome), &json!({"sums": [60, 140], "runs": "r7"}));
+
+    // The same map exporting its results under the prefix the input names.
+    let mut exporting = definition.clone();
+    let fan = &mut exporting["States"]["Fan"];
+    fan["ResultWriter"] = json!({"Resource": "arn:aws:states:::s3:putObject",
+        "Arguments": {"Bucket": "data", "Prefix": "{% 'results/' & $states.input.run %}"}});
+    fan["Output"] = json!("{% $states.result.ResultWriterDetails %}");
+    let machine = StateMachine::from_json(&exporting.to_string()).unwrap();
+    let (_, outcome) = run(&engine, &machine, input).await;
+    let details = output(&outcome);
+    assert_eq!(details["Bucket"], "data");
+    let manifest_key = details["Key"].as_str().unwrap();
+    assert!(manifest_key.starts_with("results/r7/"), "{manifest_key}");
+    assert!(dir.path().join("data").join(manifest_key).is_file());
+}
+
+#[tokio::test]
+async fn a_jsonata_distributed_maps_bad_values_fail_with_query_evaluation_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "data", "items.json", "[1, 2, 3]");
+    let engine = engine(dir.path(), TaskRegistry::new());
+    let machine = |reader_config: Value, extra: Value| {
+        let mut definition = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+            "Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": reader_config,
+                           "Arguments": {"Bucket": "data", "Key": "items.json"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                              "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true}}});
+        for (k, v) in extra.as_object().unwrap() {
+            definition["States"]["Fan"][k] = v.clone();
+        }
+        StateMachine::from_json(&definition.to_string()).unwrap()
+    };
+    let not_a_count = machine(json!({"InputType": "JSON", "MaxItems": "{% 'two' %}"}), json!({}));
+    let (error, cause) = failure(&run(&engine, &not_a_count, json!({})).await.1);
+    assert_eq!(error, "States.QueryEvaluationError");
+    assert!(cause.contains("MaxItems"), "{cause}");
+    let zero_batch = machine(
+        json!({"InputType": "JSON"}),
+        json!({"ItemBatcher": {"MaxItemsPerBatch": "{% 0 %}"}}),
+    );
+    let (error, cause) = failure(&run(&engine, &zero_batch, json!({})).await.1);
+    assert_eq!(error, "States.QueryEvaluationError");
+    assert!(cause.contains("MaxItemsPerBatch"), "{cause}");
+    let items_not_array = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "Items": "{% $states.input.many %}",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let machine = StateMachine::from_json(&items_not_array.to_string()).unwrap();
+    let (error, _) = failure(&run(&engine, &machine, json!({"many": 3})).await.1);
+    assert_eq!(error, "States.QueryEvaluationError");
+    let (_, outcome) = run(&engine, &machine, json!({"many": [1, 2]})).await;
+    assert_eq!(output(&outcome), &json!([1, 2]));
+}
+
+/// In a JSONata Distributed Map the JSONPath forms are refused (`Parameters`, `...Path`), as
+/// AWS refuses them, each with its pointer.
+#[test]
+fn a_jsonata_distributed_map_refuses_the_jsonpath_fields() {
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "ReaderConfig": {"InputType": "JSON", "MaxItemsPath": "$.n"},
+                       "Parameters": {"Bucket": "b", "Key": "k"}},
+        "ItemBatcher": {"MaxItemsPerBatchPath": "$.size"},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let problems: Vec<String> = validate(&definition.to_string())
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    for pointer in [
+        "/States/Fan/ItemReader/Parameters",
+        "/States/Fan/ItemReader/ReaderConfig/MaxItemsPath",
+        "/States/Fan/ItemBatcher/MaxItemsPerBatchPath",
+        "/States/Fan/ResultWriter/Parameters",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(pointer)),
+            "{pointer} not in {problems:#?}"
+        );
+    }
+    let bad_expression = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Arguments": {"Bucket": "{% $states.input.( %}", "Key": "k"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let problems: Vec<String> = validate(&bad_expression.to_string())
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("/States/Fan/ItemReader/Arguments/Bucket")),
+        "{problems:#?}"
+    );
+}

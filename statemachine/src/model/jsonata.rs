@@ -69,6 +69,49 @@ pub struct JsonataFields {
     pub max_concurrency: Option<Template>,
     pub tolerated_failure_count: Option<Template>,
     pub tolerated_failure_percentage: Option<Template>,
+    /// A Distributed Map's reader, batcher and writer, whose own fields hold JSONata.
+    /// (Boxed: states nest deeply, and a state's size is on the stack at each level.)
+    pub item_reader: Option<Box<JsonataItemReader>>,
+    pub item_batcher: Option<Box<JsonataItemBatcher>>,
+    pub result_writer: Option<Box<JsonataResultWriter>>,
+}
+
+/// A JSONata Distributed Map's `ItemReader`: `Arguments` (Bucket, Key or Prefix) and
+/// `ReaderConfig.MaxItems` may be expressions; the rest of `ReaderConfig` is literal.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JsonataItemReader {
+    pub resource: String,
+    pub arguments: Option<Template>,
+    #[serde(default)]
+    pub reader_config: JsonataReaderConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct JsonataReaderConfig {
+    #[serde(rename = "MaxItems")]
+    pub max_items: Option<Template>,
+    /// The literal fields (its `max_items` stays unset: `MaxItems` is read above).
+    #[serde(flatten)]
+    pub literal: super::map::ReaderConfig,
+}
+
+/// A JSONata Distributed Map's `ItemBatcher`: each field a literal or an expression.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JsonataItemBatcher {
+    pub max_items_per_batch: Option<Template>,
+    pub max_input_bytes_per_batch: Option<Template>,
+    pub batch_input: Option<Template>,
+}
+
+/// A JSONata Distributed Map's `ResultWriter`: `Arguments` (Bucket, Prefix) may be expressions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct JsonataResultWriter {
+    pub resource: Option<String>,
+    pub arguments: Option<Template>,
+    pub writer_config: Option<super::map::WriterConfig>,
 }
 
 impl<'de> Deserialize<'de> for Template {
@@ -124,9 +167,12 @@ fn lower_scope(scope: &mut Value, language: QueryLanguage) {
     }
 }
 
+/// A Distributed Map's blocks whose fields hold JSONata in a JSONata state.
+const JSONATA_BLOCKS: &[&str] = &["ItemReader", "ItemBatcher", "ResultWriter"];
+
 fn move_fields(object: &mut Map<String, Value>) {
     let mut fields = Map::new();
-    for name in JSONATA_FIELDS {
+    for name in JSONATA_FIELDS.iter().chain(JSONATA_BLOCKS) {
         if let Some(value) = object.remove(*name) {
             fields.insert((*name).to_string(), value);
         }

@@ -94,7 +94,7 @@ impl ItemReader {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReaderConfig {
     pub input_type: Option<InputType>,
@@ -176,7 +176,7 @@ pub struct ResultWriter {
     pub writer_config: Option<WriterConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WriterConfig {
     #[serde(default)]

@@ -44,12 +44,18 @@ struct TopLevel {
     scope: Scope,
 }
 
+/// The stack the model is built on (only the pages a definition needs are touched).
+const MODEL_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 impl StateMachine {
     /// Builds the machine from a definition that validation has passed (see
     /// [`StateMachine::from_json`]).
     pub(crate) fn from_validated(mut value: Value, text: &str) -> Result<Self, serde_json::Error> {
         jsonata::lower(&mut value);
-        let top: TopLevel = serde_json::from_value(value)?;
+        // Deserializing a nested definition (Parallel in Parallel ...) takes far more stack per
+        // level than parsing it did: the model is built on a stack of its own, big enough for
+        // the deepest definition the JSON parser's recursion limit lets through.
+        let top: TopLevel = stacker::grow(MODEL_STACK_BYTES, || serde_json::from_value(value))?;
         Ok(Self {
             root: Arc::new(top.scope),
             comment: top.comment,

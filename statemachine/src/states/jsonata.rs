@@ -22,6 +22,17 @@ pub(crate) struct Extra<'v> {
 }
 
 pub(crate) fn bound(run: &Run, visit: &Visit<'_>, thread: &Thread, input: &Value, extra: Extra<'_>) -> Bound {
+    bound_with(run, visit, &thread.vars, input, extra)
+}
+
+/// [`bound`] with the workflow variables `vars`.
+pub(crate) fn bound_with(
+    run: &Run,
+    visit: &Visit<'_>,
+    vars: &Map<String, Value>,
+    input: &Value,
+    extra: Extra<'_>,
+) -> Bound {
     let context = ContextObject {
         run,
         visit,
@@ -35,7 +46,7 @@ pub(crate) fn bound(run: &Run, visit: &Visit<'_>, thread: &Thread, input: &Value
             error_output: extra.error_output,
             context: crate::env::ContextSource::context_value(&context),
         },
-        &thread.vars,
+        vars,
         run.clock.now().timestamp_millis(),
         &visit.random,
     )
@@ -340,7 +351,7 @@ pub(crate) fn items(
 pub(crate) fn select_item(
     run: &Run,
     visit: &Visit<'_>,
-    thread: &Thread,
+    vars: &Map<String, Value>,
     fields: &JsonataFields,
     input: &Value,
     index: usize,
@@ -349,10 +360,10 @@ pub(crate) fn select_item(
     let Some(selector) = &fields.item_selector else {
         return Ok(item);
     };
-    let bound = bound(
+    let bound = bound_with(
         run,
         visit,
-        thread,
+        vars,
         input,
         Extra {
             map_item: Some((index, &item)),

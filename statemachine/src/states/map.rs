@@ -325,19 +325,42 @@ fn jsonata_iterations(
     use super::jsonata;
     let bound = jsonata::bound(run, visit, thread, effective, jsonata::Extra::default());
     let items = jsonata::items(visit, fields, &bound, effective)?;
+    let (max_concurrency, tolerance) = jsonata_limits(visit, fields, &bound)?;
+    let mut iteration_inputs = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        iteration_inputs.push(jsonata::select_item(
+            run,
+            visit,
+            &thread.vars,
+            fields,
+            effective,
+            index,
+            item,
+        )?);
+    }
+    Ok((iteration_inputs, max_concurrency, tolerance))
+}
+
+/// A JSONata Map's `MaxConcurrency` (0: no limit) and tolerated failures.
+pub(super) fn jsonata_limits(
+    visit: &Visit<'_>,
+    fields: &crate::model::jsonata::JsonataFields,
+    bound: &crate::jsonata::Bound,
+) -> Result<(usize, Tolerance), StateFailure> {
+    use super::jsonata;
     let max_concurrency =
-        jsonata::whole_seconds(visit, fields.max_concurrency.as_ref(), "MaxConcurrency", &bound, false)?;
+        jsonata::whole_seconds(visit, fields.max_concurrency.as_ref(), "MaxConcurrency", bound, false)?;
     let count = jsonata::whole_seconds(
         visit,
         fields.tolerated_failure_count.as_ref(),
         "ToleratedFailureCount",
-        &bound,
+        bound,
         false,
     )?;
     let percentage = match &fields.tolerated_failure_percentage {
         Some(template) => {
             let value = template
-                .evaluate("ToleratedFailurePercentage", &bound)
+                .evaluate("ToleratedFailurePercentage", bound)
                 .map_err(|err| visit.query_error(err))?;
             match value.as_f64().filter(|p| (0.0..=100.0).contains(p)) {
                 Some(p) => Some(p),
@@ -351,20 +374,9 @@ fn jsonata_iterations(
         }
         None => None,
     };
-    let mut iteration_inputs = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        iteration_inputs.push(jsonata::select_item(
-            run, visit, thread, fields, effective, index, item,
-        )?);
-    }
-    Ok((
-        iteration_inputs,
-        max_concurrency.unwrap_or(0) as usize,
-        Tolerance { count, percentage },
-    ))
+    Ok((max_concurrency.unwrap_or(0) as usize, Tolerance { count, percentage }))
 }
 
-/// One item's input: `ItemSelector` (or `Parameters`) with `$$.Map.Item` bound, else the item.
 pub(super) fn select_item(
     run: &Run,
     state: &MapState,
@@ -374,6 +386,9 @@ pub(super) fn select_item(
     index: usize,
     item: Value,
 ) -> Result<Value, StateFailure> {
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::select_item(run, visit, vars, fields, effective, index, item);
+    }
     let Some(selector) = state.selector() else {
         return Ok(item);
     };

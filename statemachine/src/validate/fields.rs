@@ -387,7 +387,7 @@ fn map_fields(c: &mut StateCheck<'_, '_>) {
     ] {
         c.path(field, false, false);
     }
-    super::map::distributed_fields(c.checker, c.name, c.map, c.at);
+    super::map::distributed_fields(c.checker, c.name, c.map, c.at, false);
 }
 
 fn retriers(c: &mut StateCheck<'_, '_>, value: &Value) {

@@ -153,31 +153,11 @@ fn map_fields(c: &mut StateCheck<'_, '_>) {
     if let Some((field, processor)) = processor {
         let here = format!("{}/{field}", c.at);
         match processor.as_object() {
-            Some(scope) => {
-                let distributed = scope
-                    .get("ProcessorConfig")
-                    .and_then(|config| config.get("Mode"))
-                    .and_then(Value::as_str)
-                    == Some("DISTRIBUTED");
-                if distributed {
-                    c.problem(
-                        &format!("{field}/ProcessorConfig/Mode"),
-                        "a Distributed Map in a JSONata state is not supported by this engine yet; use JSONPath for this state",
-                    );
-                }
-                c.checker.scope(scope, &here)
-            }
+            Some(scope) => c.checker.scope(scope, &here),
             None => c.problem(field, format!("{field} must be an object with StartAt and States")),
         }
     }
-    for field in ["ItemReader", "ItemBatcher", "ResultWriter"] {
-        if map.contains_key(field) {
-            c.problem(
-                field,
-                format!("{field} in a JSONata state is not supported by this engine yet; use JSONPath for this state"),
-            );
-        }
-    }
+    super::map::distributed_fields(c.checker, c.name, c.map, c.at, true);
     let non_negative = |v: &Value| crate::model::is_non_negative_integer(v);
     literal_or_expression(c, "MaxConcurrency", non_negative, "a non-negative integer");
     literal_or_expression(c, "ToleratedFailureCount", non_negative, "a non-negative integer");

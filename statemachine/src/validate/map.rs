@@ -1,7 +1,9 @@
 //! The fields of a Distributed Map, checked as the Step Functions developer guide states
 //! them: `ItemProcessor.ProcessorConfig`, `ItemReader` (with `ReaderConfig`), `ItemBatcher`,
 //! `ResultWriter` (with `WriterConfig`) and `Label`, allowed only where AWS allows them and
-//! with the same value ranges. Each problem carries the JSON pointer of the field.
+//! with the same value ranges. Each problem carries the JSON pointer of the field. In a JSONata
+//! state the same blocks take `Arguments` instead of `Parameters`, no `...Path` fields, and a
+//! `{% %}` expression wherever a number goes.
 
 use super::Checker;
 use crate::json::PAYLOAD_LIMIT_BYTES;
@@ -21,6 +23,8 @@ struct Fields<'a, 'c> {
     state: &'a str,
     map: &'a Map<String, Value>,
     at: String,
+    /// The state's query language is JSONata.
+    jsonata: bool,
 }
 
 impl<'a> Fields<'a, '_> {
@@ -61,6 +65,11 @@ impl<'a> Fields<'a, '_> {
 
     fn integer_in(&mut self, field: &str, min: u64, max: u64) -> Option<u64> {
         let value = self.map.get(field)?;
+        if self.jsonata && value.as_str().is_some_and(crate::jsonata::is_expression) {
+            // Checked when it is evaluated; compiled by `template`.
+            self.template(field);
+            return None;
+        }
         match crate::model::whole_seconds_of(value).filter(|n| (min..=max).contains(n)) {
             Some(n) => Some(n),
             None => {
@@ -87,6 +96,13 @@ impl<'a> Fields<'a, '_> {
 
     fn template(&mut self, field: &str) {
         let Some(value) = self.map.get(field) else { return };
+        if self.jsonata {
+            if let Err((pointer, message)) = crate::jsonata::Template::compile(value) {
+                let at = format!("{}/{}{pointer}", self.at, escape_pointer(field));
+                self.checker.problem(Some(self.state), &at, message);
+            }
+            return;
+        }
         if !value.is_object() {
             self.problem(field, format!("{field} must be a JSON object"));
             return;
@@ -121,17 +137,30 @@ impl<'a> Fields<'a, '_> {
             state: self.state,
             map,
             at: format!("{}/{}", self.at, escape_pointer(field)),
+            jsonata: self.jsonata,
         }
+    }
+
+    /// The fields a block allows: `jsonpath` in a JSONPath state, `jsonata` in a JSONata one.
+    fn allowed(&self, jsonpath: &'static [&'static str], jsonata: &'static [&'static str]) -> &'static [&'static str] {
+        if self.jsonata { jsonata } else { jsonpath }
     }
 }
 
 /// Checks a Map state's processor mode and the fields that only a Distributed Map has.
-pub(super) fn distributed_fields(checker: &mut Checker, state: &str, map: &Map<String, Value>, at: &str) {
+pub(super) fn distributed_fields(
+    checker: &mut Checker,
+    state: &str,
+    map: &Map<String, Value>,
+    at: &str,
+    jsonata: bool,
+) {
     let mut c = Fields {
         checker,
         state,
         map,
         at: at.to_string(),
+        jsonata,
     };
     let distributed = processor_config(&mut c);
     if !distributed {
@@ -204,10 +233,11 @@ fn processor_config(c: &mut Fields<'_, '_>) -> bool {
 }
 
 fn item_reader(f: &mut Fields<'_, '_>) {
-    f.only(
-        "an ItemReader",
+    let allowed = f.allowed(
         &["Resource", "Parameters", "Arguments", "ReaderConfig"],
+        &["Resource", "Arguments", "ReaderConfig"],
     );
+    f.only("an ItemReader", allowed);
     f.exclusive("Parameters", "Arguments");
     f.template("Parameters");
     f.template("Arguments");
@@ -231,8 +261,7 @@ fn item_reader(f: &mut Fields<'_, '_>) {
     static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
     let config = f.object("ReaderConfig");
     let mut r = f.nested("ReaderConfig", config.unwrap_or(&EMPTY));
-    r.only(
-        "a ReaderConfig",
+    let allowed = r.allowed(
         &[
             "InputType",
             "CSVHeaderLocation",
@@ -242,7 +271,16 @@ fn item_reader(f: &mut Fields<'_, '_>) {
             "MaxItemsPath",
             "ManifestType",
         ],
+        &[
+            "InputType",
+            "CSVHeaderLocation",
+            "CSVHeaders",
+            "CSVDelimiter",
+            "MaxItems",
+            "ManifestType",
+        ],
     );
+    r.only("a ReaderConfig", allowed);
     let input_type = match r.map.get("InputType") {
         Some(Value::String(t)) if t == "PARQUET" => {
             r.problem(
@@ -317,8 +355,7 @@ fn item_reader(f: &mut Fields<'_, '_>) {
 }
 
 fn item_batcher(f: &mut Fields<'_, '_>) {
-    f.only(
-        "an ItemBatcher",
+    let allowed = f.allowed(
         &[
             "MaxItemsPerBatch",
             "MaxItemsPerBatchPath",
@@ -326,7 +363,9 @@ fn item_batcher(f: &mut Fields<'_, '_>) {
             "MaxInputBytesPerBatchPath",
             "BatchInput",
         ],
+        &["MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"],
     );
+    f.only("an ItemBatcher", allowed);
     f.exclusive("MaxItemsPerBatch", "MaxItemsPerBatchPath");
     f.exclusive("MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath");
     f.integer_in("MaxItemsPerBatch", 1, u32::MAX as u64);
@@ -351,10 +390,11 @@ fn item_batcher(f: &mut Fields<'_, '_>) {
 }
 
 fn result_writer(f: &mut Fields<'_, '_>) {
-    f.only(
-        "a ResultWriter",
+    let allowed = f.allowed(
         &["Resource", "Parameters", "Arguments", "WriterConfig"],
+        &["Resource", "Arguments", "WriterConfig"],
     );
+    f.only("a ResultWriter", allowed);
     f.exclusive("Parameters", "Arguments");
     f.template("Parameters");
     f.template("Arguments");

@@ -7,6 +7,7 @@
 //! redriven or restarted after its process died finds the work already done: it reruns only
 //! the children that failed (on a redrive) or never finished.
 
+mod jsonata;
 mod reader;
 mod writer;
 
@@ -110,24 +111,6 @@ fn batching(
         batcher.max_input_bytes_per_batch_path.as_ref(),
         "MaxInputBytesPerBatchPath",
     )?;
-    let max_items = match max_items {
-        Some(n) if n <= 0 => {
-            return Err(visit.runtime(EvalError(format!(
-                "MaxItemsPerBatch must be a positive integer, not {n}"
-            ))));
-        }
-        other => other.map(|n| n as u64),
-    };
-    let max_bytes = match max_bytes {
-        Some(n) if n <= 0 || n as usize > PAYLOAD_LIMIT_BYTES => {
-            return Err(visit.runtime(EvalError(format!(
-                "MaxInputBytesPerBatch must be from 1 to {PAYLOAD_LIMIT_BYTES}, not {n}"
-            ))));
-        }
-        Some(n) => n as u64,
-        // A batch is a child's input: it can never be larger than a state's payload.
-        None => PAYLOAD_LIMIT_BYTES as u64,
-    };
     let batch_input = match &batcher.batch_input {
         Some(template) => Some(
             run.with_env(visit, thread, input, None, |env| template.eval(env))
@@ -135,11 +118,41 @@ fn batching(
         ),
         None => None,
     };
-    Ok(Batching {
-        max_items,
-        max_bytes,
-        batch_input,
-    })
+    Batching::checked(visit, max_items, max_bytes, batch_input)
+}
+
+impl Batching {
+    /// The batching the limits give, or a runtime error naming the one out of range.
+    fn checked(
+        visit: &Visit<'_>,
+        max_items: Option<i64>,
+        max_bytes: Option<i64>,
+        batch_input: Option<Value>,
+    ) -> Result<Batching, StateFailure> {
+        let max_items = match max_items {
+            Some(n) if n <= 0 => {
+                return Err(visit.runtime(EvalError(format!(
+                    "MaxItemsPerBatch must be a positive integer, not {n}"
+                ))));
+            }
+            other => other.map(|n| n as u64),
+        };
+        let max_bytes = match max_bytes {
+            Some(n) if n <= 0 || n as usize > PAYLOAD_LIMIT_BYTES => {
+                return Err(visit.runtime(EvalError(format!(
+                    "MaxInputBytesPerBatch must be from 1 to {PAYLOAD_LIMIT_BYTES}, not {n}"
+                ))));
+            }
+            Some(n) => n as u64,
+            // A batch is a child's input: it can never be larger than a state's payload.
+            None => PAYLOAD_LIMIT_BYTES as u64,
+        };
+        Ok(Batching {
+            max_items,
+            max_bytes,
+            batch_input,
+        })
+    }
 }
 
 /// A batch being filled.
@@ -231,7 +244,10 @@ pub(super) async fn attempt<'a>(
         .ok_or_else(|| visit.runtime(EvalError("the Map state has no ItemProcessor".into())))?;
     let raw = keep_raw(&state.result_path, &input);
     let effective = select(run, visit, thread, &state.input_path, input)?;
-    let (max_concurrency, tolerance) = limits(run, state, visit, thread, &effective)?;
+    let (max_concurrency, tolerance) = match &state.jsonata {
+        Some(fields) => jsonata::limits(run, visit, thread, fields, &effective)?,
+        None => limits(run, state, visit, thread, &effective)?,
+    };
     let label = state.label.as_deref().unwrap_or(visit.name);
     let store = run.engine.store().clone();
     let stored = |e: crate::store::StoreError| StateFailure::runtime(format!("the execution store failed: {e}"));
@@ -250,20 +266,17 @@ pub(super) async fn attempt<'a>(
     let (id, map_run_arn) = arn_of(attempt);
 
     // Without an export to S3, the children's outputs are the result, shaped by WriterConfig.
-    let transformation = state
-        .result_writer
-        .as_ref()
-        .filter(|w| w.parameters.is_none())
-        .and_then(|w| w.writer_config)
+    let kept_config = match &state.jsonata {
+        Some(fields) => jsonata::kept_writer_config(fields),
+        None => state
+            .result_writer
+            .as_ref()
+            .filter(|w| w.parameters.is_none())
+            .and_then(|w| w.writer_config),
+    };
+    let transformation = kept_config
         .and_then(|c| c.transformation)
         .unwrap_or(Transformation::Compact);
-    let finish = Finish {
-        flow: &state.flow,
-        result_selector: state.result_selector.as_ref(),
-        result_path: &state.result_path,
-        output_path: &state.output_path,
-        assign: state.assign.as_ref(),
-    };
     let existing = store.map_run(&map_run_arn).map_err(stored)?;
     if let Some(done) = existing.as_ref().filter(|m| m.status == MapRunStatus::Succeeded) {
         // A replay (the execution resumed after a later state parked, or was redriven): the
@@ -288,31 +301,22 @@ pub(super) async fn attempt<'a>(
                 ..Default::default()
             },
         )?;
-        return finish.apply(run, visit, thread, raw, result);
+        return finished(run, state, visit, thread, raw, &effective, result);
     }
 
     run.record(EventType::MapStateStarted, EventDetails::default())?;
-    let items = open_items(run, state, visit, thread, &effective).await?;
-    let batching = match &state.item_batcher {
-        Some(b) => Some(batching(run, visit, thread, &effective, b)?),
-        None => None,
+    let items = match &state.jsonata {
+        Some(fields) => jsonata::open_items(run, visit, thread, fields, &effective).await?,
+        None => open_items(run, state, visit, thread, &effective).await?,
     };
-    let result_target = match &state.result_writer {
-        Some(writer) => match &writer.parameters {
-            Some(template) => {
-                let config = writer.writer_config.unwrap_or_default();
-                let parameters = run
-                    .with_env(visit, thread, &effective, None, |env| template.eval(env))
-                    .map_err(|e| visit.runtime(e))?;
-                Some(ResultTarget::from_parameters(
-                    &parameters,
-                    config.output_type,
-                    config.transformation.unwrap_or(Transformation::None),
-                )?)
-            }
-            None => None,
-        },
-        None => None,
+    let batching = match (&state.jsonata, &state.item_batcher) {
+        (Some(fields), _) => jsonata::batching(run, visit, thread, fields, &effective)?,
+        (None, Some(b)) => Some(batching(run, visit, thread, &effective, b)?),
+        (None, None) => None,
+    };
+    let result_target = match &state.jsonata {
+        Some(fields) => jsonata::result_target(run, visit, thread, fields, &effective)?,
+        None => jsonpath_result_target(run, state, visit, thread, &effective)?,
     };
 
     let mut map_run = existing.clone().unwrap_or_else(|| MapRunRecord {
@@ -455,7 +459,56 @@ pub(super) async fn attempt<'a>(
             ..Default::default()
         },
     )?;
-    finish.apply(run, visit, thread, raw, result)
+    finished(run, state, visit, thread, raw, &effective, result)
+}
+
+/// The state's `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`,
+/// `OutputPath` and `Assign` (JSONPath) over the map run's result.
+fn finished<'a>(
+    run: &Run,
+    state: &'a MapState,
+    visit: &Visit<'_>,
+    thread: &mut Thread,
+    raw: Value,
+    input: &Value,
+    result: Value,
+) -> Result<Step<'a>, StateFailure> {
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, input, result);
+    }
+    Finish {
+        flow: &state.flow,
+        result_selector: state.result_selector.as_ref(),
+        result_path: &state.result_path,
+        output_path: &state.output_path,
+        assign: state.assign.as_ref(),
+    }
+    .apply(run, visit, thread, raw, result)
+}
+
+/// Where a JSONPath `ResultWriter` with `Parameters` exports the results.
+fn jsonpath_result_target(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    effective: &Value,
+) -> Result<Option<ResultTarget>, StateFailure> {
+    let Some(writer) = &state.result_writer else {
+        return Ok(None);
+    };
+    let Some(template) = &writer.parameters else {
+        return Ok(None);
+    };
+    let config = writer.writer_config.unwrap_or_default();
+    let parameters = run
+        .with_env(visit, thread, effective, None, |env| template.eval(env))
+        .map_err(|e| visit.runtime(e))?;
+    Ok(Some(ResultTarget::from_parameters(
+        &parameters,
+        config.output_type,
+        config.transformation.unwrap_or(Transformation::None),
+    )?))
 }
 
 /// The children's outputs in item order, as the state's result; past the payload limit a
@@ -552,11 +605,22 @@ async fn open_items(
             .map_err(|e| visit.runtime(e))?,
         None => Value::Object(Map::new()),
     };
-    let stream = ItemStream::open(run.engine.objects().as_ref(), reader, &parameters).await?;
+    open_reader(run, reader, &parameters, max_items as u64).await
+}
+
+/// The items `reader` reads with its evaluated `parameters`, at most `max_items` (0: no limit
+/// but AWS's cap).
+async fn open_reader(
+    run: &Run,
+    reader: &crate::model::map::ItemReader,
+    parameters: &Value,
+    max_items: u64,
+) -> Result<Items, StateFailure> {
+    let stream = ItemStream::open(run.engine.objects().as_ref(), reader, parameters).await?;
     let limit = if max_items == 0 {
         MAX_ITEMS_CAP
     } else {
-        (max_items as u64).min(MAX_ITEMS_CAP)
+        max_items.min(MAX_ITEMS_CAP)
     };
     Ok(Items::new(ItemSource::Reader(Box::new(stream.limited(limit)))))
 }
