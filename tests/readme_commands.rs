@@ -323,6 +323,28 @@ fn every_local_command_in_the_readme_works_from_a_fresh_clone() {
         (tested["status"].as_str(), tested["nextState"].as_str()),
         (Some("SUCCEEDED"), Some("Big"))
     );
+    let retried = succeeded(
+        &sluice_in(
+            dir,
+            &[
+                "test-state",
+                "--definition",
+                r#"{"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "f"}, "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 2}], "End": true}"#,
+                "--mock",
+                r#"{"errorOutput": {"error": "Busy", "cause": "later"}}"#,
+                "--state-configuration",
+                r#"{"retrierRetryCount": 1}"#,
+            ],
+            &[],
+        ),
+        "sluice test-state --state-configuration",
+    );
+    let retried: serde_json::Value = serde_json::from_str(&retried).unwrap();
+    assert_eq!(retried["status"], "RETRIABLE", "{retried}");
+    assert_eq!(
+        retried["inspectionData"]["errorDetails"],
+        serde_json::json!({"retryIndex": 0, "retryBackoffIntervalSeconds": 4})
+    );
 
     serve_answers_from_the_clone(dir);
     stepfunctions_answers_from_the_clone(dir);

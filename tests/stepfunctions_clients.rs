@@ -238,6 +238,52 @@ fn the_aws_cli_drives_the_local_engine() {
     assert_eq!(tested["status"], "SUCCEEDED");
     assert_eq!(tested["nextState"], "After");
     assert_eq!(tested["inspectionData"]["afterParameters"], r#"{"x":5}"#);
+    // A mocked error on its last retry, as the CLI sends --mock and --state-configuration.
+    let retried = aws(
+        &cli,
+        url,
+        &[
+            "test-state",
+            "--definition",
+            r#"{"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "f"},
+                "Retry": [{"ErrorEquals": ["Busy"], "MaxAttempts": 2, "IntervalSeconds": 4}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Later"}], "End": true}"#,
+            "--role-arn",
+            ROLE,
+            "--mock",
+            r#"{"errorOutput": {"error": "Busy", "cause": "queue full"}}"#,
+            "--state-configuration",
+            "retrierRetryCount=1",
+        ],
+    )
+    .unwrap();
+    assert_eq!(retried["status"], "RETRIABLE", "{retried}");
+    assert_eq!(
+        retried["inspectionData"]["errorDetails"]["retryBackoffIntervalSeconds"],
+        8
+    );
+    let spent = aws(
+        &cli,
+        url,
+        &[
+            "test-state",
+            "--definition",
+            r#"{"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "f"},
+                "Retry": [{"ErrorEquals": ["Busy"], "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Later"}], "End": true}"#,
+            "--role-arn",
+            ROLE,
+            "--mock",
+            r#"{"errorOutput": {"error": "Busy", "cause": "queue full"}}"#,
+            "--state-configuration",
+            "retrierRetryCount=2",
+            "--context",
+            r#"{"Execution": {"Name": "nightly"}}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(spent["status"], "CAUGHT_ERROR", "{spent}");
+    assert_eq!(spent["nextState"], "Later");
 
     let refused = aws(
         &cli,

@@ -189,10 +189,12 @@ pub struct TestStateCli<'a> {
     pub variables: Option<&'a str>,
     pub inspection_level: &'a str,
     pub mock: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub state_configuration: Option<&'a str>,
 }
 
 fn parse_test_state(args: &TestStateCli<'_>) -> Result<sluice_statemachine::test_state::TestStateRequest, String> {
-    use sluice_statemachine::test_state::{InspectionLevel, TestStateMock, TestStateRequest};
+    use sluice_statemachine::test_state::{InspectionLevel, StateConfiguration, TestStateMock, TestStateRequest};
     let definition_text = if args.definition.trim_start().starts_with('{') {
         args.definition.to_string()
     } else {
@@ -216,11 +218,24 @@ fn parse_test_state(args: &TestStateCli<'_>) -> Result<sluice_statemachine::test
             args.inspection_level
         )
     })?;
-    let mock = match args.mock {
-        None => None,
+    let (mock, field_validation) = match args.mock {
+        None => (None, Default::default()),
         Some(text) => {
             let mock: Value = serde_json::from_str(text).map_err(|e| format!("--mock is not valid JSON: {e}"))?;
-            Some(TestStateMock::from_member(&mock).map_err(|e| format!("--mock: {e}"))?)
+            let (mock, mode) = TestStateMock::from_member(&mock).map_err(|e| format!("--mock: {e}"))?;
+            (Some(mock), mode)
+        }
+    };
+    let context = match args.context {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| format!("--context is not valid JSON: {e}"))?),
+    };
+    let configuration = match args.state_configuration {
+        None => StateConfiguration::default(),
+        Some(text) => {
+            let member: Value =
+                serde_json::from_str(text).map_err(|e| format!("--state-configuration is not valid JSON: {e}"))?;
+            StateConfiguration::from_member(&member).map_err(|e| format!("--state-configuration: {e}"))?
         }
     };
     Ok(TestStateRequest {
@@ -230,6 +245,9 @@ fn parse_test_state(args: &TestStateCli<'_>) -> Result<sluice_statemachine::test
         variables,
         inspection_level,
         mock,
+        field_validation,
+        context,
+        configuration,
     })
 }
 

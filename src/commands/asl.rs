@@ -52,11 +52,13 @@ pub struct ConformanceArgs {
 
 #[derive(Args)]
 pub struct TestStateArgs {
-    /// The state's definition: a JSON object, or a file holding one.
+    /// The state's definition (or a whole state machine's, with --state-name choosing the
+    /// state): a JSON object, or a file holding one.
     #[arg(long)]
     definition: String,
-    /// The state's name (what its context shows and a mock answers).
-    #[arg(long, default_value = "TestState")]
+    /// The state's name (what its context shows and a mock answers); in a whole state
+    /// machine, the state to test (default: its StartAt).
+    #[arg(long, default_value = sluice_statemachine::test_state::DEFAULT_STATE_NAME)]
     state_name: String,
     /// The state's input (JSON).
     #[arg(long, default_value = "{}")]
@@ -67,10 +69,18 @@ pub struct TestStateArgs {
     /// INFO, DEBUG (adds what the state was given and returned) or TRACE.
     #[arg(long, default_value = "INFO", value_parser = ["INFO", "DEBUG", "TRACE"])]
     inspection_level: String,
-    /// A Task's mocked answer: `{"result": "<JSON text>"}` or
-    /// `{"errorOutput": {"error": "...", "cause": "..."}}`, as TestState's `mock` takes it.
+    /// A Task's mocked answer, or a Map's or Parallel's whole result: `{"result": "<JSON
+    /// text>"}` or `{"errorOutput": {"error": "...", "cause": "..."}}`, with an optional
+    /// `"fieldValidationMode": "STRICT" | "PRESENT" | "NONE"`, as TestState's `mock` takes it.
     #[arg(long)]
     mock: Option<String>,
+    /// A JSON object laid over the Context object the state sees (with --mock only).
+    #[arg(long)]
+    context: Option<String>,
+    /// TestState's stateConfiguration: `{"retrierRetryCount": N, "errorCausedByState": "...",
+    /// "mapIterationFailureCount": N, "mapItemReaderData": "..."}`.
+    #[arg(long)]
+    state_configuration: Option<String>,
 }
 
 pub async fn test_state(args: TestStateArgs) -> ExitCode {
@@ -81,6 +91,8 @@ pub async fn test_state(args: TestStateArgs) -> ExitCode {
         variables: args.variables.as_deref(),
         inspection_level: &args.inspection_level,
         mock: args.mock.as_deref(),
+        context: args.context.as_deref(),
+        state_configuration: args.state_configuration.as_deref(),
     };
     exit(cli::test_state(request, &mut std::io::stdout()).await)
 }

@@ -58,6 +58,17 @@ impl MockedResponse {
 pub struct MockedTestCase {
     pub name: String,
     pub states: HashMap<String, MockedResponse>,
+    /// Map and Parallel states named in `states` are answered whole, their iterations or
+    /// branches not run (TestState's mock; a mock config answers Task states only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_states: bool,
+    /// Merged over the Context object the states see (TestState's `context`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+    /// How many iterations of a Map answered whole failed (TestState's
+    /// `stateConfiguration.mapIterationFailureCount`), held against its tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_iteration_failures: Option<u64>,
 }
 
 impl MockedTestCase {
@@ -213,6 +224,9 @@ impl MockConfig {
                 .iter()
                 .filter_map(|(state, response)| self.responses.get(response).map(|r| (state.clone(), r.clone())))
                 .collect(),
+            whole_states: false,
+            context: None,
+            map_iteration_failures: None,
         })
     }
 

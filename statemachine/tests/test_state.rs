@@ -14,6 +14,7 @@ fn request(definition: Value, input: Value) -> TestStateRequest {
         variables: Map::new(),
         inspection_level: InspectionLevel::Info,
         mock: None,
+        ..Default::default()
     }
 }
 
@@ -190,4 +191,217 @@ async fn variables_are_set_before_the_state_runs_and_a_task_needs_a_mock() {
     assert!(matches!(run(mocked_pass).await, Err(TestStateError::MockNotForType(_))));
     let invalid = run(request(json!({"Type": "Pass", "Next": 5}), json!({}))).await;
     assert!(matches!(invalid, Err(TestStateError::Invalid(_))), "{invalid:?}");
+}
+
+/// `stateConfiguration.retrierRetryCount`: with retries left the error is RETRIABLE, naming
+/// the retrier and its back-off for the next attempt; with none left the Catch takes it.
+#[tokio::test]
+async fn the_retry_count_so_far_decides_between_retry_and_catch() {
+    let definition = json!({"Type": "Task", "Resource": TASK, "End": true,
+        "Retry": [{"ErrorEquals": ["Other"]},
+                  {"ErrorEquals": ["Work.Busy"], "IntervalSeconds": 3, "BackoffRate": 2.0, "MaxAttempts": 3, "MaxDelaySeconds": 10}],
+        "Catch": [{"ErrorEquals": ["Other"], "Next": "Elsewhere"}, {"ErrorEquals": ["States.ALL"], "Next": "Recover"}]});
+    let at = |count: Option<u64>| {
+        let mut r = request(definition.clone(), json!({}));
+        r.mock = Some(TestStateMock::Error {
+            error: "Work.Busy".into(),
+            cause: "try later".into(),
+        });
+        r.configuration.retrier_retry_count = count;
+        run(r)
+    };
+    let first = at(None).await.unwrap();
+    assert_eq!(first.status, TestStatus::Retriable);
+    assert_eq!(
+        first.inspection_data.unwrap()["errorDetails"],
+        json!({"retryIndex": 1, "retryBackoffIntervalSeconds": 3})
+    );
+    let third = at(Some(2)).await.unwrap();
+    assert_eq!(third.status, TestStatus::Retriable);
+    // 3 * 2^2 = 12, capped at MaxDelaySeconds.
+    assert_eq!(
+        third.inspection_data.unwrap()["errorDetails"]["retryBackoffIntervalSeconds"],
+        10
+    );
+    let spent = at(Some(3)).await.unwrap();
+    assert_eq!(spent.status, TestStatus::CaughtError);
+    assert_eq!(spent.next_state.as_deref(), Some("Recover"));
+    assert_eq!(spent.inspection_data.unwrap()["errorDetails"], json!({"catchIndex": 1}));
+
+    // A retry count without a mocked error is refused.
+    let mut no_error = request(definition.clone(), json!({}));
+    no_error.mock = Some(TestStateMock::Result(json!({})));
+    no_error.configuration.retrier_retry_count = Some(1);
+    assert!(matches!(run(no_error).await, Err(TestStateError::Request(_))));
+}
+
+/// A Map answered whole by the mock: its iterations do not run, DEBUG shows each item after
+/// ItemsPath and ItemSelector and the limits, and failed iterations past the tolerance fail it.
+#[tokio::test]
+async fn a_mocked_map_shows_its_items_and_holds_failures_against_its_tolerance() {
+    let map = json!({"Type": "Map", "ItemsPath": "$.orders", "MaxConcurrency": 2, "ToleratedFailureCount": 1,
+        "ItemSelector": {"id.$": "$$.Map.Item.Value.id", "at.$": "$$.Map.Item.Index"},
+        "ItemProcessor": {"StartAt": "Charge", "States": {"Charge": {"Type": "Task", "Resource": TASK, "End": true}}},
+        "ResultPath": "$.charged", "Next": "Ship",
+        "Catch": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "Next": "TooMany"}]});
+    let input = json!({"orders": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
+    let mut mocked = request(map.clone(), input.clone());
+    mocked.mock = Some(TestStateMock::Result(
+        json!([{"ok": true}, {"ok": true}, {"ok": false}]),
+    ));
+    mocked.inspection_level = InspectionLevel::Debug;
+    let answer = run(mocked.clone()).await.unwrap();
+    assert_eq!(answer.status, TestStatus::Succeeded, "{answer:?}");
+    assert_eq!(answer.next_state.as_deref(), Some("Ship"));
+    let output: Value = serde_json::from_str(answer.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["charged"][2], json!({"ok": false}));
+    let data = answer.inspection_data.unwrap();
+    assert_eq!(data["afterItemsPath"], r#"[{"id":"a"},{"id":"b"},{"id":"c"}]"#);
+    assert_eq!(
+        data["afterItemSelector"],
+        r#"[{"id":"a","at":0},{"id":"b","at":1},{"id":"c","at":2}]"#
+    );
+    assert_eq!(data["maxConcurrency"], 2);
+    assert_eq!(data["toleratedFailureCount"], 1);
+    assert_eq!(data["result"], r#"[{"ok":true},{"ok":true},{"ok":false}]"#);
+
+    let mut within = mocked.clone();
+    within.configuration.map_iteration_failure_count = Some(1);
+    assert_eq!(run(within).await.unwrap().status, TestStatus::Succeeded);
+    let mut past = mocked;
+    past.configuration.map_iteration_failure_count = Some(2);
+    let past = run(past).await.unwrap();
+    assert_eq!(past.status, TestStatus::CaughtError);
+    assert_eq!(past.next_state.as_deref(), Some("TooMany"));
+
+    // A mocked error names the inner state it comes from, which must be one.
+    let mut failing = request(map, input);
+    failing.mock = Some(TestStateMock::Error {
+        error: "Card.Declined".into(),
+        cause: "no funds".into(),
+    });
+    failing.configuration.error_caused_by_state = Some("Charge".into());
+    let failed = run(failing.clone()).await.unwrap();
+    assert_eq!(failed.status, TestStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("Card.Declined"));
+    failing.configuration.error_caused_by_state = Some("Nowhere".into());
+    assert!(matches!(run(failing).await, Err(TestStateError::Request(m)) if m.contains("Nowhere")));
+}
+
+/// A mocked Parallel: the branches do not run; the result goes through ResultSelector.
+#[tokio::test]
+async fn a_mocked_parallel_takes_the_mocked_result_as_its_branches_outputs() {
+    let mut parallel = request(
+        json!({"Type": "Parallel", "Parameters": {"id.$": "$.id"}, "ResultSelector": {"first.$": "$[0]"}, "End": true,
+               "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": TASK, "End": true}}},
+                            {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}),
+        json!({"id": 7}),
+    );
+    parallel.mock = Some(TestStateMock::Result(json!(["left", "right"])));
+    parallel.inspection_level = InspectionLevel::Debug;
+    let answer = run(parallel).await.unwrap();
+    assert_eq!(answer.output.as_deref(), Some(r#"{"first":"left"}"#));
+    let data = answer.inspection_data.unwrap();
+    assert_eq!(data["afterParameters"], r#"{"id":7}"#);
+    assert_eq!(data["afterResultSelector"], r#"{"first":"left"}"#);
+}
+
+/// `context` is laid over the Context object (with a mock only); a whole state machine's
+/// state is tested by name, in the machine's query language.
+#[tokio::test]
+async fn context_overrides_and_a_state_out_of_a_whole_machine() {
+    let machine = json!({"QueryLanguage": "JSONata", "StartAt": "First", "States": {
+        "First": {"Type": "Pass", "Next": "Charge"},
+        "Charge": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                   "Arguments": {"FunctionName": "charge", "Payload": {"execution": "{% $states.context.Execution.Name %}",
+                                 "retry": "{% $states.context.State.RetryCount %}"}},
+                   "Output": "{% $states.result.Payload %}", "End": true}}});
+    let mut charge = request(machine.clone(), json!({}));
+    charge.name = "Charge".into();
+    charge.mock = Some(TestStateMock::Result(
+        json!({"Payload": {"charged": true}, "StatusCode": 200}),
+    ));
+    charge.context = Some(json!({"Execution": {"Name": "order-42"}, "State": {"RetryCount": 2}}));
+    charge.inspection_level = InspectionLevel::Debug;
+    let answer = run(charge.clone()).await.unwrap();
+    assert_eq!(answer.output.as_deref(), Some(r#"{"charged":true}"#));
+    let arguments: Value =
+        serde_json::from_str(answer.inspection_data.unwrap()["afterArguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments["Payload"], json!({"execution": "order-42", "retry": 2}));
+
+    let mut missing = charge.clone();
+    missing.name = "Nope".into();
+    assert!(matches!(run(missing).await, Err(TestStateError::Request(m)) if m.contains("Nope")));
+    let mut context_without_mock = request(json!({"Type": "Pass", "End": true}), json!({}));
+    context_without_mock.context = Some(json!({"Execution": {"Name": "x"}}));
+    assert!(matches!(
+        run(context_without_mock).await,
+        Err(TestStateError::Request(_))
+    ));
+}
+
+/// `mock.fieldValidationMode`: a lambda:invoke result is checked against Lambda's Invoke
+/// response (STRICT, the default, and PRESENT), or not at all (NONE).
+#[tokio::test]
+async fn mocked_results_are_checked_against_the_service_shape() {
+    let invoke = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                        "Arguments": {"FunctionName": "f"}, "QueryLanguage": "JSONata", "End": true});
+    let with = |result: Value, mode: &str| {
+        let mut r = request(invoke.clone(), json!({}));
+        let (mock, field_validation) = TestStateMock::from_member(&json!({
+            "result": result.to_string(), "fieldValidationMode": mode}))
+        .unwrap();
+        r.mock = Some(mock);
+        r.field_validation = field_validation;
+        run(r)
+    };
+    assert!(with(json!({"Payload": 1, "StatusCode": 200}), "STRICT").await.is_ok());
+    let unknown = with(json!({"Payload": 1, "Status": 200}), "STRICT").await;
+    assert!(
+        matches!(&unknown, Err(TestStateError::Request(m)) if m.contains("'Status'")),
+        "{unknown:?}"
+    );
+    let wrong_type = with(json!({"StatusCode": "200"}), "PRESENT").await;
+    assert!(
+        matches!(&wrong_type, Err(TestStateError::Request(m)) if m.contains("StatusCode")),
+        "{wrong_type:?}"
+    );
+    assert!(with(json!({"Status": 200}), "NONE").await.is_ok());
+    // StartExecution always answers ExecutionArn and StartDate: STRICT wants both.
+    let mut start = request(
+        json!({"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+               "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:x"}, "End": true}),
+        json!({}),
+    );
+    start.mock = Some(TestStateMock::Result(json!({"ExecutionArn": "arn:x"})));
+    assert!(matches!(run(start.clone()).await, Err(TestStateError::Request(m)) if m.contains("StartDate")));
+    start.field_validation = sluice_statemachine::test_state::FieldValidationMode::Present;
+    assert!(run(start).await.is_ok());
+    assert!(TestStateMock::from_member(&json!({"result": "1", "fieldValidationMode": "LAX"})).is_err());
+}
+
+/// A Distributed Map reads `mapItemReaderData` instead of S3, and with a mock its children
+/// do not run.
+#[tokio::test]
+async fn a_distributed_map_reads_the_given_reader_data() {
+    let mut map = request(
+        json!({"Type": "Map", "End": true,
+               "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                              "Parameters": {"Bucket": "b", "Key": "orders.csv"}},
+               "ItemBatcher": {"MaxItemsPerBatch": 2},
+               "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                 "StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": TASK, "End": true}}}}),
+        json!({}),
+    );
+    map.configuration.map_item_reader_data = Some("id,qty\na,1\nb,2\nc,3\n".into());
+    map.mock = Some(TestStateMock::Result(json!([{"done": 2}, {"done": 1}])));
+    map.inspection_level = InspectionLevel::Debug;
+    let answer = run(map).await.unwrap();
+    assert_eq!(answer.status, TestStatus::Succeeded, "{answer:?}");
+    let batches: Value =
+        serde_json::from_str(answer.inspection_data.unwrap()["afterItemBatcher"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        batches,
+        json!([{"Items": [{"id": "a", "qty": "1"}, {"id": "b", "qty": "2"}]}, {"Items": [{"id": "c", "qty": "3"}]}])
+    );
 }

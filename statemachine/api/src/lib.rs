@@ -10,6 +10,7 @@ pub mod activities;
 mod events;
 mod protocol;
 pub mod registry;
+mod test_state;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -127,7 +128,7 @@ impl StepFunctionsService {
             "RedriveExecution" => self.redrive_execution(request).await,
             "DescribeMapRun" => self.describe_map_run(request),
             "ListMapRuns" => self.list_map_runs(request),
-            "TestState" => test_state(request).await,
+            "TestState" => test_state::test_state(request).await,
             "SendTaskSuccess" => self.send_task_success(request).await,
             "SendTaskFailure" => self.send_task_failure(request).await,
             "SendTaskHeartbeat" => self.send_task_heartbeat(request).await,
@@ -750,49 +751,6 @@ impl StepFunctionsService {
 
 /// `TestState`: one state run once on a fresh engine whose clock does not wait, its Task
 /// answered by the request's mock (this engine calls no AWS service).
-async fn test_state(request: &Request) -> Result<Value, ApiError> {
-    use sluice_statemachine::test_state::{InspectionLevel, TestStateError, TestStateMock, TestStateRequest};
-    let definition: Value = serde_json::from_str(request.required("definition")?)
-        .map_err(|e| ApiError::client("InvalidDefinition", format!("Invalid State Machine Definition: '{e}'")))?;
-    let json_member = |field: &str, default: Value| -> Result<Value, ApiError> {
-        match request.optional(field)? {
-            None => Ok(default),
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| ApiError::client("InvalidExecutionInput", format!("{field} is not JSON text: {e}"))),
-        }
-    };
-    let input = json_member("input", json!({}))?;
-    let variables = match json_member("variables", json!({}))? {
-        Value::Object(variables) => variables,
-        _ => return Err(ApiError::validation("variables must be a JSON object")),
-    };
-    let level = request.optional("inspectionLevel")?.unwrap_or("INFO");
-    let inspection_level = InspectionLevel::named(level)
-        .ok_or_else(|| ApiError::validation(format!("inspectionLevel must be INFO, DEBUG or TRACE, not {level}")))?;
-    let mock = match request.body.get("mock") {
-        None | Some(Value::Null) => None,
-        Some(mock) => Some(TestStateMock::from_member(mock).map_err(ApiError::validation)?),
-    };
-    let test = TestStateRequest {
-        definition,
-        name: request.optional("stateName")?.unwrap_or("TestState").to_string(),
-        input,
-        variables,
-        inspection_level,
-        mock,
-    };
-    let engine = Engine::new(sluice_statemachine::TaskRegistry::new());
-    match sluice_statemachine::test_state::test_state(engine, test).await {
-        Ok(response) => serde_json::to_value(response).map_err(internal),
-        Err(TestStateError::Invalid(message)) => Err(ApiError::client(
-            "InvalidDefinition",
-            format!("Invalid State Machine Definition: '{message}'"),
-        )),
-        Err(TestStateError::Engine(err)) => Err(engine_error(err)),
-        Err(other) => Err(ApiError::validation(other.to_string())),
-    }
-}
-
 async fn handle(State(service): State<Arc<StepFunctionsService>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")
@@ -821,11 +779,11 @@ fn with_next(mut out: Value, next: Option<String>) -> Value {
     out
 }
 
-fn internal(err: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(err: impl std::fmt::Display) -> ApiError {
     ApiError::internal(err.to_string())
 }
 
-fn engine_error(err: EngineError) -> ApiError {
+pub(crate) fn engine_error(err: EngineError) -> ApiError {
     match err {
         EngineError::InvalidToken => {
             ApiError::client("InvalidToken", "Invalid Token: the task token names no waiting task")

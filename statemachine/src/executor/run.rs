@@ -128,6 +128,23 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `overrides` laid over `target`: objects merge key by key, anything else replaces.
+fn merge_into(target: &mut Value, overrides: &Value) {
+    match (target, overrides) {
+        (Value::Object(target), Value::Object(overrides)) => {
+            for (key, value) in overrides {
+                match target.get_mut(key) {
+                    Some(existing) => merge_into(existing, value),
+                    None => {
+                        target.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (target, overrides) => *target = overrides.clone(),
+    }
+}
+
 impl ContextSource for ContextObject<'_> {
     fn context_value(&self) -> Value {
         let info = &self.run.info;
@@ -152,6 +169,9 @@ impl ContextSource for ContextObject<'_> {
         }
         if let Some((index, value)) = self.map_item {
             ctx["Map"] = json!({"Item": {"Index": index, "Value": value}});
+        }
+        if let Some(overrides) = self.run.mocks.as_ref().and_then(|m| m.context.as_ref()) {
+            merge_into(&mut ctx, overrides);
         }
         ctx
     }

@@ -193,6 +193,50 @@ pub(super) async fn attempt<'a>(
             ..Default::default()
         },
     )?;
+    inspect_iterations(run, state, visit, &iteration_inputs, max_concurrency, &tolerance);
+    let outputs = match super::mocked_whole(run, visit) {
+        Some(mocked) => mocked_result(run, &tolerance, total, mocked)?,
+        None => match run_iterations(
+            run,
+            processor,
+            visit,
+            thread,
+            iteration_inputs,
+            max_concurrency,
+            &tolerance,
+        )
+        .await?
+        {
+            Some(outputs) => Value::Array(outputs),
+            None => return Ok(Step::Parked),
+        },
+    };
+    run.record(EventType::MapStateSucceeded, EventDetails::default())?;
+    if let Some(fields) = &state.jsonata {
+        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, &effective, outputs);
+    }
+    Finish {
+        flow: &state.flow,
+        result_selector: state.result_selector.as_ref(),
+        result_path: &state.result_path,
+        output_path: &state.output_path,
+        assign: state.assign.as_ref(),
+    }
+    .apply(run, visit, thread, raw, outputs)
+}
+
+/// Runs each iteration, at most `max_concurrency` at once (0: all); their outputs in item
+/// order, or `None` when one parked on a task token.
+async fn run_iterations(
+    run: &Run,
+    processor: &crate::model::Scope,
+    visit: &Visit<'_>,
+    thread: &Thread,
+    iteration_inputs: Vec<Value>,
+    max_concurrency: usize,
+    tolerance: &Tolerance,
+) -> Result<Option<Vec<Value>>, StateFailure> {
+    let total = iteration_inputs.len();
     let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
     let vars = thread.vars.clone();
     let name = visit.name;
@@ -261,29 +305,66 @@ pub(super) async fn attempt<'a>(
             }
         }
     }
-    if parked {
-        return Ok(Step::Parked);
+    Ok((!parked).then_some(outputs))
+}
+
+/// TestState's `DEBUG` view of a Map: each iteration's input after `ItemSelector`, and the
+/// limits as evaluated.
+fn inspect_iterations(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    iteration_inputs: &[Value],
+    max_concurrency: usize,
+    tolerance: &Tolerance,
+) {
+    if !super::inspecting(run) {
+        return;
     }
-    run.record(EventType::MapStateSucceeded, EventDetails::default())?;
-    if let Some(fields) = &state.jsonata {
-        return super::jsonata::finish_with_result(
+    let selects = state.selector().is_some() || state.jsonata.as_ref().is_some_and(|f| f.item_selector.is_some());
+    if selects {
+        super::inspect(
             run,
             visit,
-            thread,
-            &state.flow,
-            fields,
-            &effective,
-            Value::Array(outputs),
+            "afterItemSelector",
+            &Value::Array(iteration_inputs.to_vec()),
         );
     }
-    Finish {
-        flow: &state.flow,
-        result_selector: state.result_selector.as_ref(),
-        result_path: &state.result_path,
-        output_path: &state.output_path,
-        assign: state.assign.as_ref(),
+    super::inspect(run, visit, "maxConcurrency", &serde_json::json!(max_concurrency));
+    if let Some(count) = tolerance.count {
+        super::inspect(run, visit, "toleratedFailureCount", &serde_json::json!(count));
     }
-    .apply(run, visit, thread, raw, Value::Array(outputs))
+    if let Some(percentage) = tolerance.percentage {
+        super::inspect(run, visit, "toleratedFailurePercentage", &serde_json::json!(percentage));
+    }
+}
+
+/// A Map answered whole by TestState's mock: its result, or its error; with the test case's
+/// count of failed iterations past the tolerance, `States.ExceedToleratedFailureThreshold`.
+pub(super) fn mocked_result(
+    run: &Run,
+    tolerance: &Tolerance,
+    total: usize,
+    mocked: Result<Value, StateFailure>,
+) -> Result<Value, StateFailure> {
+    let failed = run.mocks.as_ref().and_then(|m| m.map_iteration_failures).unwrap_or(0);
+    let mocked = match mocked {
+        Ok(_) if failed > 0 && tolerance.exceeded(failed, total) => Err(StateFailure::new(
+            names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+            "The specified tolerated failure threshold was exceeded",
+        )),
+        other => other,
+    };
+    mocked.inspect_err(|failure| {
+        let _ = run.record(
+            EventType::MapStateFailed,
+            EventDetails {
+                error: failure.error.clone(),
+                cause: failure.cause.clone(),
+                ..Default::default()
+            },
+        );
+    })
 }
 
 /// The iterations of a JSONPath Map: ItemsPath, ItemSelector (or Parameters) and the limits.
@@ -298,6 +379,9 @@ fn jsonpath_iterations(
         Some(path) => read_path(run, visit, thread, effective, path)?,
         None => effective.clone(),
     };
+    if state.items_path.is_some() {
+        super::inspect(run, visit, "afterItemsPath", &items);
+    }
     let Value::Array(items) = items else {
         return Err(visit.runtime(EvalError(format!(
             "Invalid path '{}': the items to iterate over must be a JSON array, got {}",

@@ -156,6 +156,37 @@ pub(crate) fn select_input(
 }
 
 /// Records `value` as the state's `field` when the engine inspects (TestState).
+/// The mocked answer to this invocation of the state, if its test case mocks it.
+pub(crate) fn mocked_answer(run: &Run, visit: &Visit<'_>) -> Option<crate::mock::MockedAnswer> {
+    let mocks = run.mocks.as_ref()?;
+    let mut counts = crate::executor::run::lock(&run.mock_invocations);
+    let n = counts.entry(visit.name.to_string()).or_insert(0);
+    let answer = mocks.answer(visit.name, *n).cloned();
+    *n += 1;
+    answer
+}
+
+/// A Map or Parallel state's whole result, when TestState mocks it: the result, or the error
+/// the state fails with.
+pub(crate) fn mocked_whole(run: &Run, visit: &Visit<'_>) -> Option<Result<Value, StateFailure>> {
+    if !run.mocks.as_ref().is_some_and(|m| m.whole_states) {
+        return None;
+    }
+    mocked_answer(run, visit).map(|answer| match answer {
+        crate::mock::MockedAnswer::Return(value) => {
+            inspect(run, visit, "result", &value);
+            Ok(value)
+        }
+        crate::mock::MockedAnswer::Throw(failure) => Err(failure),
+    })
+}
+
+/// Whether a TestState inspector records this run's intermediate values (so they are only
+/// built when someone reads them).
+pub(crate) fn inspecting(run: &Run) -> bool {
+    run.engine.inspector.is_some()
+}
+
 pub(crate) fn inspect(run: &Run, visit: &Visit<'_>, field: &str, value: &Value) {
     if let Some(inspector) = &run.engine.inspector {
         inspector.record(visit.name, field, value);

@@ -24,7 +24,34 @@ pub(super) async fn attempt<'a>(
             .map_err(|e| visit.runtime(e))?,
         (None, None) => effective.clone(),
     };
+    let after = if state.jsonata.is_some() {
+        "afterArguments"
+    } else {
+        "afterParameters"
+    };
+    if state.jsonata.as_ref().is_some_and(|f| f.arguments.is_some()) || state.parameters.is_some() {
+        super::inspect(run, visit, after, &branch_input);
+    }
     run.record(EventType::ParallelStateStarted, EventDetails::default())?;
+    if let Some(mocked) = super::mocked_whole(run, visit) {
+        return match mocked {
+            Ok(result) => {
+                run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
+                finish(run, state, visit, thread, raw, &effective, result)
+            }
+            Err(failure) => {
+                run.record(
+                    EventType::ParallelStateFailed,
+                    EventDetails {
+                        error: failure.error.clone(),
+                        cause: failure.cause.clone(),
+                        ..Default::default()
+                    },
+                )?;
+                Err(failure)
+            }
+        };
+    }
     let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
     let branches = state.branches.iter().enumerate().map(|(i, branch)| {
         let mut branch_thread = Thread::new(format!("{prefix}/b{i}"), thread.vars.clone());
@@ -53,16 +80,22 @@ pub(super) async fn attempt<'a>(
         }
     }
     run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
+    finish(run, state, visit, thread, raw, &effective, Value::Array(outputs))
+}
+
+/// `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`, `OutputPath` and
+/// `Assign` (JSONPath) over the branches' outputs.
+fn finish<'a>(
+    run: &Run,
+    state: &'a ParallelState,
+    visit: &Visit<'_>,
+    thread: &mut Thread,
+    raw: Value,
+    effective: &Value,
+    result: Value,
+) -> Result<Step<'a>, StateFailure> {
     if let Some(fields) = &state.jsonata {
-        return super::jsonata::finish_with_result(
-            run,
-            visit,
-            thread,
-            &state.flow,
-            fields,
-            &effective,
-            Value::Array(outputs),
-        );
+        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, effective, result);
     }
     Finish {
         flow: &state.flow,
@@ -71,5 +104,5 @@ pub(super) async fn attempt<'a>(
         output_path: &state.output_path,
         assign: state.assign.as_ref(),
     }
-    .apply(run, visit, thread, raw, Value::Array(outputs))
+    .apply(run, visit, thread, raw, result)
 }

@@ -214,13 +214,7 @@ async fn invoke(
     timeout: u64,
     heartbeat: Option<u64>,
 ) -> Result<Option<Result<Value, StateFailure>>, StateFailure> {
-    let mocked = run.mocks.as_ref().and_then(|mocks| {
-        let mut counts = lock(&run.mock_invocations);
-        let n = counts.entry(visit.name.to_string()).or_insert(0);
-        let answer = mocks.answer(visit.name, *n).cloned();
-        *n += 1;
-        answer
-    });
+    let mocked = super::mocked_answer(run, visit);
     // A result recorded by an earlier run of this execution is replayed, not re-invoked.
     match run.recorded(call) {
         Some(Recorded::Succeeded(v)) => return Ok(Some(Ok(v))),

@@ -319,6 +319,30 @@ pub(super) async fn attempt<'a>(
         None => jsonpath_result_target(run, state, visit, thread, &effective)?,
     };
 
+    if let Some(mocked) = super::mocked_whole(run, visit) {
+        // TestState: the children do not run; what they would have been given is inspected.
+        let mut items = items;
+        let total = inspect_mocked_inputs(
+            run,
+            state,
+            visit,
+            &effective,
+            &thread.vars,
+            &mut items,
+            batching.as_ref(),
+        )
+        .await?;
+        super::inspect(run, visit, "maxConcurrency", &json!(max_concurrency));
+        if let Some(count) = tolerance.count {
+            super::inspect(run, visit, "toleratedFailureCount", &json!(count));
+        }
+        if let Some(percentage) = tolerance.percentage {
+            super::inspect(run, visit, "toleratedFailurePercentage", &json!(percentage));
+        }
+        let result = super::map::mocked_result(run, &tolerance, total, mocked)?;
+        return finished(run, state, visit, thread, raw, &effective, result);
+    }
+
     let mut map_run = existing.clone().unwrap_or_else(|| MapRunRecord {
         map_run_arn: map_run_arn.clone(),
         execution_arn: run.info.execution_arn.clone(),
@@ -460,6 +484,33 @@ pub(super) async fn attempt<'a>(
         },
     )?;
     finished(run, state, visit, thread, raw, &effective, result)
+}
+
+/// Reads every child's input as the map run would (for TestState's inspection data:
+/// `afterItemSelector`, `afterItemBatcher`); how many items there were.
+async fn inspect_mocked_inputs(
+    run: &Run,
+    state: &MapState,
+    visit: &Visit<'_>,
+    effective: &Value,
+    vars: &Map<String, Value>,
+    items: &mut Items,
+    batching: Option<&Batching>,
+) -> Result<usize, StateFailure> {
+    let mut inputs = Vec::new();
+    let mut item_index = 0;
+    while let Some((input, _)) =
+        next_input(run, state, visit, effective, vars, items, batching, &mut item_index).await?
+    {
+        inputs.push(input);
+    }
+    let selects = state.selector().is_some() || state.jsonata.as_ref().is_some_and(|f| f.item_selector.is_some());
+    match batching {
+        Some(_) => super::inspect(run, visit, "afterItemBatcher", &Value::Array(inputs)),
+        None if selects => super::inspect(run, visit, "afterItemSelector", &Value::Array(inputs)),
+        None => {}
+    }
+    Ok(item_index)
 }
 
 /// The state's `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`,
