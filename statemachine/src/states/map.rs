@@ -212,9 +212,20 @@ pub(super) async fn attempt<'a>(
         },
     };
     run.record(EventType::MapStateSucceeded, EventDetails::default())?;
-    if let Some(fields) = &state.jsonata {
-        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, &effective, outputs);
-    }
+    finished(run, state, visit, thread, raw, &effective, outputs)
+}
+
+/// The state's `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`,
+/// `OutputPath` and `Assign` (JSONPath) over the map run's result.
+pub(super) fn finished<'a>(
+    run: &Run,
+    state: &'a MapState,
+    visit: &Visit<'_>,
+    thread: &mut Thread,
+    raw: Value,
+    input: &Value,
+    result: Value,
+) -> Result<Step<'a>, StateFailure> {
     Finish {
         flow: &state.flow,
         result_selector: state.result_selector.as_ref(),
@@ -222,7 +233,7 @@ pub(super) async fn attempt<'a>(
         output_path: &state.output_path,
         assign: state.assign.as_ref(),
     }
-    .apply(run, visit, thread, raw, outputs)
+    .apply_in(run, visit, thread, state.jsonata.as_ref(), raw, input, result)
 }
 
 /// Runs each iteration, at most `max_concurrency` at once (0: all); their outputs in item

@@ -271,6 +271,25 @@ pub(crate) struct Finish<'a> {
 }
 
 impl<'a> Finish<'a> {
+    /// The result through the state's output fields: `Output` and `Assign` for a JSONata state
+    /// (`jsonata`, with `$states.input` bound to `input`), else these JSONPath fields.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_in(
+        self,
+        run: &Run,
+        visit: &Visit<'_>,
+        thread: &mut Thread,
+        jsonata: Option<&crate::model::jsonata::JsonataFields>,
+        raw_input: Value,
+        input: &Value,
+        result: Value,
+    ) -> Result<Step<'a>, StateFailure> {
+        match jsonata {
+            Some(fields) => jsonata::finish_with_result(run, visit, thread, self.flow, fields, input, result),
+            None => self.apply(run, visit, thread, raw_input, result),
+        }
+    }
+
     pub fn apply(
         self,
         run: &Run,

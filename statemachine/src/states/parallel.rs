@@ -39,17 +39,7 @@ pub(super) async fn attempt<'a>(
                 run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
                 finish(run, state, visit, thread, raw, &effective, result)
             }
-            Err(failure) => {
-                run.record(
-                    EventType::ParallelStateFailed,
-                    EventDetails {
-                        error: failure.error.clone(),
-                        cause: failure.cause.clone(),
-                        ..Default::default()
-                    },
-                )?;
-                Err(failure)
-            }
+            Err(failure) => Err(failed(run, failure)?),
         };
     }
     let prefix = format!("{}#a{}", thread.call_id(), visit.retry_count);
@@ -60,17 +50,7 @@ pub(super) async fn attempt<'a>(
     });
     let ends = match futures::future::try_join_all(branches).await {
         Ok(ends) => ends,
-        Err(failure) => {
-            run.record(
-                EventType::ParallelStateFailed,
-                EventDetails {
-                    error: failure.error.clone(),
-                    cause: failure.cause.clone(),
-                    ..Default::default()
-                },
-            )?;
-            return Err(failure);
-        }
+        Err(failure) => return Err(failed(run, failure)?),
     };
     let mut outputs = Vec::with_capacity(ends.len());
     for end in ends {
@@ -81,6 +61,19 @@ pub(super) async fn attempt<'a>(
     }
     run.record(EventType::ParallelStateSucceeded, EventDetails::default())?;
     finish(run, state, visit, thread, raw, &effective, Value::Array(outputs))
+}
+
+/// Records `ParallelStateFailed` for `failure`, which the state then fails with.
+fn failed(run: &Run, failure: StateFailure) -> Result<StateFailure, StateFailure> {
+    run.record(
+        EventType::ParallelStateFailed,
+        EventDetails {
+            error: failure.error.clone(),
+            cause: failure.cause.clone(),
+            ..Default::default()
+        },
+    )?;
+    Ok(failure)
 }
 
 /// `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`, `OutputPath` and
@@ -94,9 +87,6 @@ fn finish<'a>(
     effective: &Value,
     result: Value,
 ) -> Result<Step<'a>, StateFailure> {
-    if let Some(fields) = &state.jsonata {
-        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, effective, result);
-    }
     Finish {
         flow: &state.flow,
         result_selector: state.result_selector.as_ref(),
@@ -104,5 +94,5 @@ fn finish<'a>(
         output_path: &state.output_path,
         assign: state.assign.as_ref(),
     }
-    .apply(run, visit, thread, raw, result)
+    .apply_in(run, visit, thread, state.jsonata.as_ref(), raw, effective, result)
 }

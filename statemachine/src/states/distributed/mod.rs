@@ -12,7 +12,7 @@ mod reader;
 mod writer;
 
 use super::map::{Tolerance, integer_field, limits, select_item};
-use super::{Finish, keep_raw, select};
+use super::{keep_raw, select};
 use crate::env::EvalError;
 use crate::errors::{StateFailure, names};
 use crate::executor::run::{Run, Step, Thread, Visit};
@@ -301,7 +301,7 @@ pub(super) async fn attempt<'a>(
                 ..Default::default()
             },
         )?;
-        return finished(run, state, visit, thread, raw, &effective, result);
+        return super::map::finished(run, state, visit, thread, raw, &effective, result);
     }
 
     run.record(EventType::MapStateStarted, EventDetails::default())?;
@@ -340,7 +340,7 @@ pub(super) async fn attempt<'a>(
             super::inspect(run, visit, "toleratedFailurePercentage", &json!(percentage));
         }
         let result = super::map::mocked_result(run, &tolerance, total, mocked)?;
-        return finished(run, state, visit, thread, raw, &effective, result);
+        return super::map::finished(run, state, visit, thread, raw, &effective, result);
     }
 
     let mut map_run = existing.clone().unwrap_or_else(|| MapRunRecord {
@@ -483,7 +483,7 @@ pub(super) async fn attempt<'a>(
             ..Default::default()
         },
     )?;
-    finished(run, state, visit, thread, raw, &effective, result)
+    super::map::finished(run, state, visit, thread, raw, &effective, result)
 }
 
 /// Reads every child's input as the map run would (for TestState's inspection data:
@@ -511,30 +511,6 @@ async fn inspect_mocked_inputs(
         None => {}
     }
     Ok(item_index)
-}
-
-/// The state's `Output` and `Assign` (JSONata) or `ResultSelector`, `ResultPath`,
-/// `OutputPath` and `Assign` (JSONPath) over the map run's result.
-fn finished<'a>(
-    run: &Run,
-    state: &'a MapState,
-    visit: &Visit<'_>,
-    thread: &mut Thread,
-    raw: Value,
-    input: &Value,
-    result: Value,
-) -> Result<Step<'a>, StateFailure> {
-    if let Some(fields) = &state.jsonata {
-        return super::jsonata::finish_with_result(run, visit, thread, &state.flow, fields, input, result);
-    }
-    Finish {
-        flow: &state.flow,
-        result_selector: state.result_selector.as_ref(),
-        result_path: &state.result_path,
-        output_path: &state.output_path,
-        assign: state.assign.as_ref(),
-    }
-    .apply(run, visit, thread, raw, result)
 }
 
 /// Where a JSONPath `ResultWriter` with `Parameters` exports the results.
