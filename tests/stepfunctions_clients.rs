@@ -426,7 +426,7 @@ async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
         .unwrap();
 
     let server = serve_in(dir);
-    let summary = consent_and_run_to_the_end(&cli, &server, &google).await;
+    let summary = consent_and_run_to_the_end(&cli, &server, &google, true).await;
     assert!(summary.to_string().contains("customers"), "{summary}");
 }
 
@@ -434,7 +434,12 @@ async fn the_pipeline_parks_on_consent_and_the_aws_cli_resumes_it() {
 /// task token the server announces, consents at the fake Google and answers the task with
 /// `aws stepfunctions send-task-success --task-output '{"code": ...}'`; the execution's output
 /// once it succeeded.
-async fn consent_and_run_to_the_end(cli: &Path, server: &Serve, google: &fake_google::FakeGoogle) -> Value {
+async fn consent_and_run_to_the_end(
+    cli: &Path,
+    server: &Serve,
+    google: &fake_google::FakeGoogle,
+    check_executions: bool,
+) -> Value {
     let url = server.url.clone();
     let pipeline = "arn:aws:states:us-east-1:123456789012:stateMachine:sluice-pipeline";
     let started = aws(
@@ -463,6 +468,18 @@ async fn consent_and_run_to_the_end(cli: &Path, server: &Serve, google: &fake_go
         .to_string();
     let waiting = aws(cli, &url, &["describe-execution", "--execution-arn", &execution]).unwrap();
     assert_eq!(waiting["status"], "RUNNING");
+    if check_executions {
+        // `sluice executions` shows the operator the same token.
+        let listed = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("--config")
+            .arg(server._dir.path().join("sluice.toml"))
+            .arg("executions")
+            .env_remove("SLUICE_BACKEND")
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains(&format!("waits on task token {token}")), "{listed}");
+    }
 
     let code = google.grant_consent(&consent_url);
     let output = serde_json::json!({ "code": code }).to_string();
@@ -506,7 +523,7 @@ async fn the_pipeline_through_the_real_binaries_answers_the_aws_cli() {
         &["--lambda-binaries", binaries.to_str().unwrap()],
         &setup.overrides,
     );
-    let output = consent_and_run_to_the_end(&cli, &server, &google).await;
+    let output = consent_and_run_to_the_end(&cli, &server, &google, false).await;
     fixture_dataset::assert_fixture_dataset(&backends, &output).await;
     fixture_dataset::assert_consumer_key_works(&setup.config, &backends).await;
     assert!(!comprehend.received().is_empty(), "PII went through DetectPiiEntities");

@@ -332,6 +332,13 @@ pub async fn executions(config_path: Option<&Path>, args: ExecutionsArgs) -> any
             execution.start_date.format("%Y-%m-%d %H:%M:%S"),
             seconds_between(execution.start_date, execution.stop_date)
         );
+        if execution.status == sluice_statemachine::ExecutionStatus::Running {
+            // What answers it: `sluice resume NAME`, or the task token for the Step Functions
+            // API (`aws stepfunctions send-task-success --task-token ...`), as on AWS.
+            for token in pipeline.waiting_tokens(&execution.execution_arn)? {
+                println!("    waits on task token {token}");
+            }
+        }
         for map_run in pipeline.engine.list_map_runs(&execution.execution_arn)? {
             let items = map_run.item_counts;
             println!(
