@@ -1,16 +1,11 @@
 //! Per-state-type field checks: which fields a type allows, and what each must hold.
 
 use super::Checker;
+use super::state_check::{StateCheck, Targets};
 use crate::model::{ChoiceRule, is_non_negative_integer, is_positive_integer};
 use crate::path::JsonPath;
 use crate::payload::{Expr, Template};
 use serde_json::{Map, Value};
-
-/// Where a state can go next, and whether it can end its scope.
-pub(super) struct Targets {
-    pub next: Vec<(String, String)>,
-    pub terminal: bool,
-}
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 const IO: &[&str] = &["InputPath", "OutputPath"];
@@ -65,34 +60,7 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
     Some(fields)
 }
 
-pub(super) struct StateCheck<'a, 'c> {
-    pub checker: &'c mut Checker,
-    pub name: &'a str,
-    pub map: &'a Map<String, Value>,
-    pub at: &'a str,
-}
-
 impl<'a> StateCheck<'a, '_> {
-    pub fn problem(&mut self, field: &str, message: impl Into<String>) {
-        let pointer = if field.is_empty() {
-            self.at.to_string()
-        } else {
-            format!("{}/{field}", self.at)
-        };
-        self.checker.problem(Some(self.name), &pointer, message);
-    }
-
-    pub fn string(&mut self, field: &str) -> Option<&'a str> {
-        match self.map.get(field) {
-            Some(Value::String(s)) => Some(s),
-            Some(_) => {
-                self.problem(field, format!("{field} must be a string"));
-                None
-            }
-            None => None,
-        }
-    }
-
     fn path(&mut self, field: &str, nullable: bool, reference: bool) {
         match self.map.get(field) {
             None => {}

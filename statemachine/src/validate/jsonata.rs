@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::{StateCheck, Targets};
+use super::state_check::{StateCheck, Targets};
 use crate::jsonata::{Template, is_expression};
 use crate::model::jsonata::JSONATA_FIELDS;
 

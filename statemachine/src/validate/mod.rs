@@ -8,6 +8,7 @@ mod fields;
 mod jsonata;
 mod map;
 mod parse;
+mod state_check;
 
 pub use parse::{MAX_DEFINITION_BYTES, ParseError};
 
