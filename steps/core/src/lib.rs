@@ -9,6 +9,8 @@
 //! - [`ledger`], [`lease`]: the attachment ledger and the leases in the control table.
 //! - [`quarantine`]: moving refused files aside with a machine-readable reason.
 //! - [`retry`]: exponential backoff with full jitter.
+//! - [`sealed`]: values sealed with AES-256-GCM in the control table, under a rotatable keyring.
+//! - [`vault`]: the re-identification vault's format, for its writer and its readers.
 //! - [`testing`]: test support (the moto endpoint or a loud skip, fresh backends).
 //! - [`telemetry`]: tracing setup (JSON on Lambda) and the process-wide TLS crypto provider.
 
@@ -27,6 +29,7 @@ pub mod quarantine;
 pub mod retry;
 pub mod run_options;
 pub mod scopes;
+pub mod sealed;
 pub mod secrets;
 pub mod tables;
 pub mod task_tokens;

@@ -1,22 +1,20 @@
 //! The re-identification vault's format, in one place for the writer (the PII mask step) and
 //! every reader (the API's re-identify route, `sluice pii reidentify`): each tokenized original
-//! AES-256-GCM encrypted under the dataset's key `pii/vault/<dataset>` (random 96-bit nonce;
-//! the dataset and token as associated data, so a ciphertext moved to another token or dataset
-//! does not decrypt), stored in the control table as `vault#<dataset>` / `<token>`.
+//! sealed ([`crate::sealed`]) under the dataset's keyring `pii/vault/<dataset>`, with the dataset
+//! and token as associated data (so a ciphertext moved to another token or dataset does not
+//! decrypt), stored in the control table as `vault#<dataset>` / `<token>`. Entries written before
+//! key versions existed have no `key_version` and were sealed under the keyring's version 1.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use rand::RngCore;
-
 use crate::item::{AttrValue, Item, ItemKey, SORT_KEY};
 use crate::retry::Backoff;
+use crate::sealed::{KeyVersion, Keyring, MissingKeyVersion, OpenError};
 use crate::tables::{BatchError, MAX_BATCH_GET, get_batch_fully};
-use crate::{BackendError, SecretStore, Table, secrets};
+use crate::{BackendError, SecretStore, Table};
 
-pub const NONCE_BYTES: usize = 12;
+pub use crate::sealed::{NONCE_BYTES, SealedValue};
 
 /// The secrets-backend name of a dataset's vault key.
 pub fn vault_key_name(dataset: &str) -> String {
@@ -26,13 +24,6 @@ pub fn vault_key_name(dataset: &str) -> String {
 /// The control-table partition holding a dataset's vault.
 pub fn vault_partition(dataset: &str) -> String {
     format!("vault#{dataset}")
-}
-
-/// A value sealed for the vault: what its control-table item holds.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedValue {
-    pub nonce: [u8; NONCE_BYTES],
-    pub ciphertext: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +38,14 @@ pub enum VaultReadError {
     Busy { dataset: String, left: usize },
     #[error("vault entry {token} of dataset {dataset} does not decrypt (wrong key, or moved or altered)")]
     Undecryptable { dataset: String, token: String },
+    #[error(
+        "vault entry {token} of dataset {dataset} is sealed under key version {version}, which the dataset's keyring no longer holds"
+    )]
+    KeyVersionNotHeld {
+        dataset: String,
+        token: String,
+        version: KeyVersion,
+    },
     #[error("vault entry {token} of dataset {dataset} is malformed: {reason}")]
     Malformed {
         dataset: String,
@@ -55,10 +54,10 @@ pub enum VaultReadError {
     },
 }
 
-/// One dataset's vault cipher. Its `Debug` shows the dataset only.
+/// One dataset's vault cipher. Its `Debug` shows the dataset and key versions only.
 #[derive(Clone)]
 pub struct VaultCipher {
-    cipher: Aes256Gcm,
+    keyring: Keyring,
     dataset: String,
 }
 
@@ -66,20 +65,31 @@ impl fmt::Debug for VaultCipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultCipher")
             .field("dataset", &self.dataset)
-            .finish_non_exhaustive()
+            .field("keyring", &self.keyring)
+            .finish()
     }
 }
 
 impl VaultCipher {
+    /// The cipher of a single key (version 1).
     pub fn new(dataset: &str, key: &[u8; 32]) -> VaultCipher {
+        Self::with_keyring(dataset, Keyring::single(key))
+    }
+
+    pub fn with_keyring(dataset: &str, keyring: Keyring) -> VaultCipher {
         VaultCipher {
-            cipher: Aes256Gcm::new(key.into()),
+            keyring,
             dataset: dataset.to_string(),
         }
     }
 
     pub fn dataset(&self) -> &str {
         &self.dataset
+    }
+
+    /// The key version [`VaultCipher::seal`] uses.
+    pub fn current_key_version(&self) -> KeyVersion {
+        self.keyring.current_version()
     }
 
     fn associated_data(&self, token: &str) -> Vec<u8> {
@@ -92,27 +102,14 @@ impl VaultCipher {
     }
 
     pub fn seal(&self, token: &str, value: &str) -> SealedValue {
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::rng().fill_bytes(&mut nonce);
-        let aad = self.associated_data(token);
-        let payload = Payload {
-            msg: value.as_bytes(),
-            aad: &aad,
-        };
-        let ciphertext = match self.cipher.encrypt(Nonce::from_slice(&nonce), payload) {
-            Ok(ciphertext) => ciphertext,
-            // AES-GCM encryption fails only for messages beyond 64 GiB.
-            Err(_) => unreachable!("AES-GCM cannot fail on a cell-sized message"),
-        };
-        SealedValue { nonce, ciphertext }
+        self.keyring.seal(&self.associated_data(token), value.as_bytes())
     }
 
     /// The control-table item of a sealed entry.
     pub fn item(&self, token: &str, entity_type: String, sealed: SealedValue) -> Item {
         let mut item = ItemKey::new(vault_partition(&self.dataset), token).to_item();
         item.insert("entity_type".into(), AttrValue::S(entity_type));
-        item.insert("nonce".into(), AttrValue::B(sealed.nonce.to_vec()));
-        item.insert("ciphertext".into(), AttrValue::B(sealed.ciphertext));
+        sealed.write_into(&mut item);
         item
     }
 
@@ -123,28 +120,21 @@ impl VaultCipher {
             token: token.to_string(),
             reason,
         };
-        let nonce = item
-            .get("nonce")
-            .and_then(AttrValue::as_bytes)
-            .filter(|n| n.len() == NONCE_BYTES)
-            .ok_or_else(|| malformed("no 12-byte nonce"))?;
-        let ciphertext = item
-            .get("ciphertext")
-            .and_then(AttrValue::as_bytes)
-            .ok_or_else(|| malformed("no ciphertext"))?;
-        let aad = self.associated_data(token);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: &aad,
-        };
-        let plain =
-            self.cipher
-                .decrypt(Nonce::from_slice(nonce), payload)
-                .map_err(|_| VaultReadError::Undecryptable {
+        let plain = SealedValue::from_item(item, MissingKeyVersion::MeansFirstVersion)
+            .and_then(|sealed| self.keyring.open(&sealed, &self.associated_data(token)))
+            .map_err(|err| match err {
+                OpenError::Malformed { problem } => malformed(problem),
+                OpenError::KeyVersionNotHeld { version } => VaultReadError::KeyVersionNotHeld {
                     dataset: self.dataset.clone(),
                     token: token.to_string(),
-                })?;
-        String::from_utf8(plain).map_err(|_| malformed("plaintext is not UTF-8"))
+                    version,
+                },
+                OpenError::Undecryptable => VaultReadError::Undecryptable {
+                    dataset: self.dataset.clone(),
+                    token: token.to_string(),
+                },
+            })?;
+        String::from_utf8(plain.into_bytes()).map_err(|_| malformed("plaintext is not UTF-8"))
     }
 }
 
@@ -167,13 +157,13 @@ impl<'a> VaultReader<'a> {
         secrets: &dyn SecretStore,
         dataset: &str,
     ) -> Result<Option<VaultReader<'a>>, VaultReadError> {
-        let key = secrets::existing_key(secrets, &vault_key_name(dataset))
+        let keyring = Keyring::load_existing(secrets, &vault_key_name(dataset))
             .await
-            .map_err(|source| VaultReadError::Backend {
+            .map_err(|err| VaultReadError::Backend {
                 dataset: dataset.to_string(),
-                source,
+                source: err.into(),
             })?;
-        Ok(key.map(|key| VaultReader::new(table, VaultCipher::new(dataset, &key))))
+        Ok(keyring.map(|keyring| VaultReader::new(table, VaultCipher::with_keyring(dataset, keyring))))
     }
 
     pub fn cipher(&self) -> &VaultCipher {
@@ -305,6 +295,64 @@ mod tests {
         assert!(matches!(
             orders.open(token, &broken),
             Err(VaultReadError::Malformed { .. })
+        ));
+    }
+
+    /// An entry as the vault wrote it before [`crate::sealed`] (no `key_version`), recorded from
+    /// that code with the key `[0x5a; 32]`.
+    #[test]
+    fn an_entry_sealed_before_key_versions_still_opens() {
+        let token = "EMAIL_0123456789abcdef0123456789abcdef";
+        let mut item = ItemKey::new(vault_partition("orders"), token).to_item();
+        item.insert("entity_type".into(), AttrValue::S("EMAIL".into()));
+        item.insert(
+            "nonce".into(),
+            AttrValue::B(hex::decode("ad7b74c47303f7d04bea68e6").unwrap()),
+        );
+        let ciphertext = "af4706fc208dfcc5db29de1ef585bb945bb78a19449aba19a6b0ecc9fc84a400";
+        item.insert("ciphertext".into(), AttrValue::B(hex::decode(ciphertext).unwrap()));
+        let orders = VaultCipher::new("orders", &[0x5a; 32]);
+        assert_eq!(orders.open(token, &item).unwrap(), "ana@example.test");
+        let mut rotated = Keyring::single(&[0x5a; 32]);
+        assert_eq!(rotated.add_version(&[0x5b; 32]), Some(2));
+        let rotated = VaultCipher::with_keyring("orders", rotated);
+        assert_eq!(rotated.open(token, &item).unwrap(), "ana@example.test");
+    }
+
+    #[tokio::test]
+    async fn after_a_rotation_new_entries_use_the_new_key_and_old_ones_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, backends) = crate::testing::local_test_backends(dir.path());
+        let secrets = backends.secrets.as_ref();
+        let key = crate::secrets::key_or_create(secrets, &vault_key_name("orders"))
+            .await
+            .unwrap();
+        let before = VaultCipher::new("orders", &key);
+        let old_token = "EMAIL_00000000000000000000000000000001";
+        let old = before.item(old_token, "EMAIL".into(), before.seal(old_token, "old@example.test"));
+        assert_eq!(Keyring::rotate(secrets, &vault_key_name("orders")).await.unwrap(), 2);
+        let new_token = "EMAIL_00000000000000000000000000000002";
+        let reader = VaultReader::open(backends.control.as_ref(), secrets, "orders")
+            .await
+            .unwrap()
+            .unwrap();
+        let after = reader.cipher();
+        let new = after.item(new_token, "EMAIL".into(), after.seal(new_token, "new@example.test"));
+        assert_eq!(new.get("key_version"), Some(&AttrValue::N("2".into())));
+        assert!(
+            backends
+                .control
+                .batch_put(&[old.clone(), new.clone()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let originals = reader.reidentify_all([old_token, new_token]).await.unwrap();
+        assert_eq!(originals[old_token], "old@example.test");
+        assert_eq!(originals[new_token], "new@example.test");
+        assert!(matches!(
+            before.open(new_token, &new),
+            Err(VaultReadError::KeyVersionNotHeld { version: 2, .. })
         ));
     }
 

@@ -1,6 +1,7 @@
 //! What the mail stages fail with. Messages name what went wrong and where, and never carry a
 //! token, an authorization code, a task token or mail content.
 
+use sluice_core::sealed::KeyringError;
 use sluice_core::{BackendError, StepError};
 
 use crate::sink::SinkError;
@@ -119,6 +120,17 @@ impl StepError for GmailError {
             GmailError::HistoryUnavailable => "Gmail.HistoryUnavailable",
             GmailError::Sink { source, .. } => source.error_name,
             GmailError::Backend(inner) => inner.error_name(),
+        }
+    }
+}
+
+/// The token keyring's secret: unreadable is `Auth.TokenKeyInvalid`, the backend failing is the
+/// backend's error.
+impl From<KeyringError> for GmailError {
+    fn from(err: KeyringError) -> GmailError {
+        match err {
+            KeyringError::Backend { source, .. } => GmailError::Backend(source),
+            KeyringError::Invalid { name, reason } => GmailError::TokenKey { name, reason },
         }
     }
 }

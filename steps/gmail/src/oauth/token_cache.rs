@@ -1,24 +1,26 @@
-//! The OAuth token cache: one item per account in the control table, its token AES-256-GCM
-//! encrypted under a key from the secrets backend. The nonce is random per write; the
-//! associated data binds the ciphertext to its account and key version, so an entry copied to
-//! another account's key does not decrypt. Keys are versioned: rotation adds a version and
-//! new writes use it, while entries written under older versions stay readable.
+//! The OAuth token cache: one item per account in the control table, its token sealed
+//! ([`sluice_core::sealed`]) under the keyring from the secrets backend. The associated data
+//! binds the ciphertext to its account and key version, so an entry copied to another account
+//! does not decrypt. Keys are versioned: rotation adds a version and new writes use it, while
+//! entries written under older versions stay readable.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sluice_core::secrets::SecretValue;
-use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutCondition, SecretStore, Table};
+use sluice_core::sealed::{KeyVersion, MissingKeyVersion, SealedValue};
+use sluice_core::{AttrValue, BackendError, DeleteCondition, ItemKey, PutCondition, Table};
 
 use super::{Sensitive, TokenGrant, now_epoch};
 use crate::error::GmailError;
+// The tests (which take their imports from here) write keyring secrets by hand.
+#[cfg(test)]
+use sluice_core::{SecretStore, SecretValue};
+
+/// The token keys: versions to 256-bit keys, and which version new writes use. Stored as one
+/// JSON secret: `{"current": 2, "keys": {"1": "<64 hex>", "2": "<64 hex>"}}`.
+pub use sluice_core::sealed::Keyring as TokenKeyring;
 
 const SORT_KEY: &str = "token";
-const NONCE_BYTES: usize = 12;
 
 /// What is cached for an account (only ever stored encrypted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,100 +53,9 @@ impl StoredToken {
     }
 }
 
-/// The token keys: versions to 256-bit keys, and which version new writes use. Stored as one
-/// JSON secret: `{"current": 2, "keys": {"1": "<64 hex>", "2": "<64 hex>"}}`.
-#[derive(Clone)]
-pub struct TokenKeyring {
-    current: u32,
-    keys: BTreeMap<u32, [u8; 32]>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeyringDocument {
-    current: u32,
-    keys: BTreeMap<u32, String>,
-}
-
-impl TokenKeyring {
-    /// Reads the keyring, creating it with one random key on first use (concurrent first uses
-    /// agree on one: only one creation wins and everyone reads it back).
-    pub async fn load_or_create(secrets: &dyn SecretStore, name: &str) -> Result<TokenKeyring, GmailError> {
-        if let Some(stored) = secrets.get(name).await? {
-            return Self::parse(name, &stored);
-        }
-        let first = TokenKeyring {
-            current: 1,
-            keys: BTreeMap::from([(1, random_key())]),
-        };
-        secrets.create_if_absent(name, &first.to_secret()).await?;
-        let stored = secrets.get(name).await?.ok_or_else(|| GmailError::TokenKey {
-            name: name.to_string(),
-            reason: "vanished right after it was created".into(),
-        })?;
-        Self::parse(name, &stored)
-    }
-
-    /// Adds a new key version and makes it current; returns it. Entries under older versions
-    /// stay readable and are re-encrypted under the new one when next written.
-    pub async fn rotate(secrets: &dyn SecretStore, name: &str) -> Result<u32, GmailError> {
-        let mut ring = Self::load_or_create(secrets, name).await?;
-        let next = ring.keys.keys().max().copied().unwrap_or(0) + 1;
-        ring.keys.insert(next, random_key());
-        ring.current = next;
-        secrets.put(name, &ring.to_secret()).await?;
-        Ok(next)
-    }
-
-    pub fn current_version(&self) -> u32 {
-        self.current
-    }
-
-    fn parse(name: &str, stored: &SecretValue) -> Result<TokenKeyring, GmailError> {
-        let problem = |reason: &str| GmailError::TokenKey {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        };
-        let document: KeyringDocument = serde_json::from_str(stored.expose())
-            .map_err(|_| problem("is not a keyring document ({\"current\": n, \"keys\": {...}})"))?;
-        let mut keys = BTreeMap::new();
-        for (version, hex_key) in &document.keys {
-            let key = hex::decode(hex_key.trim())
-                .ok()
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .ok_or_else(|| problem(&format!("key version {version} is not 64 hex characters")))?;
-            keys.insert(*version, key);
-        }
-        if !keys.contains_key(&document.current) {
-            return Err(problem(&format!("the current version {} has no key", document.current)));
-        }
-        Ok(TokenKeyring {
-            current: document.current,
-            keys,
-        })
-    }
-
-    fn to_secret(&self) -> SecretValue {
-        let document = KeyringDocument {
-            current: self.current,
-            keys: self.keys.iter().map(|(v, k)| (*v, hex::encode(k))).collect(),
-        };
-        SecretValue::new(serde_json::to_string(&document).unwrap_or_default())
-    }
-
-    fn cipher(&self, version: u32) -> Option<Aes256Gcm> {
-        self.keys
-            .get(&version)
-            .map(|key| Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
-    }
-}
-
-fn random_key() -> [u8; 32] {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    key
-}
-
-fn associated_data(account: &str, version: u32) -> Vec<u8> {
+/// The version is part of the associated data (as it has been since the cache's first entries,
+/// which must keep opening), on top of the `key_version` attribute that picks the key.
+fn associated_data(account: &str, version: KeyVersion) -> Vec<u8> {
     format!("sluice/gmail-token/v1\0{account}\0{version}").into_bytes()
 }
 
@@ -169,72 +80,32 @@ impl TokenCache {
         let Some(item) = self.control.get(&Self::key(account)).await? else {
             return Ok(None);
         };
-        let unreadable = |reason: &str| GmailError::TokenCacheUnreadable {
+        let unreadable = |reason: String| GmailError::TokenCacheUnreadable {
             account: account.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
-        let version = item
-            .get("key_version")
-            .and_then(AttrValue::as_i64)
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| unreadable("no key_version"))?;
-        let nonce = item
-            .get("nonce")
-            .and_then(AttrValue::as_bytes)
-            .filter(|n| n.len() == NONCE_BYTES)
-            .ok_or_else(|| unreadable("no 12-byte nonce"))?;
-        let ciphertext = item
-            .get("ciphertext")
-            .and_then(AttrValue::as_bytes)
-            .ok_or_else(|| unreadable("no ciphertext"))?;
-        let cipher = self
-            .keyring
-            .cipher(version)
-            .ok_or_else(|| unreadable(&format!("key version {version} is not in the keyring")))?;
-        let aad = associated_data(account, version);
-        let plaintext = cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| unreadable("decryption failed (wrong key, or the entry was altered or moved)"))?;
-        let token = serde_json::from_slice(&plaintext).map_err(|_| unreadable("the decrypted token is not valid"))?;
+        let plaintext = SealedValue::from_item(&item, MissingKeyVersion::Malformed)
+            .and_then(|sealed| {
+                self.keyring
+                    .open(&sealed, &associated_data(account, sealed.key_version))
+            })
+            .map_err(|err| unreadable(err.to_string()))?;
+        let token = serde_json::from_slice(plaintext.as_bytes())
+            .map_err(|_| unreadable("the decrypted token is not valid".into()))?;
         Ok(Some(token))
     }
 
     /// Encrypts and stores `token` under the current key version.
     pub async fn store(&self, account: &str, token: &StoredToken) -> Result<(), GmailError> {
-        let version = self.keyring.current;
-        let cipher = self.keyring.cipher(version).ok_or_else(|| GmailError::TokenKey {
-            name: "token keyring".into(),
-            reason: format!("the current version {version} has no key"),
-        })?;
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::rng().fill_bytes(&mut nonce);
         let plaintext = serde_json::to_vec(token).map_err(|err| GmailError::TokenCacheUnreadable {
             account: account.to_string(),
             reason: format!("cannot serialize: {err}"),
         })?;
-        let aad = associated_data(account, version);
-        let ciphertext = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| GmailError::TokenKey {
-                name: "token keyring".into(),
-                reason: "encryption failed".into(),
-            })?;
+        // `seal` uses the current version, so that is the version the associated data names.
+        let aad = associated_data(account, self.keyring.current_version());
+        let sealed = self.keyring.seal(&aad, &plaintext);
         let mut item = Self::key(account).to_item();
-        item.insert("key_version".into(), AttrValue::N(version.to_string()));
-        item.insert("nonce".into(), AttrValue::B(nonce.to_vec()));
-        item.insert("ciphertext".into(), AttrValue::B(ciphertext));
+        sealed.write_into(&mut item);
         item.insert("updated_at".into(), AttrValue::N(now_epoch().to_string()));
         self.control.put(item, PutCondition::Always).await?;
         Ok(())
@@ -284,6 +155,47 @@ mod tests {
         let back = cache.load("ops@example.com").await.unwrap().unwrap();
         assert_eq!(back.access_token.expose(), "ya29.access");
         assert_eq!(back.refresh_token.unwrap().expose(), "1//refresh");
+    }
+
+    /// An entry and its keyring secret as the cache wrote them before [`sluice_core::sealed`],
+    /// recorded from that code with the keys 1 = `[0x11; 32]` and 2 = `[0x22; 32]`, current 2.
+    #[tokio::test]
+    async fn a_token_cached_before_the_sealed_module_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, secrets) = fixture(dir.path()).await;
+        let document = format!(
+            r#"{{"current":2,"keys":{{"1":"{}","2":"{}"}}}}"#,
+            hex::encode([0x11_u8; 32]),
+            hex::encode([0x22_u8; 32])
+        );
+        secrets.put("keys", &SecretValue::new(document)).await.unwrap();
+        let ciphertext = "51e94cb4652946d44bd0092cc517ffd779552879e1e5ebad93d59f1aa90c6aa1eeb6c0cb99ed09ede0f04cb6e6b7b4\
+                          24228fdea93adaf5dd2ff3ba5f423e656102d6dcb8d2591b8b9400ddfc133272e5707737d7059f0db2c173f3234aaa\
+                          3c19229a4e50480219e438772b9209f5887d97a7563483216ecbcebb98338498302ef2f4f3d87e1e7a6efb38f5a499\
+                          55e77f3aae6d187bcfaa4efe9c53bd58b175";
+        let mut item = TokenCache::key("ops@example.com").to_item();
+        item.insert("key_version".into(), AttrValue::N("2".into()));
+        item.insert(
+            "nonce".into(),
+            AttrValue::B(hex::decode("68e86a4c5d9ce7264db3cfff").unwrap()),
+        );
+        item.insert("ciphertext".into(), AttrValue::B(hex::decode(ciphertext).unwrap()));
+        control.put(item.clone(), PutCondition::Always).await.unwrap();
+
+        let keyring = TokenKeyring::load_or_create(&secrets, "keys").await.unwrap();
+        assert_eq!(keyring.current_version(), 2);
+        let cache = TokenCache::new(control.clone(), keyring);
+        let back = cache.load("ops@example.com").await.unwrap().unwrap();
+        assert_eq!(back.access_token.expose(), "ya29.access");
+        assert_eq!(back.refresh_token.unwrap().expose(), "1//refresh");
+        assert_eq!(back.expires_at, 2_000_000_000);
+        assert_eq!(back.scopes, token().scopes);
+
+        // Every entry of this cache names its key version: one without is unreadable.
+        item.remove("key_version");
+        control.put(item, PutCondition::Always).await.unwrap();
+        let err = cache.load("ops@example.com").await.unwrap_err();
+        assert!(err.to_string().contains("no key_version"), "{err}");
     }
 
     #[tokio::test]

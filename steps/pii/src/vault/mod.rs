@@ -1,5 +1,5 @@
 //! The re-identification vault's writer: each tokenized original sealed under the dataset's
-//! vault key (the format is [`sluice_core::vault`]'s, shared with every reader) and written to
+//! vault keyring (the format is [`sluice_core::vault`]'s, shared with every reader) and written to
 //! the control table in token order. Only a caller holding the key can [`Vault::reidentify`].
 
 mod queue;
@@ -8,9 +8,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use sluice_core::retry::Backoff;
+use sluice_core::sealed::{Keyring, SealedValue};
 use sluice_core::tables::{BatchError, put_batch_fully};
 use sluice_core::vault::{VaultCipher, VaultReadError, VaultReader};
-use sluice_core::{BackendError, Item, SecretStore, Table, secrets};
+use sluice_core::{BackendError, Item, SecretStore, Table};
 
 use crate::entity::EntityType;
 use queue::{SealedEntry, SealedQueue};
@@ -81,9 +82,13 @@ impl fmt::Debug for Vault {
 impl Vault {
     /// The vault with an explicit key (a re-identifying caller that holds it).
     pub fn with_key(table: Arc<dyn Table>, dataset: &str, key: &[u8; 32]) -> Vault {
+        Self::with_keyring(table, dataset, Keyring::single(key))
+    }
+
+    fn with_keyring(table: Arc<dyn Table>, dataset: &str, keyring: Keyring) -> Vault {
         Vault {
             table,
-            cipher: VaultCipher::new(dataset, key),
+            cipher: VaultCipher::with_keyring(dataset, keyring),
             queued: SealedQueue::default(),
             backoff: Backoff::default(),
         }
@@ -93,15 +98,15 @@ impl Vault {
         self.cipher.dataset().to_string()
     }
 
-    /// The vault for writing: its key comes from the secrets backend, created on first use.
+    /// The vault for writing: its keyring comes from the secrets backend, created on first use.
     pub async fn open(table: Arc<dyn Table>, secrets: &dyn SecretStore, dataset: &str) -> Result<Vault, VaultError> {
-        let key = secrets::key_or_create(secrets, &vault_key_name(dataset))
+        let keyring = Keyring::load_or_create(secrets, &vault_key_name(dataset))
             .await
-            .map_err(|source| VaultError::Backend {
+            .map_err(|err| VaultError::Backend {
                 dataset: dataset.to_string(),
-                source,
+                source: err.into(),
             })?;
-        Ok(Self::with_key(table, dataset, &key))
+        Ok(Self::with_keyring(table, dataset, keyring))
     }
 
     /// The vault for reading: fails rather than creating a key when none exists.
@@ -110,16 +115,16 @@ impl Vault {
         secrets: &dyn SecretStore,
         dataset: &str,
     ) -> Result<Vault, VaultError> {
-        let key = secrets::existing_key(secrets, &vault_key_name(dataset))
+        let keyring = Keyring::load_existing(secrets, &vault_key_name(dataset))
             .await
-            .map_err(|source| VaultError::Backend {
+            .map_err(|err| VaultError::Backend {
                 dataset: dataset.to_string(),
-                source,
+                source: err.into(),
             })?
             .ok_or_else(|| VaultError::NoKey {
                 dataset: dataset.to_string(),
             })?;
-        Ok(Self::with_key(table, dataset, &key))
+        Ok(Self::with_keyring(table, dataset, keyring))
     }
 
     fn seal(&self, entry: &VaultEntry) -> SealedEntry {
@@ -134,7 +139,10 @@ impl Vault {
 
     /// The control-table item holding a sealed entry.
     fn item_of(&self, sealed: SealedEntry) -> Item {
-        let value = sluice_core::vault::SealedValue {
+        // The queue keeps no key version: this vault's keyring never changes, so every entry it
+        // queued was sealed under the keyring's current version.
+        let value = SealedValue {
+            key_version: self.cipher.current_key_version(),
             nonce: sealed.nonce,
             ciphertext: sealed.ciphertext,
         };
@@ -202,5 +210,67 @@ impl Vault {
             .reidentify(token)
             .await
             .map_err(VaultError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::{AttrValue, ItemKey, SecretValue};
+
+    /// The vault's key stored as one bare hex key and an entry without `key_version`, both as
+    /// the vault wrote them before [`sluice_core::sealed`] (recorded with the key `[0x5a; 32]`).
+    #[tokio::test]
+    async fn a_vault_written_before_key_versions_still_reidentifies_and_takes_new_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, backends) = sluice_core::testing::local_test_backends(dir.path());
+        let key_name = vault_key_name("orders");
+        let bare_key = SecretValue::new(hex::encode([0x5a_u8; 32]));
+        backends.secrets.put(&key_name, &bare_key).await.unwrap();
+        let old_token = "EMAIL_0123456789abcdef0123456789abcdef";
+        let mut old = ItemKey::new(vault_partition("orders"), old_token).to_item();
+        old.insert("entity_type".into(), AttrValue::S("EMAIL".into()));
+        old.insert(
+            "nonce".into(),
+            AttrValue::B(hex::decode("ad7b74c47303f7d04bea68e6").unwrap()),
+        );
+        let ciphertext = "af4706fc208dfcc5db29de1ef585bb945bb78a19449aba19a6b0ecc9fc84a400";
+        old.insert("ciphertext".into(), AttrValue::B(hex::decode(ciphertext).unwrap()));
+        assert!(backends.control.batch_put(&[old]).await.unwrap().is_empty());
+
+        let mut vault = Vault::open(backends.control.clone(), backends.secrets.as_ref(), "orders")
+            .await
+            .unwrap();
+        assert_eq!(
+            vault.reidentify(old_token).await.unwrap().as_deref(),
+            Some("ana@example.test")
+        );
+        let new_token = "EMAIL_ffffffffffffffffffffffffffffffff";
+        let entry = VaultEntry {
+            token: new_token.into(),
+            kind: EntityType::Email,
+            value: "bo@example.test".into(),
+        };
+        vault.queue(vec![entry]).unwrap();
+        assert_eq!(vault.write_queued().await.unwrap(), 1);
+        let stored = backends
+            .control
+            .get(&ItemKey::new(vault_partition("orders"), new_token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.get("key_version"), Some(&AttrValue::N("1".into())));
+        assert_eq!(
+            backends.secrets.get(&key_name).await.unwrap(),
+            Some(bare_key),
+            "the key secret is left as it was"
+        );
+        let reader = Vault::open_existing(backends.control.clone(), backends.secrets.as_ref(), "orders")
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.reidentify(new_token).await.unwrap().as_deref(),
+            Some("bo@example.test")
+        );
     }
 }
