@@ -4,8 +4,6 @@
 use sluice_core::sealed::KeyringError;
 use sluice_core::{BackendError, StepError};
 
-use crate::sink::SinkError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum GmailError {
     #[error("setting {field} {message}")]
@@ -141,6 +139,28 @@ impl GmailError {
             field,
             message: message.into(),
         }
+    }
+}
+
+/// A sink failure with the stage's own stable error name, so Retry/Catch still match it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error_name}: {message}")]
+pub struct SinkError {
+    pub error_name: &'static str,
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn new(error_name: &'static str, message: impl Into<String>) -> Self {
+        SinkError {
+            error_name,
+            message: message.into(),
+        }
+    }
+
+    /// Any stage error, its name kept.
+    pub fn from_step_error<E: StepError>(err: &E) -> Self {
+        SinkError::new(err.error_name(), err.to_string())
     }
 }
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sluice_core::{ObjectStore, StepError};
+use sluice_core::ObjectStore;
 
+pub use crate::error::SinkError;
 use crate::mail::AttachmentDescriptor;
 
 /// One downloaded attachment, handed over in the step that listed it.
@@ -26,28 +27,6 @@ pub struct StoredAttachment {
     pub key: String,
     /// The stage refused the file and put it aside (it is still counted as handled).
     pub quarantined: bool,
-}
-
-/// A sink failure with the stage's own stable error name, so Retry/Catch still match it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{error_name}: {message}")]
-pub struct SinkError {
-    pub error_name: &'static str,
-    pub message: String,
-}
-
-impl SinkError {
-    pub fn new(error_name: &'static str, message: impl Into<String>) -> Self {
-        SinkError {
-            error_name,
-            message: message.into(),
-        }
-    }
-
-    /// Any stage error, its name kept.
-    pub fn from_step_error<E: StepError>(err: &E) -> Self {
-        SinkError::new(err.error_name(), err.to_string())
-    }
 }
 
 #[async_trait]
