@@ -349,35 +349,7 @@ impl Engine {
         redriving: bool,
         heartbeat: bool,
     ) -> ExecutionOutcome {
-        let info = Arc::new(ExecutionInfo {
-            execution_arn: record.execution_arn.clone(),
-            name: record.name.clone(),
-            state_machine_arn: record.state_machine_arn.clone(),
-            state_machine_name: record.state_machine_name.clone(),
-            role_arn: format!("arn:aws:iam::123456789012:role/{}", record.state_machine_name),
-            input: record.input.clone(),
-            start_time: record.start_date,
-            seed: record.seed,
-            redrive_count: record.redrive_count,
-        });
-        let run = Run {
-            engine: self.clone(),
-            redriving,
-            checkpoints: heartbeat,
-            machine: machine.clone(),
-            info,
-            registry: self.registry.clone(),
-            clock: self.clock.clone(),
-            mocks: record.mocks.clone().map(Arc::new),
-            history: Mutex::new(History::new(
-                record.history_limit,
-                &record.history,
-                &record.history_splices,
-            )),
-            replay: Mutex::new(std::mem::take(&mut record.replay)),
-            parked: Mutex::new(Vec::new()),
-            mock_invocations: Mutex::new(HashMap::new()),
-        };
+        let run = self.run_for(machine, record, redriving, heartbeat);
         let started = run.record(
             EventType::ExecutionStarted,
             EventDetails {
@@ -405,6 +377,55 @@ impl Engine {
                 cause: failure.cause.clone(),
             };
         }
+        let outcome = self.settle(machine, record, &run, &thread, result);
+        record.replay = std::mem::take(&mut *lock(&run.replay));
+        record.history = Arc::new(std::mem::take(&mut lock(&run.history).events));
+        outcome
+    }
+
+    /// A run of `record` (its replay log taken into the run, its history replayed).
+    fn run_for(&self, machine: &StateMachine, record: &mut ExecutionRecord, redriving: bool, heartbeat: bool) -> Run {
+        let info = Arc::new(ExecutionInfo {
+            execution_arn: record.execution_arn.clone(),
+            name: record.name.clone(),
+            state_machine_arn: record.state_machine_arn.clone(),
+            state_machine_name: record.state_machine_name.clone(),
+            role_arn: format!("arn:aws:iam::123456789012:role/{}", record.state_machine_name),
+            input: record.input.clone(),
+            start_time: record.start_date,
+            seed: record.seed,
+            redrive_count: record.redrive_count,
+        });
+        Run {
+            engine: self.clone(),
+            redriving,
+            checkpoints: heartbeat,
+            machine: machine.clone(),
+            info,
+            registry: self.registry.clone(),
+            clock: self.clock.clone(),
+            mocks: record.mocks.clone().map(Arc::new),
+            history: Mutex::new(History::new(
+                record.history_limit,
+                &record.history,
+                &record.history_splices,
+            )),
+            replay: Mutex::new(std::mem::take(&mut record.replay)),
+            parked: Mutex::new(Vec::new()),
+            mock_invocations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How the run ended, written into `record` (status, output or error, the tokens it waits
+    /// on, where it failed) and as the history's last event.
+    fn settle(
+        &self,
+        machine: &StateMachine,
+        record: &mut ExecutionRecord,
+        run: &Run,
+        thread: &Thread,
+        result: Result<ScopeEnd, crate::errors::StateFailure>,
+    ) -> ExecutionOutcome {
         let now = self.clock.now();
         let timed_out = machine
             .timeout_seconds()
@@ -488,8 +509,6 @@ impl Engine {
             record.stop_date = Some(now);
             record.pending_tasks.clear();
         }
-        record.replay = std::mem::take(&mut *lock(&run.replay));
-        record.history = Arc::new(std::mem::take(&mut lock(&run.history).events));
         outcome
     }
 
