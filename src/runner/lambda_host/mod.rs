@@ -22,6 +22,7 @@
 //! The working directory is the local configuration's directory, so that relative paths in the
 //! configuration mean what they mean to the in-process run.
 
+mod exchange;
 mod pool;
 mod runtime_api;
 mod sandbox;

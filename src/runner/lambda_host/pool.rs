@@ -19,8 +19,9 @@ use serde_json::Value;
 use sluice_statemachine::{TaskContext, TaskFailure, TaskHandler};
 
 use super::ProcessTable;
+use super::exchange::{Invocation, Outcome};
 use super::runtime_api::RESPONSE_LIMIT_BYTES;
-use super::sandbox::{FunctionSpec, Invocation, Outcome, Sandbox};
+use super::sandbox::{FunctionSpec, Sandbox};
 
 /// Lambda's name for an error without a type (Step Functions: "Lambda.Unknown").
 pub const UNKNOWN: &str = "Lambda.Unknown";

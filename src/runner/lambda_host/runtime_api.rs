@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::sandbox::{Outcome, Shared};
+use super::exchange::{Outcome, Shared};
 
 /// Lambda's limit on a synchronous invocation's response.
 pub(super) const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
