@@ -106,28 +106,36 @@ pub async fn run(config_path: Option<&Path>, command: StepFunctionsCommand) -> a
 /// consent: the consent URL, and the command that answers its task with the code Google gives
 /// (as on AWS, where the token is in the execution's history).
 async fn announce_consent(pipeline: Arc<sluice::runner::Pipeline>, bound: SocketAddr) {
+    // Executions already announced: each is looked into (its record loaded) once, however
+    // long it waits, and forgotten once it no longer runs.
     let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let url = pipeline.consent_url.lock().ok().and_then(|url| url.clone());
         let Some(url) = url else { continue };
         let Ok(executions) = pipeline.engine.list_executions() else {
             continue;
         };
-        for execution in executions
+        let running: Vec<_> = executions
             .iter()
             .filter(|e| e.state_machine_name == STATE_MACHINE_NAME && e.status.as_str() == "RUNNING")
-        {
+            .collect();
+        announced.retain(|arn| running.iter().any(|e| &e.execution_arn == arn));
+        for execution in running {
+            if announced.contains(&execution.execution_arn) {
+                continue;
+            }
             let Ok(tokens) = pipeline.waiting_tokens(&execution.execution_arn) else {
                 continue;
             };
-            for token in tokens {
-                if announced.insert(token.clone()) {
-                    println!(
-                        "execution {} waits for Gmail consent: open {url}\n  then: aws stepfunctions send-task-success --endpoint-url http://{bound} --task-token {token} --task-output '{{\"code\": \"<the code Google gave>\"}}'",
-                        execution.name
-                    );
-                }
+            for token in &tokens {
+                println!(
+                    "execution {} waits for Gmail consent: open {url}\n  then: aws stepfunctions send-task-success --endpoint-url http://{bound} --task-token {token} --task-output '{{\"code\": \"<the code Google gave>\"}}'",
+                    execution.name
+                );
+            }
+            if !tokens.is_empty() {
+                announced.insert(execution.execution_arn.clone());
             }
         }
     }

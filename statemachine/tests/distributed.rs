@@ -1077,6 +1077,18 @@ fn a_jsonata_distributed_map_refuses_the_jsonpath_fields() {
             "{pointer} not in {problems:#?}"
         );
     }
+    let both = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "Items": "{% $states.input.list %}",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Arguments": {"Bucket": "b", "Key": "k"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let problems: Vec<String> = validate(&both.to_string()).iter().map(|p| p.to_string()).collect();
+    assert!(
+        problems.iter().any(|p| p.contains("/States/Fan/ItemReader") && p.contains("Items")),
+        "{problems:#?}"
+    );
     let bad_expression = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {
         "Type": "Map",
         "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},

@@ -405,3 +405,43 @@ async fn a_distributed_map_reads_the_given_reader_data() {
         json!([{"Items": [{"id": "a", "qty": "1"}, {"id": "b", "qty": "2"}]}, {"Items": [{"id": "c", "qty": "3"}]}])
     );
 }
+
+/// An error that no event shows (an `Arguments` that fails to evaluate) is still the state's
+/// error: caught by its Catch, or RETRIABLE under its Retry; a Retry that is not valid is
+/// refused, not dropped; `context` replaces `Execution.Input` whole.
+#[tokio::test]
+async fn errors_before_the_call_and_invalid_rules_are_judged_as_aws_judges_them() {
+    let failing = |rules: Value| {
+        let mut definition = json!({"Type": "Task", "QueryLanguage": "JSONata", "Resource": TASK,
+            "Arguments": "{% $error('no such order') %}", "End": true});
+        for (key, value) in rules.as_object().unwrap() {
+            definition[key] = value.clone();
+        }
+        let mut r = request(definition, json!({}));
+        r.mock = Some(TestStateMock::Result(json!({})));
+        r
+    };
+    let caught = run(failing(json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}]})))
+        .await
+        .unwrap();
+    assert_eq!(caught.status, TestStatus::CaughtError, "{caught:?}");
+    assert_eq!(caught.next_state.as_deref(), Some("Recover"));
+    let retriable = run(failing(json!({"Retry": [{"ErrorEquals": ["States.QueryEvaluationError"]}]})))
+        .await
+        .unwrap();
+    assert_eq!(retriable.status, TestStatus::Retriable, "{retriable:?}");
+    assert_eq!(retriable.error.as_deref(), Some("States.QueryEvaluationError"));
+
+    let invalid = run(failing(json!({"Retry": [{"ErrorEquals": [], "MaxAttempts": -1}]}))).await;
+    assert!(matches!(invalid, Err(TestStateError::Invalid(_))), "{invalid:?}");
+
+    let mut input = request(
+        json!({"Type": "Task", "Resource": TASK, "Parameters": {"input.$": "$$.Execution.Input"}, "End": true}),
+        json!({"b": 2}),
+    );
+    input.mock = Some(TestStateMock::Result(json!({})));
+    input.context = Some(json!({"Execution": {"Input": {"a": 1}}}));
+    input.inspection_level = InspectionLevel::Debug;
+    let answer = run(input).await.unwrap();
+    assert_eq!(answer.inspection_data.unwrap()["afterParameters"], r#"{"input":{"a":1}}"#);
+}

@@ -20,10 +20,6 @@ use crate::registry::RegistryError;
 /// How long `GetActivityTask` waits for a task before answering with none (AWS: 60 s).
 pub const LONG_POLL: Duration = Duration::from_secs(60);
 
-/// How long a taken task's execution may take to park on it before the task is dropped (its
-/// execution ended on the way, e.g. stopped).
-pub const PARK_WAIT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {
     pub arn: String,
@@ -36,6 +32,8 @@ pub struct Activity {
 pub struct ActivityTask {
     pub token: String,
     pub input: Value,
+    /// Its place in the queue, kept when it is put back.
+    seq: i64,
 }
 
 pub struct Activities {
@@ -159,7 +157,20 @@ impl Activities {
         Ok(Some(ActivityTask {
             token,
             input: serde_json::from_str(&input).unwrap_or(Value::Null),
+            seq,
         }))
+    }
+
+    /// Puts a taken task back where it was in the queue (its execution had not parked on it yet).
+    pub fn put_back(&self, activity_arn: &str, task: &ActivityTask) -> Result<(), RegistryError> {
+        self.lock()
+            .execute(
+                "INSERT OR IGNORE INTO sfn_activity_tasks (seq, activity_arn, token, input) VALUES (?1, ?2, ?3, ?4)",
+                params![task.seq, activity_arn, task.token, task.input.to_string()],
+            )
+            .map_err(failed("put back activity task"))?;
+        self.queued.notify_waiters();
+        Ok(())
     }
 
     /// `GetActivityTask`: a queued task, waiting up to `wait` for one.

@@ -33,6 +33,16 @@ pub use protocol::ApiError;
 use protocol::{Request, answer, check_name, epoch_seconds, page};
 use registry::{MachineRecord, Registry};
 
+/// What became of a task a worker took off an activity's queue.
+enum Taken {
+    /// Its execution waits on it: the worker gets it.
+    Started,
+    /// Its execution ended without waiting on it (stopped, failed elsewhere).
+    Ended,
+    /// Its execution has not parked on it yet: it goes back on the queue.
+    NotParkedYet,
+}
+
 /// The role AWS would run executions as: locally nothing assumes it.
 const DEFAULT_ROLE: &str = "arn:aws:iam::123456789012:role/sluice-local";
 
@@ -685,24 +695,41 @@ impl StepFunctionsService {
             let Some(task) = self.activities.take(&activity.arn, wait).await.map_err(internal)? else {
                 return Ok(json!({}));
             };
-            if self.started_by(&task.token, worker).await? {
-                return Ok(json!({"taskToken": task.token, "input": task.input.to_string()}));
+            match self.started_by(&task.token, worker, deadline).await? {
+                Taken::Started => {
+                    return Ok(json!({"taskToken": task.token, "input": task.input.to_string()}));
+                }
+                // Its execution stopped or ended: nobody waits on the task any more.
+                Taken::Ended => continue,
+                Taken::NotParkedYet => {
+                    self.activities.put_back(&activity.arn, &task).map_err(internal)?;
+                    return Ok(json!({}));
+                }
             }
         }
     }
 
     /// Records that `worker` took the task behind `token`, once its execution has parked on it
     /// (the task is queued while the execution is still on its way there, and a worker must not
-    /// get a token it cannot answer yet). False when the execution ended without waiting.
-    async fn started_by(&self, token: &str, worker: Option<&str>) -> Result<bool, ApiError> {
-        let deadline = tokio::time::Instant::now() + activities::PARK_WAIT;
+    /// get a token it cannot answer yet), waiting no longer than the poll's `deadline`.
+    async fn started_by(
+        &self,
+        token: &str,
+        worker: Option<&str>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Taken, ApiError> {
         loop {
             match self.engine.activity_task_started(token, worker) {
-                Ok(()) => return Ok(true),
-                Err(EngineError::InvalidToken) if tokio::time::Instant::now() < deadline => {
+                Ok(()) => return Ok(Taken::Started),
+                Err(EngineError::InvalidToken) => {
+                    if self.engine.task_token_known(token).map_err(engine_error)? {
+                        return Ok(Taken::Ended);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(Taken::NotParkedYet);
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
-                Err(EngineError::InvalidToken) => return Ok(false),
                 Err(other) => return Err(engine_error(other)),
             }
         }
@@ -749,8 +776,7 @@ impl StepFunctionsService {
     }
 }
 
-/// `TestState`: one state run once on a fresh engine whose clock does not wait, its Task
-/// answered by the request's mock (this engine calls no AWS service).
+/// One AWS JSON 1.0 request: the operation `X-Amz-Target` names, on the request's body.
 async fn handle(State(service): State<Arc<StepFunctionsService>>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")

@@ -8,6 +8,8 @@ use sluice_statemachine::Engine;
 use crate::protocol::{ApiError, Request};
 use crate::{engine_error, internal};
 
+/// One state run once on a fresh engine whose clock does not wait, its Task (or Map, or
+/// Parallel) answered by the request's mock: this engine calls no AWS service.
 pub(crate) async fn test_state(request: &Request) -> Result<Value, ApiError> {
     use sluice_statemachine::test_state::{
         FieldValidationMode, InspectionLevel, StateConfiguration, TestStateError, TestStateMock, TestStateRequest,

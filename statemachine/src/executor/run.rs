@@ -128,20 +128,23 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `overrides` laid over `target`: objects merge key by key, anything else replaces.
+/// TestState's `context` laid over the Context object: each section (`Execution`, `State`,
+/// `Map`, ...) key by key, each value whole (so `Execution.Input` is the one given, not a blend).
 fn merge_into(target: &mut Value, overrides: &Value) {
-    match (target, overrides) {
-        (Value::Object(target), Value::Object(overrides)) => {
-            for (key, value) in overrides {
-                match target.get_mut(key) {
-                    Some(existing) => merge_into(existing, value),
-                    None => {
-                        target.insert(key.clone(), value.clone());
-                    }
+    let (Value::Object(target), Value::Object(overrides)) = (target, overrides) else {
+        return;
+    };
+    for (section, fields) in overrides {
+        match (target.get_mut(section), fields) {
+            (Some(Value::Object(existing)), Value::Object(fields)) => {
+                for (key, value) in fields {
+                    existing.insert(key.clone(), value.clone());
                 }
             }
+            _ => {
+                target.insert(section.clone(), fields.clone());
+            }
         }
-        (target, overrides) => *target = overrides.clone(),
     }
 }
 

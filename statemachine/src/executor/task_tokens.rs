@@ -106,9 +106,10 @@ impl Engine {
     pub fn activity_task_started(&self, token: &str, worker_name: Option<&str>) -> Result<(), EngineError> {
         loop {
             let mut record = self.record_for_token(token)?;
+            let now = self.clock.now();
             let Some(task) = record
                 .pending_tasks
-                .iter()
+                .iter_mut()
                 .find(|p| p.token == token && p.answer.is_none())
             else {
                 return Err(EngineError::InvalidToken);
@@ -117,6 +118,9 @@ impl Engine {
             if record.replay.contains_key(&key) {
                 return Ok(());
             }
+            // The worker's HeartbeatSeconds run from when it took the task, not from when the
+            // task was queued.
+            task.last_heartbeat = now;
             let worker = worker_name.map_or(Value::Null, |name| Value::String(name.to_string()));
             record.replay.insert(key, Recorded::Succeeded(worker));
             let history = std::sync::Arc::make_mut(&mut record.history);
@@ -124,7 +128,7 @@ impl Engine {
             history.push(HistoryEvent {
                 id,
                 previous_event_id: id - 1,
-                timestamp: self.clock.now(),
+                timestamp: now,
                 event_type: EventType::ActivityStarted,
                 details: Box::new(EventDetails {
                     worker_name: worker_name.map(str::to_string),
@@ -135,6 +139,12 @@ impl Engine {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the store knows the execution `token` belongs to: false while that execution
+    /// is still on its way to parking on it.
+    pub fn task_token_known(&self, token: &str) -> Result<bool, EngineError> {
+        Ok(self.store.execution_for_token(token)?.is_some())
     }
 
     /// Whether `token` names a task that still waits for its answer (`InvalidToken` if not).

@@ -90,6 +90,8 @@ async fn with_recovery<'a>(
             Ok(step) => return Ok(step),
             Err(failure) => failure,
         };
+        // TestState decides from the error its rules saw, whether or not an event shows it.
+        inspect(run, visit, FAILURE_INSPECTED, &failure.to_output());
         match recover(retry, catch, &failure, &attempts) {
             Recovery::Retry {
                 retrier,
@@ -155,7 +157,9 @@ pub(crate) fn select_input(
     Ok(effective)
 }
 
-/// Records `value` as the state's `field` when the engine inspects (TestState).
+/// Where a state's error, as its Retry and Catch saw it, is inspected.
+pub(crate) const FAILURE_INSPECTED: &str = "@failure";
+
 /// The mocked answer to this invocation of the state, if its test case mocks it.
 pub(crate) fn mocked_answer(run: &Run, visit: &Visit<'_>) -> Option<crate::mock::MockedAnswer> {
     let mocks = run.mocks.as_ref()?;
@@ -187,6 +191,7 @@ pub(crate) fn inspecting(run: &Run) -> bool {
     run.engine.inspector.is_some()
 }
 
+/// Records `value` as the state's `field` when the engine inspects (TestState).
 pub(crate) fn inspect(run: &Run, visit: &Visit<'_>, field: &str, value: &Value) {
     if let Some(inspector) = &run.engine.inspector {
         inspector.record(visit.name, field, value);

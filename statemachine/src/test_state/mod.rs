@@ -188,15 +188,6 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
         .unwrap_or_default()
         .to_string();
     check_request(&request, &kind, &state)?;
-    // The state runs once: AWS's retry rule is applied to its first error below.
-    let retriers: Vec<Retrier> = state
-        .remove("Retry")
-        .and_then(|retry| serde_json::from_value(retry).ok())
-        .unwrap_or_default();
-    let catchers: Vec<Catcher> = state
-        .get("Catch")
-        .and_then(|catch| serde_json::from_value(catch.clone()).ok())
-        .unwrap_or_default();
     let targets = redirect_targets(&mut state);
     let mut states = Map::new();
     for stand_in in targets.values() {
@@ -214,6 +205,17 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
         );
         VARIABLES_STATE.to_string()
     };
+    // Validated whole (its Retry and Catch too); then it runs once, without its Retry: AWS's
+    // retry rule is applied to its first error below.
+    states.insert(name.clone(), Value::Object(state.clone()));
+    let whole = json!({"StartAt": start, "States": states});
+    StateMachine::from_json(&whole.to_string()).map_err(|e| TestStateError::Invalid(e.to_string()))?;
+    let rules = |field: &str| state.get(field).cloned().unwrap_or(json!([]));
+    let retriers: Vec<Retrier> =
+        serde_json::from_value(rules("Retry")).map_err(|e| TestStateError::Invalid(format!("Retry: {e}")))?;
+    let catchers: Vec<Catcher> =
+        serde_json::from_value(rules("Catch")).map_err(|e| TestStateError::Invalid(format!("Catch: {e}")))?;
+    state.remove("Retry");
     states.insert(name.clone(), Value::Object(state));
     let definition = json!({"StartAt": start, "States": states});
     let machine =
@@ -245,11 +247,10 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
     let report = engine.start_execution(&machine, start_execution).await?;
     let history = engine.execution_history(&report.execution_arn)?;
     let events = own_events(&history, &name);
-    let failure = first_failure(&events).map(|at| {
-        StateFailure::new(
-            events[at].details.error.clone().unwrap_or_default(),
-            events[at].details.cause.clone().unwrap_or_default(),
-        )
+    let mut recorded = inspector.of(&name);
+    let failure = recorded.remove(crate::states::FAILURE_INSPECTED).map(|output| {
+        let text = |key: &str| output.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        StateFailure::new(text("Error"), text("Cause"))
     });
     let by_stand_in: HashMap<&str, &str> = targets
         .iter()
@@ -313,7 +314,7 @@ pub async fn test_state(engine: Engine, request: TestStateRequest) -> Result<Tes
         }
     }
     if request.inspection_level != InspectionLevel::Info {
-        let mut data = inspection(&events, inspector.of(&name));
+        let mut data = inspection(&events, recorded);
         if !error_details.is_empty() {
             data.insert("errorDetails".into(), Value::Object(error_details));
         }
@@ -356,20 +357,6 @@ fn own_events<'h>(history: &'h [HistoryEvent], name: &str) -> Vec<&'h HistoryEve
         }
     }
     own
-}
-
-fn first_failure(events: &[&HistoryEvent]) -> Option<usize> {
-    events.iter().position(|e| {
-        matches!(
-            e.event_type,
-            EventType::TaskFailed
-                | EventType::TaskTimedOut
-                | EventType::ActivityFailed
-                | EventType::ActivityTimedOut
-                | EventType::MapStateFailed
-                | EventType::ParallelStateFailed
-        )
-    })
 }
 
 fn is_entered(event: EventType) -> bool {

@@ -176,6 +176,10 @@ pub(super) fn distributed_fields(
         }
         return;
     }
+    if jsonata {
+        // The items come from the one or the other.
+        c.exclusive("Items", "ItemReader");
+    }
     if let Some(reader) = c.object("ItemReader") {
         item_reader(&mut c.nested("ItemReader", reader));
     }
