@@ -111,8 +111,8 @@ async fn announce_consent(pipeline: Arc<sluice::runner::Pipeline>, bound: Socket
     let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let url = pipeline.consent_url.lock().ok().and_then(|url| url.clone());
-        let Some(url) = url else { continue };
+        let latest = pipeline.consent_url.lock().ok().and_then(|url| url.clone());
+        let Some(latest) = latest else { continue };
         let Ok(executions) = pipeline.engine.list_executions() else {
             continue;
         };
@@ -128,6 +128,12 @@ async fn announce_consent(pipeline: Arc<sluice::runner::Pipeline>, bound: Socket
             let Ok(tokens) = pipeline.waiting_tokens(&execution.execution_arn) else {
                 continue;
             };
+            let own = pipeline
+                .consent_urls
+                .lock()
+                .ok()
+                .and_then(|urls| urls.get(&execution.execution_arn).cloned());
+            let url = own.as_deref().unwrap_or(&latest);
             for token in &tokens {
                 println!(
                     "execution {} waits for Gmail consent: open {url}\n  then: aws stepfunctions send-task-success --endpoint-url http://{bound} --task-token {token} --task-output '{{\"code\": \"<the code Google gave>\"}}'",

@@ -57,17 +57,23 @@ pub fn observed(
     binary: &'static str,
     inner: Arc<dyn TaskHandler>,
     progress: Progress,
-    consent_url: Arc<Mutex<Option<String>>>,
+    consent: ConsentUrls,
 ) -> Arc<dyn TaskHandler> {
     Arc::new(FnHandler(move |ctx: TaskContext, input: Value| {
-        let (inner, progress, consent_url) = (inner.clone(), progress.clone(), consent_url.clone());
+        let (inner, progress, consent) = (inner.clone(), progress.clone(), consent.clone());
         async move {
             progress.step(progress_line(binary, &input));
+            let execution = ctx.execution_arn.clone();
             let output = inner.invoke(ctx, input).await?;
             match binary {
                 "sluice-consent-request" => {
-                    if let (Some(url), Ok(mut slot)) = (output["consent_url"].as_str(), consent_url.lock()) {
-                        *slot = Some(url.to_string());
+                    if let Some(url) = output["consent_url"].as_str() {
+                        if let Ok(mut latest) = consent.latest.lock() {
+                            *latest = Some(url.to_string());
+                        }
+                        if let Ok(mut by_execution) = consent.by_execution.lock() {
+                            by_execution.insert(execution, url.to_string());
+                        }
                     }
                 }
                 "sluice-ingest" => progress.file_ingested(output["rows_written"].as_u64().unwrap_or(0)),
@@ -76,6 +82,14 @@ pub fn observed(
             Ok(output)
         }
     }))
+}
+
+/// The consent URLs the consent-request step answered: the latest, and each execution's own
+/// (an execution's URL carries its own OAuth state, so two waiting executions need theirs).
+#[derive(Clone, Default)]
+pub struct ConsentUrls {
+    pub latest: Arc<Mutex<Option<String>>>,
+    pub by_execution: Arc<Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// The in-process handlers of every function in [`FUNCTIONS`] (unobserved: see [`observed`]),

@@ -58,6 +58,8 @@ pub struct Pipeline {
     pub progress: Progress,
     /// The consent URL of the last consent request, to show the user (never the task token).
     pub consent_url: Arc<Mutex<Option<String>>>,
+    /// Each execution's own consent URL (see [`handlers::ConsentUrls`]).
+    pub consent_urls: Arc<Mutex<std::collections::HashMap<String, String>>>,
     /// The Gmail OAuth pieces, for the manual code exchange and the callback route.
     pub oauth: Arc<sluice_gmail::OAuthDeps>,
     /// The Lambda processes of a run through the real binaries; they are killed with it.
@@ -105,7 +107,8 @@ impl Pipeline {
         })?;
         let store: Arc<dyn ExecutionStore> = Arc::new(store);
         let progress = Progress::new(options.show_progress);
-        let consent_url = Arc::new(Mutex::new(None));
+        let consent = handlers::ConsentUrls::default();
+        let consent_url = consent.latest.clone();
         let task_tokens = Arc::new(EngineHandle::default());
         let objects = PipelineObjects::new(pipeline_bucket(config), backends.objects.clone());
         let mut registry = TaskRegistry::new();
@@ -148,7 +151,7 @@ impl Pipeline {
                 })?,
                 None => handler,
             };
-            let handler = handlers::observed(function, handler, progress.clone(), consent_url.clone());
+            let handler = handlers::observed(function, handler, progress.clone(), consent.clone());
             let handler = match &options.decorate {
                 Some(decorate) => decorate(function, handler),
                 None => handler,
@@ -166,6 +169,7 @@ impl Pipeline {
             uploads,
             progress,
             consent_url,
+            consent_urls: consent.by_execution.clone(),
             oauth,
             lambda_host,
             step_functions_api,

@@ -1086,7 +1086,9 @@ fn a_jsonata_distributed_map_refuses_the_jsonpath_fields() {
         "End": true}}});
     let problems: Vec<String> = validate(&both.to_string()).iter().map(|p| p.to_string()).collect();
     assert!(
-        problems.iter().any(|p| p.contains("/States/Fan/ItemReader") && p.contains("Items")),
+        problems
+            .iter()
+            .any(|p| p.contains("/States/Fan/ItemReader") && p.contains("Items")),
         "{problems:#?}"
     );
     let bad_expression = json!({"QueryLanguage": "JSONata", "StartAt": "Fan", "States": {"Fan": {

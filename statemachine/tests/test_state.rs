@@ -421,14 +421,18 @@ async fn errors_before_the_call_and_invalid_rules_are_judged_as_aws_judges_them(
         r.mock = Some(TestStateMock::Result(json!({})));
         r
     };
-    let caught = run(failing(json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}]})))
-        .await
-        .unwrap();
+    let caught = run(failing(
+        json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}]}),
+    ))
+    .await
+    .unwrap();
     assert_eq!(caught.status, TestStatus::CaughtError, "{caught:?}");
     assert_eq!(caught.next_state.as_deref(), Some("Recover"));
-    let retriable = run(failing(json!({"Retry": [{"ErrorEquals": ["States.QueryEvaluationError"]}]})))
-        .await
-        .unwrap();
+    let retriable = run(failing(
+        json!({"Retry": [{"ErrorEquals": ["States.QueryEvaluationError"]}]}),
+    ))
+    .await
+    .unwrap();
     assert_eq!(retriable.status, TestStatus::Retriable, "{retriable:?}");
     assert_eq!(retriable.error.as_deref(), Some("States.QueryEvaluationError"));
 
@@ -443,5 +447,8 @@ async fn errors_before_the_call_and_invalid_rules_are_judged_as_aws_judges_them(
     input.context = Some(json!({"Execution": {"Input": {"a": 1}}}));
     input.inspection_level = InspectionLevel::Debug;
     let answer = run(input).await.unwrap();
-    assert_eq!(answer.inspection_data.unwrap()["afterParameters"], r#"{"input":{"a":1}}"#);
+    assert_eq!(
+        answer.inspection_data.unwrap()["afterParameters"],
+        r#"{"input":{"a":1}}"#
+    );
 }
