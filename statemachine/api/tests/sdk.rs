@@ -606,3 +606,57 @@ async fn a_test_case_of_a_mock_config_answers_its_tasks() {
         .unwrap_err();
     assert_eq!(code(&unknown), "ValidationException");
 }
+
+/// An activity that does not exist fails its task with ActivityScheduleFailed (the execution
+/// fails: States.Runtime is not caught); once the activity exists, a redrive schedules it.
+#[tokio::test]
+async fn a_missing_activity_fails_its_execution_and_a_redrive_schedules_it_once_created() {
+    let s = server().await;
+    let c = s.client.clone();
+    let later = c
+        .create_activity()
+        .name("later")
+        .send()
+        .await
+        .unwrap()
+        .activity_arn()
+        .to_string();
+    let ghost = later.replace(":activity:later", ":activity:ghost");
+    let definition = json!({"StartAt": "Ghost", "States": {
+        "Ghost": {"Type": "Task", "Resource": ghost, "End": true}}});
+    let machine = c
+        .create_state_machine()
+        .name("ghosts")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let execution = c
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input("{}")
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let failed = until_done(&c, &execution).await;
+    assert_eq!(failed.status(), &ExecutionStatus::Failed);
+    assert!(failed.cause().unwrap_or_default().contains("ghost"), "{failed:?}");
+    let types = history_types(&c, &execution).await;
+    assert!(types.contains(&HistoryEventType::ActivityScheduleFailed), "{types:?}");
+
+    c.create_activity().name("ghost").send().await.unwrap();
+    c.redrive_execution().execution_arn(&execution).send().await.unwrap();
+    let task = c.get_activity_task().activity_arn(&ghost).send().await.unwrap();
+    c.send_task_success()
+        .task_token(task.task_token().unwrap())
+        .output(r#"{"found": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(until_done(&c, &execution).await.status(), &ExecutionStatus::Succeeded);
+}

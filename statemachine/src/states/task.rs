@@ -215,6 +215,9 @@ async fn invoke(
     heartbeat: Option<u64>,
 ) -> Result<Option<Result<Value, StateFailure>>, StateFailure> {
     let mocked = super::mocked_answer(run, visit);
+    if let Some(Recorded::Failed(failure)) = run.recorded(&schedule_failed_key(call)) {
+        return Err(schedule_failed(run, failure)?);
+    }
     // A result recorded by an earlier run of this execution is replayed, not re-invoked.
     match run.recorded(call) {
         Some(Recorded::Succeeded(v)) => return Ok(Some(Ok(v))),
@@ -275,16 +278,11 @@ async fn invoke(
                 format!("The task '{}' timed out after {timeout} seconds.", visit.name),
             )),
             Some(Err(failure)) if activity => {
-                // The activity could not be queued: AWS records ActivityScheduleFailed.
-                run.record(
-                    EventType::ActivityScheduleFailed,
-                    EventDetails {
-                        error: Some(failure.error.clone()),
-                        cause: Some(failure.cause.clone()),
-                        ..Default::default()
-                    },
-                )?;
-                return Err(StateFailure::new(failure.error, failure.cause));
+                // The activity could not be queued: AWS records ActivityScheduleFailed, and a
+                // replay of this execution shows the same (even if the activity exists by then).
+                let failure = StateFailure::new(failure.error, failure.cause);
+                run.remember(schedule_failed_key(call), Recorded::Failed(failure.clone()));
+                return Err(schedule_failed(run, failure)?);
             }
             Some(Err(failure)) => Err(StateFailure::new(failure.error, failure.cause)),
             Some(Ok(value)) => Ok(match resolved.invocation {
@@ -426,6 +424,24 @@ impl TaskEvents {
             }
         }
     }
+}
+
+/// Where the replay log keeps an activity task of `call` that could not be queued.
+fn schedule_failed_key(call: &str) -> String {
+    format!("{call}!schedule-failed")
+}
+
+/// Records `ActivityScheduleFailed` for `failure`, which the state then fails with.
+fn schedule_failed(run: &Run, failure: StateFailure) -> Result<StateFailure, StateFailure> {
+    run.record(
+        EventType::ActivityScheduleFailed,
+        EventDetails {
+            error: failure.error.clone(),
+            cause: failure.cause.clone(),
+            ..Default::default()
+        },
+    )?;
+    Ok(failure)
 }
 
 /// Where the replay log keeps the worker that took the activity task of `call`.
