@@ -695,43 +695,36 @@ impl StepFunctionsService {
             let Some(task) = self.activities.take(&activity.arn, wait).await.map_err(internal)? else {
                 return Ok(json!({}));
             };
-            match self.started_by(&task.token, worker, deadline).await? {
+            match self.take_up(&task.token, worker)? {
                 Taken::Started => {
                     return Ok(json!({"taskToken": task.token, "input": task.input.to_string()}));
                 }
                 // Its execution stopped or ended: nobody waits on the task any more.
                 Taken::Ended => continue,
+                // Back on the queue at once (a crash now loses nothing), and looked at again
+                // shortly, until the poll's end.
                 Taken::NotParkedYet => {
                     self.activities.put_back(&activity.arn, &task).map_err(internal)?;
-                    return Ok(json!({}));
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(json!({}));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
             }
         }
     }
 
-    /// Records that `worker` took the task behind `token`, once its execution has parked on it
-    /// (the task is queued while the execution is still on its way there, and a worker must not
-    /// get a token it cannot answer yet), waiting no longer than the poll's `deadline`.
-    async fn started_by(
-        &self,
-        token: &str,
-        worker: Option<&str>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Taken, ApiError> {
-        loop {
-            match self.engine.activity_task_started(token, worker) {
-                Ok(()) => return Ok(Taken::Started),
-                Err(EngineError::InvalidToken) => {
-                    if self.engine.task_token_known(token).map_err(engine_error)? {
-                        return Ok(Taken::Ended);
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Ok(Taken::NotParkedYet);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-                Err(other) => return Err(engine_error(other)),
+    /// Records that `worker` took the task behind `token` if its execution has parked on it:
+    /// the task is queued while the execution is still on its way there, and a worker must not
+    /// get a token it cannot answer yet.
+    fn take_up(&self, token: &str, worker: Option<&str>) -> Result<Taken, ApiError> {
+        match self.engine.activity_task_started(token, worker) {
+            Ok(()) => Ok(Taken::Started),
+            Err(EngineError::InvalidToken) if self.engine.task_token_known(token).map_err(engine_error)? => {
+                Ok(Taken::Ended)
             }
+            Err(EngineError::InvalidToken) => Ok(Taken::NotParkedYet),
+            Err(other) => Err(engine_error(other)),
         }
     }
 

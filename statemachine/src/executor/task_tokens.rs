@@ -9,7 +9,7 @@ use crate::errors::StateFailure;
 use crate::history::{EventDetails, EventType, HistoryEvent};
 use crate::json::{PAYLOAD_LIMIT_BYTES, serialized_len};
 use crate::states::task::{activity_started_key, call_of_answer_key};
-use crate::store::{ExecutionRecord, ExecutionStatus, Recorded, StoreError};
+use crate::store::{ExecutionRecord, ExecutionStatus, PendingTask, Recorded, StoreError};
 
 impl Engine {
     /// Answers a task token with the task's output and resumes the execution.
@@ -37,13 +37,7 @@ impl Engine {
         loop {
             let mut record = self.record_for_token(token)?;
             let now = self.clock.now();
-            let Some(task) = record
-                .pending_tasks
-                .iter_mut()
-                .find(|p| p.token == token && p.answer.is_none())
-            else {
-                return Err(EngineError::InvalidToken);
-            };
+            let task = waiting_task(&mut record.pending_tasks, token)?;
             if let Some(timeout) = task.timed_out(now) {
                 task.answer = Some(Recorded::Failed(timeout));
                 let arn = record.execution_arn.clone();
@@ -107,13 +101,7 @@ impl Engine {
         loop {
             let mut record = self.record_for_token(token)?;
             let now = self.clock.now();
-            let Some(task) = record
-                .pending_tasks
-                .iter_mut()
-                .find(|p| p.token == token && p.answer.is_none())
-            else {
-                return Err(EngineError::InvalidToken);
-            };
+            let task = waiting_task(&mut record.pending_tasks, token)?;
             let key = activity_started_key(call_of_answer_key(&task.answer_key));
             if record.replay.contains_key(&key) {
                 return Ok(());
@@ -187,13 +175,7 @@ impl Engine {
         loop {
             let mut record = self.record_for_token(token)?;
             let now = self.clock.now();
-            let Some(task) = record
-                .pending_tasks
-                .iter_mut()
-                .find(|p| p.token == token && p.answer.is_none())
-            else {
-                return Err(EngineError::InvalidToken);
-            };
+            let task = waiting_task(&mut record.pending_tasks, token)?;
             let timed_out = task.timed_out(now);
             task.answer = Some(match &timed_out {
                 Some(timeout) => Recorded::Failed(timeout.clone()),
@@ -209,4 +191,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// The task behind `token` still waiting for its answer (`InvalidToken` if none).
+fn waiting_task<'r>(tasks: &'r mut [PendingTask], token: &str) -> Result<&'r mut PendingTask, EngineError> {
+    tasks
+        .iter_mut()
+        .find(|p| p.token == token && p.answer.is_none())
+        .ok_or(EngineError::InvalidToken)
 }

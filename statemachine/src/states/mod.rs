@@ -91,7 +91,9 @@ async fn with_recovery<'a>(
             Err(failure) => failure,
         };
         // TestState decides from the error its rules saw, whether or not an event shows it.
-        inspect(run, visit, FAILURE_INSPECTED, &failure.to_output());
+        if inspecting(run) {
+            inspect(run, visit, FAILURE_INSPECTED, &failure.to_output());
+        }
         match recover(retry, catch, &failure, &attempts) {
             Recovery::Retry {
                 retrier,

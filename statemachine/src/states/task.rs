@@ -214,6 +214,7 @@ async fn invoke(
     timeout: u64,
     heartbeat: Option<u64>,
 ) -> Result<Option<Result<Value, StateFailure>>, StateFailure> {
+    let activity = crate::task::is_activity(&state.resource);
     let mocked = super::mocked_answer(run, visit);
     if let Some(Recorded::Failed(failure)) = run.recorded(&schedule_failed_key(call)) {
         return Err(schedule_failed(run, failure)?);
@@ -239,15 +240,8 @@ async fn invoke(
             .registry
             .resolve(&state.resource, parameters)
             .map_err(|reason| visit.runtime(EvalError(reason)))?;
-        let activity = crate::task::is_activity(&state.resource);
         if !activity {
-            run.record(
-                EventType::TaskStarted,
-                EventDetails {
-                    resource: Some(state.resource.clone()),
-                    ..Default::default()
-                },
-            )?;
+            task_started(run, state)?;
         }
         let ctx = TaskContext {
             resource: state.resource.clone(),
@@ -298,16 +292,9 @@ async fn invoke(
             }
         }
     }
-    let activity = crate::task::is_activity(&state.resource);
     if handler_already_ran && !activity {
         // The replayed run shows the same events as the first one.
-        run.record(
-            EventType::TaskStarted,
-            EventDetails {
-                resource: Some(state.resource.clone()),
-                ..Default::default()
-            },
-        )?;
+        task_started(run, state)?;
     }
     let Some(token) = token else {
         return Err(visit.runtime(EvalError(
@@ -424,6 +411,17 @@ impl TaskEvents {
             }
         }
     }
+}
+
+/// `TaskStarted` (a service integration's; an activity records `ActivityStarted` instead).
+fn task_started(run: &Run, state: &TaskState) -> Result<u64, StateFailure> {
+    run.record(
+        EventType::TaskStarted,
+        EventDetails {
+            resource: Some(state.resource.clone()),
+            ..Default::default()
+        },
+    )
 }
 
 /// Where the replay log keeps an activity task of `call` that could not be queued.
