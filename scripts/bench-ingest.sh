@@ -32,11 +32,13 @@ action = "mask"
 TOML
 echo "input: $rows rows, $(du -h "$work/big.csv" | cut -f1)"
 python3 - "$(pwd)/target/release/sluice" "$work" <<'PY'
-import resource, subprocess, sys, time
+import datetime, os, re, resource, subprocess, sys, time
 binary, work = sys.argv[1], sys.argv[2]
 start = time.monotonic()
+# Each state logs one INFO line when it is done: their timestamps split the wall time by step.
 result = subprocess.run([binary, "--config", f"{work}/sluice.toml", "ingest", f"{work}/big.csv",
-                         "--dataset", "bench", "--json"], capture_output=True, text=True)
+                         "--dataset", "bench", "--json"], capture_output=True, text=True,
+                        env={**os.environ, "RUST_LOG": "info"})
 elapsed = time.monotonic() - start
 peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(result.stdout.strip())
@@ -44,6 +46,19 @@ if result.returncode != 0:
     print(result.stderr, file=sys.stderr)
     sys.exit(result.returncode)
 print(f"wall time: {elapsed:.2f} s, peak memory (max RSS): {peak_kib / 1024:.1f} MiB")
+steps = [("upload registered", "start"), ("staged", "stage"), ("PII detection report written", "detect"),
+         ("cleaned CSV written", "mask + vault"), ("ingested", "ingest")]
+seen = {}
+for line in result.stderr.splitlines():
+    found = re.match(r"(\S+)Z\s+INFO\s+\S+: (.+?) \w+=", re.sub(r"\x1b\[[0-9;]*m", "", line))
+    if found and found.group(2) in dict(steps):
+        seen[found.group(2)] = datetime.datetime.fromisoformat(found.group(1))
+if all(message in seen for message, _ in steps):
+    parts = [f"{name} {(seen[message] - seen[before]).total_seconds():.2f} s"
+             for (before, _), (message, name) in zip(steps, steps[1:])]
+    print("by step: " + ", ".join(parts))
+else:
+    print("by step: not all steps logged their end", file=sys.stderr)
 PY
 python3 - "$work" <<'PY'
 import resource, subprocess, sys, time
@@ -53,6 +68,9 @@ subprocess.run(["sqlite3", f"{work}/import.db", ".mode csv", f".import {work}/bi
 elapsed = time.monotonic() - start
 print(f"sqlite3 .import of the same file: {elapsed:.2f} s")
 PY
+# What each wrote: the bytes SQLite had to put in pages, the bulk of either load's cost.
+echo "database sizes: sluice $(du -m "$work/.sluice/sluice.db" | cut -f1) MB (records + vault)," \
+  "sqlite3 .import $(du -m "$work/import.db" | cut -f1) MB"
 # The floor under any implementation on this schema: the sqlite3 CLI itself loading as many rows
 # into Sluice's item table as the ingest writes (one record per row, plus one vault entry per
 # tokenized value, in token order), with the embedded backend's pragmas. No parsing, detection,
