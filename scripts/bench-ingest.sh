@@ -48,10 +48,11 @@ if result.returncode != 0:
 print(f"wall time: {elapsed:.2f} s, peak memory (max RSS): {peak_kib / 1024:.1f} MiB")
 steps = [("upload registered", "start"), ("staged", "stage"), ("PII detection report written", "detect"),
          ("cleaned CSV written", "mask + vault"), ("ingested", "ingest")]
+ends = dict(steps)
 seen = {}
 for line in result.stderr.splitlines():
     found = re.match(r"(\S+)Z\s+INFO\s+\S+: (.+?) \w+=", re.sub(r"\x1b\[[0-9;]*m", "", line))
-    if found and found.group(2) in dict(steps):
+    if found and found.group(2) in ends:
         seen[found.group(2)] = datetime.datetime.fromisoformat(found.group(1))
 if all(message in seen for message, _ in steps):
     parts = [f"{name} {(seen[message] - seen[before]).total_seconds():.2f} s"
@@ -69,7 +70,8 @@ elapsed = time.monotonic() - start
 print(f"sqlite3 .import of the same file: {elapsed:.2f} s")
 PY
 # What each wrote: the bytes SQLite had to put in pages, the bulk of either load's cost.
-echo "database sizes: sluice $(du -m "$work/.sluice/sluice.db" | cut -f1) MB (records + vault)," \
+# A WAL left beside the file counts too.
+echo "database sizes: sluice $(du -cm "$work/.sluice/sluice.db"* | tail -1 | cut -f1) MB (records + vault)," \
   "sqlite3 .import $(du -m "$work/import.db" | cut -f1) MB"
 # The floor under any implementation on this schema: the sqlite3 CLI itself loading as many rows
 # into Sluice's item table as the ingest writes (one record per row, plus one vault entry per
