@@ -99,6 +99,9 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
         }
     }
     let cleaner = CellCleaner::new(policy, tokenizer)?;
+    // Whether each column is set aside, looked up once (cells past the header have no name).
+    let skipped: Vec<bool> = header.iter().map(|name| cleaner.policy().is_skipped(name)).collect();
+    let skips_unnamed = cleaner.policy().is_skipped("");
     let output = tempfile::NamedTempFile::new().map_err(io_error("create the cleaned CSV"))?;
     // Ragged rows are written as they came (cleaned): whether they load is the ingest step's
     // call, under `ingest.on_bad_rows`.
@@ -120,7 +123,7 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
             Some(Ok(mut grid)) => {
                 for row in &mut grid {
                     for (column, entities) in row.iter_mut().enumerate() {
-                        if cleaner.policy().is_skipped(header.get(column).unwrap_or("")) {
+                        if skipped.get(column).copied().unwrap_or(skips_unnamed) {
                             entities.clear();
                         }
                     }

@@ -148,19 +148,29 @@ pub(crate) async fn detect_rows(
     key: &ObjectKey,
 ) -> Result<Vec<Vec<Vec<PiiEntity>>>, PiiError> {
     // Cells past the header (a ragged row) have no column name: scanned under the dataset's
-    // default rules all the same, so nothing reaches the table unread.
-    let scanned_in = |row: &csv::StringRecord| -> Vec<(usize, &str)> {
-        (0..row.len().max(header.len()))
-            .map(|column| (column, header.get(column).unwrap_or("")))
-            .filter(|(_, name)| !policy.is_skipped(name))
-            .collect()
+    // default rules all the same, so nothing reaches the table unread. Each column's rules are
+    // looked up once a batch, not once a cell.
+    let widest = rows
+        .iter()
+        .map(csv::StringRecord::len)
+        .max()
+        .unwrap_or(0)
+        .max(header.len());
+    let columns: Vec<(usize, &[crate::entity::EntityType])> = (0..widest)
+        .map(|column| (column, header.get(column).unwrap_or("")))
+        .filter(|(_, name)| !policy.is_skipped(name))
+        .map(|(column, name)| (column, policy.declared(name)))
+        .collect();
+    let scanned_in = |row: &csv::StringRecord| {
+        let width = row.len().max(header.len());
+        columns.iter().copied().filter(move |(column, _)| *column < width)
     };
     let mut cells = Vec::new();
     for row in rows {
-        for (column, name) in scanned_in(row) {
+        for (column, declared) in scanned_in(row) {
             cells.push(Cell {
                 text: row.get(column).unwrap_or(""),
-                declared: policy.declared(name),
+                declared,
             });
         }
     }
