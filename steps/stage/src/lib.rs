@@ -339,7 +339,7 @@ async fn run_with_limit(
                 metadata,
                 content_type: Some("text/csv; charset=utf-8".into()),
             };
-            objects.put_file(&staged_key, file.path(), &options).await?;
+            objects.put_temp_file(&staged_key, file, &options).await?;
             tracing::info!(raw_key = %raw_key, staged_key = %staged_key, encoding = normalized.encoding, "staged");
             Ok(StageOutput {
                 staged_key: Some(staged_key.to_string()),

@@ -129,6 +129,17 @@ pub trait ObjectStore: Send + Sync {
     /// Writes the file at `path` at `key`; large files go up in parts.
     async fn put_file(&self, key: &ObjectKey, path: &Path, options: &PutOptions) -> Result<ObjectInfo, BackendError>;
 
+    /// Writes the temporary file `file` at `key`, taking it over: the directory backend moves it
+    /// into place instead of copying its bytes when it can.
+    async fn put_temp_file(
+        &self,
+        key: &ObjectKey,
+        file: tempfile::NamedTempFile,
+        options: &PutOptions,
+    ) -> Result<ObjectInfo, BackendError> {
+        self.put_file(key, file.path(), options).await
+    }
+
     /// Reads a whole object into memory, refusing one larger than `max_bytes`.
     async fn get_bytes(&self, key: &ObjectKey, max_bytes: u64) -> Result<Bytes, BackendError>;
 

@@ -100,7 +100,7 @@ pub async fn run(input: DetectInput, deps: &PiiDeps) -> Result<DetectOutput, Pii
     };
     deps.backends
         .objects
-        .put_file(&findings_key(&staged)?, findings.path(), &binary)
+        .put_temp_file(&findings_key(&staged)?, findings, &binary)
         .await?;
     let report_key = report_key(&staged)?;
     let body = serde_json::to_vec_pretty(&report).map_err(|err| PiiError::Io {

@@ -181,7 +181,7 @@ pub async fn run(input: MaskInput, deps: &PiiDeps) -> Result<MaskOutput, PiiErro
     };
     deps.backends
         .objects
-        .put_file(&clean_key, output.path(), &options)
+        .put_temp_file(&clean_key, output, &options)
         .await?;
     tracing::info!(dataset = %input.dataset, key = %staged, clean = %clean_key, rows, vaulted, "cleaned CSV written");
     Ok(MaskOutput {
