@@ -8,6 +8,7 @@
 
 mod batch;
 mod cells;
+mod ordered;
 mod rows;
 mod writer;
 
@@ -323,16 +324,33 @@ async fn load(
     let rejects_file = tempfile::NamedTempFile::new().map_err(io_error(source))?;
     let rejects_writer = rejects_file.reopen().map_err(io_error(source))?;
     let dataset = dataset.to_string();
+    let in_key_order = backends.records.prefers_key_order();
     let reader = blocking(source, move || {
         let mut rejects = RejectsWriter::new(rejects_writer);
+        let mut send = |batch| sender.blocking_send(batch).is_ok();
+        let mut ordered = in_key_order.then(ordered::KeyOrdered::default);
+        // The first failure to gather a row for ordering ends the read; it is reported below.
+        let mut gathering_failed = None;
         let stats = read_file(
             file,
             &dataset,
             &settings,
             MAX_REASONS_IN_OUTPUT,
-            |batch| sender.blocking_send(batch).is_ok(),
+            |batch| match ordered.as_mut() {
+                None => send(batch),
+                Some(ordered) => ordered.push(batch, &mut send).unwrap_or_else(|err| {
+                    gathering_failed = Some(err);
+                    false
+                }),
+            },
             |schema, problem, record| rejects.write(schema, problem, record),
         );
+        if let Some(err) = gathering_failed {
+            return Err(err);
+        }
+        if let Some(ordered) = ordered {
+            ordered.finish(&mut send)?;
+        }
         rejects.finish().map(|()| stats)
     });
     let backoff = Backoff {

@@ -100,6 +100,12 @@ pub trait Table: Send + Sync {
         MAX_BATCH_WRITE
     }
 
+    /// Whether a bulk load should come in key order: true where writes in random order cost
+    /// many times more (the embedded backend rewrites every page a commit touched).
+    fn prefers_key_order(&self) -> bool {
+        false
+    }
+
     /// Reads up to [`MAX_BATCH_GET`] distinct keys; missing items are simply absent.
     async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError>;
 

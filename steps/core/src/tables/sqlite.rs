@@ -318,6 +318,10 @@ impl Table for SqliteTable {
         SQLITE_MAX_BATCH_PUT
     }
 
+    fn prefers_key_order(&self) -> bool {
+        true
+    }
+
     async fn batch_get(&self, keys: Vec<ItemKey>) -> Result<BatchGet, BackendError> {
         if keys.len() > MAX_BATCH_GET {
             return Err(BackendError::InvalidItem {
